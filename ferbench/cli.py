@@ -1,0 +1,143 @@
+"""The `ferbench` command line: parse, call the library, print. Nothing else lives here."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import FerbenchError
+
+console = Console()
+
+_data_option = click.option("--data", "data", metavar="PATH",
+                            help="FER2013: Kaggle folder/.zip/.tar.gz, fer2013.csv, hf:<id>[:config], or "
+                                 "'synthetic'. Default: $FERBENCH_DATA, then the suite's data: entry.")
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ferbench")
+def main() -> None:
+    """Reproducible facial-expression-recognition benchmarks on FER2013.
+
+    Train or load every model a suite names, compare with vision LLMs on stratified samples, and
+    render paper-style reports.
+    """
+
+
+@main.command()
+@click.argument("suite", type=click.Path(dir_okay=False))
+@_data_option
+@click.option("--profile", default="paper", show_default=True, help="paper, quick, smoke, or one the suite defines.")
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--only", metavar="GLOB", help="Run only experiments (or studies) whose id matches, e.g. 'cbam.*'.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--no-pretrained", is_flag=True, help="Train transfer models from scratch (stated in the report).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the LLM response cache.")
+@click.option("--refresh-llm", is_flag=True, help="Ask the LLMs again and overwrite cached answers.")
+@click.option("--dry-run", is_flag=True, help="LLM: show what would be sent and how many requests; send nothing.")
+@click.option("--max-cost", type=float, metavar="USD", help="LLM: stop sending once the estimated cost reaches this.")
+def run(suite, data, profile, results_dir, only, device, no_pretrained, no_cache, refresh_llm, dry_run, max_cost):
+    """Run every experiment of SUITE not already complete, then write the report."""
+    from .runner import run_suite
+
+    try:
+        s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
+                      no_pretrained=no_pretrained, console=console,
+                      llm_options={"no_cache": no_cache, "refresh": refresh_llm, "dry_run": dry_run,
+                                   "max_cost": max_cost})
+    except FerbenchError as exc:
+        _fail(exc)
+    console.print(f"\n{len(s.done)} run, {len(s.reused)} reused, {len(s.skipped)} skipped, "
+                  f"{len(s.failed)} failed in {s.seconds:.1f} s")
+    if s.report:
+        console.print(f"report: {s.report} and {s.report.with_suffix('.html')}")
+    if s.failed:
+        console.print(f"[red]failed:[/] {', '.join(s.failed)} (see result.json / error.log in each folder)")
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("suite", type=click.Path(dir_okay=False))
+def validate(suite):
+    """Check SUITE and report every problem with its YAML line."""
+    from .suite import expand, load_suite
+
+    try:
+        s = load_suite(suite)
+        n = {p: len(expand(s, p)) for p in ("paper", "quick", "smoke")}
+    except FerbenchError as exc:
+        _fail(exc)
+    console.print(f"{suite}: ok — {len(s.studies)} studies; experiments per profile: "
+                  + ", ".join(f"{p} {k}" for p, k in n.items()))
+
+
+@main.group()
+def data():
+    """Inspect FER2013 sources."""
+
+
+@data.command("info")
+@_data_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable images (counted) instead of failing.")
+def data_info(data, as_json, skip_bad):
+    """Source, counts per split x class, and cache location."""
+    from .data import describe, load_data, resolve_data_spec
+
+    try:
+        spec, origin = resolve_data_spec(data)
+        info = describe(load_data(spec, skip_bad=skip_bad), spec)
+    except FerbenchError as exc:
+        _fail(exc)
+    info["from"] = origin
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    console.print(f"source: {info['source']} (from {origin}); {info['images']:,} images")
+    if "cache" in info:
+        console.print(f"cache: {info['cache']}")
+    if info["skipped"]:
+        console.print(f"[yellow]skipped {len(info['skipped'])} unreadable image(s)[/]")
+    t = Table("split", *next(iter(info["counts"].values())).keys(), "total")
+    for usage, c in info["counts"].items():
+        t.add_row(usage, *map(str, c.values()), str(sum(c.values())))
+    console.print(t)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json):
+    """Every registered model: source study, input spec, parameters."""
+    from .models import describe_models
+
+    rows = describe_models()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    t = Table("model", "study", "input", "params", "pretrained", "paper")
+    for r in rows:
+        t.add_row(r["name"], r["study"], r["input"], f"{r['parameters']:,}", "ImageNet" if r["pretrained"] else "–",
+                  r["paper"])
+    console.print(t)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+def report(run_dir):
+    """Render report.md / report.html for RUN_DIR (results/<suite>)."""
+    from .report import render_report
+
+    try:
+        p = render_report(Path(run_dir))
+    except (FerbenchError, FileNotFoundError) as exc:
+        _fail(exc)
+    console.print(f"report: {p} and {p.with_suffix('.html')}")

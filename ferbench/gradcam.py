@@ -1,0 +1,38 @@
+"""Grad-CAM (Selvaraju et al. 2017) on the last convolution of a model, as two studies show."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .models import FERModel
+
+
+def last_conv(model: nn.Module) -> nn.Conv2d | None:
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
+    return convs[-1] if convs else None
+
+
+def gradcam(model: FERModel, images: np.ndarray, device: torch.device) -> np.ndarray | None:
+    """Heatmaps in [0, 1], shape (N, 48, 48), for the predicted class; None if no trainable conv."""
+    layer = last_conv(model.net)
+    if layer is None:
+        return None
+    store: dict[str, torch.Tensor] = {}
+    h1 = layer.register_forward_hook(lambda m, i, o: store.__setitem__("act", o))
+    h2 = layer.register_full_backward_hook(lambda m, gi, go: store.__setitem__("grad", go[0]))
+    try:
+        model.eval().to(device)
+        x = torch.from_numpy(images).float().div(255).unsqueeze(1).to(device).requires_grad_(True)
+        logits = model(x)
+        logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+        w = store["grad"].mean((2, 3), keepdim=True)
+        cam = F.relu((w * store["act"]).sum(1, keepdim=True))
+        cam = F.interpolate(cam, size=images.shape[1:], mode="bilinear", align_corners=False)[:, 0]
+        cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
+        return cam.detach().cpu().numpy()
+    finally:
+        h1.remove()
+        h2.remove()
+        model.zero_grad(set_to_none=True)

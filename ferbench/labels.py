@@ -1,0 +1,33 @@
+"""Class names, their common spellings, and mapping between class orders."""
+from __future__ import annotations
+
+from . import CLASSES
+
+# Word forms seen in folder names and model answers, mapped to the canonical class.
+ALIASES: dict[str, str] = {
+    "angry": "angry", "anger": "angry", "angered": "angry", "mad": "angry", "furious": "angry",
+    "annoyed": "angry", "irritated": "angry", "rage": "angry",
+    "disgust": "disgust", "disgusted": "disgust", "disgusting": "disgust", "revulsion": "disgust",
+    "contempt": "disgust",
+    "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear", "frightened": "fear",
+    "terrified": "fear", "anxious": "fear", "anxiety": "fear", "worried": "fear",
+    "happy": "happy", "happiness": "happy", "joy": "happy", "joyful": "happy", "smiling": "happy",
+    "glad": "happy", "cheerful": "happy",
+    "sad": "sad", "sadness": "sad", "unhappy": "sad", "sorrow": "sad", "sorrowful": "sad",
+    "upset": "sad", "depressed": "sad",
+    "surprise": "surprise", "surprised": "surprise", "surprising": "surprise", "astonished": "surprise",
+    "shocked": "surprise", "amazed": "surprise",
+    "neutral": "neutral", "calm": "neutral", "expressionless": "neutral", "indifferent": "neutral",
+}
+
+
+def canonical_class(name: str) -> str | None:
+    """The canonical class for a spelling such as 'Happiness' or 'surprised', else None."""
+    return ALIASES.get(name.strip().lower())
+
+
+def class_index(name: str) -> int:
+    cls = canonical_class(name)
+    if cls is None:
+        raise KeyError(f"unknown class {name!r}; expected one of {', '.join(CLASSES)}")
+    return CLASSES.index(cls)

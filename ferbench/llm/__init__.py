@@ -1,0 +1,1 @@
+"""Multimodal-LLM comparison: stratified samples, OpenAI-compatible client, response cache, parsing."""

@@ -1,0 +1,101 @@
+"""Input specs and the wrapper that adapts FER's 48x48 grayscale batches to what a network expects.
+
+Resizing (e.g. 48 -> 224), channel replication (1 -> 3) and normalization run on the device as
+the first step of ``forward``, so no per-image Python preprocessing exists anywhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    size: int = 48
+    channels: int = 1
+    mean: tuple[float, ...] = (0.0,)
+    std: tuple[float, ...] = (1.0,)
+
+    def describe(self) -> str:
+        norm = "x/255" if self.mean == (0.0,) * len(self.mean) and self.std == (1.0,) * len(self.std) \
+            else f"(x/255-{list(self.mean)})/{list(self.std)}"
+        return f"{self.size}x{self.size}x{self.channels}, {norm}"
+
+    def with_size(self, size: int) -> "InputSpec":
+        return InputSpec(size, self.channels, self.mean, self.std)
+
+
+class InputAdapter(nn.Module):
+    def __init__(self, spec: InputSpec):
+        super().__init__()
+        self.spec = spec
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: float (N, 1, H, W) in [0, 1]."""
+        if x.shape[-1] != self.spec.size or x.shape[-2] != self.spec.size:
+            x = F.interpolate(x, size=(self.spec.size, self.spec.size), mode="bilinear", align_corners=False)
+        if self.spec.channels != x.shape[1]:
+            x = x.expand(-1, self.spec.channels, -1, -1)
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
+class FERModel(nn.Module):
+    """A network plus its input adaptation. ``forward`` takes float (N, 1, 48, 48) in [0, 1]."""
+
+    def __init__(self, net: nn.Module, spec: InputSpec, name: str = "", num_classes: int = 7):
+        super().__init__()
+        self.adapter = InputAdapter(spec)
+        self.net = net
+        self.name = name
+        self.num_classes = num_classes
+
+    @property
+    def spec(self) -> InputSpec:
+        return self.adapter.spec
+
+    def set_input_size(self, size: int) -> None:
+        """Run at another input size (e.g. a CPU profile's 112 px instead of 224 px)."""
+        self.adapter = InputAdapter(self.spec.with_size(size)).to(next(self.net.parameters()).device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.adapter(x))
+
+    def train(self, mode: bool = True) -> "FERModel":
+        super().train(mode)
+        # A fully frozen backbone runs in inference mode (BatchNorm statistics stay ImageNet's),
+        # as Keras does for a base with trainable=False; this also keeps cached features valid.
+        if mode and self.backbone_frozen:
+            self.net.backbone.eval()
+        return self
+
+    @property
+    def backbone_frozen(self) -> bool:
+        return self.has_backbone and not any(p.requires_grad for p in self.net.backbone.parameters())
+
+    # Transfer models expose `backbone` and `head`; freezing acts on the backbone.
+    @property
+    def has_backbone(self) -> bool:
+        return hasattr(self.net, "backbone")
+
+    def freeze_backbone(self, frozen: bool = True) -> None:
+        if not self.has_backbone:
+            raise ValueError(f"model {self.name!r} has no backbone to freeze")
+        for p in self.net.backbone.parameters():
+            p.requires_grad = not frozen
+
+    def unfreeze_top(self, n: int) -> None:
+        """Unfreeze the last ``n`` child blocks of the backbone (all others stay frozen)."""
+        blocks = list(self.net.backbone_blocks()) if hasattr(self.net, "backbone_blocks") \
+            else list(self.net.backbone.children())
+        self.freeze_backbone(True)
+        for block in blocks[len(blocks) - n:] if n > 0 else []:
+            for p in block.parameters():
+                p.requires_grad = True

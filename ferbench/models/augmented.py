@@ -1,0 +1,70 @@
+"""CNN, ResNet, MobileNetV2 and ViT-tiny from the "Facial Expression Recognition Report"
+(shared/papers/003), sections "CNN Model" to "Vision Transformer (ViT) Model".
+
+The study does not give the ResNet's depth nor MobileNetV2's input size and head; a three-stage
+residual network and a 96x96 MobileNetV2 input with a GAP > dense128 > dropout head are our stated
+choices. MobileNetV2 trains its head with the base frozen first, then unfreezes the top N feature
+blocks at a lower learning rate (engine options ``freeze_epochs``, ``unfreeze_top``, ``unfreeze_lr_factor``).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from .adapter import IMAGENET_MEAN, IMAGENET_STD, InputSpec
+from .layers import ResidualBlock, TransferNet, conv_bn_relu
+from .pretrained import timm_pretrained, torchvision_state_dict
+from ._registry import ModelInfo, register_model
+
+_PAPER = "augmented, 'Model Architecture'"
+
+
+@register_model(ModelInfo("cnn3", "augmented", _PAPER + " / CNN Model", InputSpec(),
+                          notes="3 blocks conv3x3 32/64/128 + BN + pool + dropout 0.25 > dense512 > dropout 0.5 > 7"))
+def cnn3(num_classes: int = 7) -> nn.Module:
+    layers: list[nn.Module] = []
+    cin = 1
+    for cout in (32, 64, 128):
+        layers += [*conv_bn_relu(cin, cout), nn.MaxPool2d(2), nn.Dropout(0.25)]
+        cin = cout
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(128 * 6 * 6, 512), nn.ReLU(), nn.Dropout(0.5),
+                         nn.Linear(512, num_classes))
+
+
+@register_model(ModelInfo("resnet_custom", "augmented", _PAPER + " / ResNet Model", InputSpec(),
+                          notes="conv32+BN > residual blocks 32, 64 (s2), 128 (s2) > GAP > dense128 > 7 (depth assumed)"))
+def resnet_custom(num_classes: int = 7) -> nn.Module:
+    return nn.Sequential(*conv_bn_relu(1, 32), ResidualBlock(32, 32), ResidualBlock(32, 64, 2),
+                         ResidualBlock(64, 128, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(128, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, num_classes))
+
+
+class _MobileNetTransfer(TransferNet):
+    def backbone_blocks(self):
+        return list(self.backbone[0])  # the 19 feature blocks; pooling has no parameters
+
+
+@register_model(ModelInfo("mobilenet_v2_transfer", "augmented", _PAPER + " / MobileNetV2 Model",
+                          InputSpec(96, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True,
+                          notes="ImageNet MobileNetV2 (96x96 input assumed), GAP > dense128 > dropout 0.3 > 7; "
+                          "head first with base frozen, then top N blocks unfrozen at a lower LR"))
+def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
+    from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+
+    net = mobilenet_v2()
+    if pretrained:
+        net.load_state_dict(torchvision_state_dict("mobilenet_v2_transfer", MobileNet_V2_Weights.IMAGENET1K_V1,
+                                                   weights))
+    backbone = nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return _MobileNetTransfer(backbone, nn.Sequential(nn.Linear(1280, 128), nn.ReLU(), nn.Dropout(0.3),
+                                                      nn.Linear(128, num_classes)))
+
+
+@register_model(ModelInfo("vit_tiny", "augmented", _PAPER + " / Vision Transformer (ViT) Model",
+                          InputSpec(224, 3, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), pretrained=True,
+                          notes="timm vit_tiny_patch16_224 (ImageNet), new linear head, fine-tuned end to end"))
+def vit_tiny(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
+    import timm
+
+    if pretrained:
+        return timm_pretrained("vit_tiny", "vit_tiny_patch16_224", num_classes, weights)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes)
