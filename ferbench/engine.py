@@ -92,7 +92,8 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 class EarlyStopping:
-    """Stops after ``patience`` epochs without improvement of ``monitor``; remembers the best epoch."""
+    """Stops once ``patience`` epochs in a row bring no improvement of ``monitor`` (Keras semantics);
+    remembers the best epoch."""
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, min_delta: float = 0.0):
         self.mode = "min" if monitor.endswith("loss") else "max"
@@ -112,7 +113,7 @@ class EarlyStopping:
             self.best, self.best_epoch, self.bad_epochs = value, epoch, 0
             return True, False
         self.bad_epochs += 1
-        return False, self.bad_epochs > self.patience
+        return False, self.bad_epochs >= self.patience
 
     def state_dict(self) -> dict:
         return {"best": self.best, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs}

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import figures
 from .data import FERData, load_data, resolve_data_spec
 from .data.splits import SplitData, make_split
-from .engine import fit, measure_inference, predict_proba, select_device
+from .engine import fit, measure_inference, predict_proba, seed_everything, select_device
 from .errors import FerbenchError
 from .gradcam import gradcam
 from .metrics import summarize
@@ -90,6 +90,7 @@ def run_train(exp: Experiment, split: SplitData, store: RunStore, device: torch.
             stale.unlink()  # a changed config never resumes from another config's weights
     ckpt = out / f"checkpoint-{h}.pt"
     k = len(split.classes)
+    seed_everything(exp.seed)  # weight initialisation is part of what the seed fixes
     model = create_model(exp.model, num_classes=k, pretrained=exp.pretrained, weights=exp.weights, **exp.model_args)
     tr, va, te = split.train, split.val, split.test
     fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,

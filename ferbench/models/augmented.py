@@ -65,6 +65,7 @@ def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights
 def vit_tiny(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
     import timm
 
+    # dynamic_img_size lets CPU profiles run it below 224 px (position embeddings are resampled).
     if pretrained:
-        return timm_pretrained("vit_tiny", "vit_tiny_patch16_224", num_classes, weights)
-    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes)
+        return timm_pretrained("vit_tiny", "vit_tiny_patch16_224", num_classes, weights, dynamic_img_size=True)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes, dynamic_img_size=True)

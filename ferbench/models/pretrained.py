@@ -56,7 +56,7 @@ def torchvision_state_dict(model: str, weights_enum, explicit: str | None = None
         raise _missing(model, file_name, looked, f"download failed: {type(exc).__name__}: {exc}") from None
 
 
-def timm_pretrained(model: str, timm_name: str, num_classes: int, explicit: str | None = None):
+def timm_pretrained(model: str, timm_name: str, num_classes: int, explicit: str | None = None, **kwargs):
     """A timm model with ImageNet weights (new head of ``num_classes``), or WeightsUnavailable."""
     import timm
 
@@ -66,7 +66,7 @@ def timm_pretrained(model: str, timm_name: str, num_classes: int, explicit: str 
         if p.is_file():
             try:
                 return timm.create_model(timm_name, pretrained=True, num_classes=num_classes,
-                                         pretrained_cfg_overlay={"file": str(p)})
+                                         pretrained_cfg_overlay={"file": str(p)}, **kwargs)
             except Exception as exc:
                 raise WeightsUnavailable(f"weights file {p} for {model} is unusable: {exc}") from None
     if explicit:
@@ -74,7 +74,7 @@ def timm_pretrained(model: str, timm_name: str, num_classes: int, explicit: str 
     try:
         if offline():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        return timm.create_model(timm_name, pretrained=True, num_classes=num_classes)
+        return timm.create_model(timm_name, pretrained=True, num_classes=num_classes, **kwargs)
     except Exception as exc:
         why = "offline mode, not in the Hugging Face cache" if offline() else f"download failed: {type(exc).__name__}"
         raise _missing(model, file_name, looked, why) from None

@@ -1,0 +1,64 @@
+"""Shared fixtures. Tests never touch the network: pretrained lookups run offline, caches are private."""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ferbench import CLASSES
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "fer2013.tar.gz"
+requires_real_data = pytest.mark.skipif(not REAL_DATA.exists(), reason=f"real FER2013 not found at {REAL_DATA}")
+
+os.environ["FERBENCH_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.pop("OPENAI_API_KEY", None)
+os.environ.pop("FERBENCH_DATA", None)
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def jpeg_bytes(img: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def make_kaggle_folder(root: Path, per_class: int = 3, seed: int = 0) -> dict:
+    """A miniature Kaggle FER2013 folder; returns the expected counts per usage."""
+    rng = np.random.default_rng(seed)
+    counts = {"Training": 0, "PublicTest": 0, "PrivateTest": 0}
+    n = 0
+    for cls in CLASSES:
+        for usage, sub in (("Training", "train"), ("PublicTest", "test"), ("PrivateTest", "test")):
+            for _ in range(per_class):
+                d = root / sub / cls
+                d.mkdir(parents=True, exist_ok=True)
+                (d / f"{usage}_{1000 + n}.jpg").write_bytes(jpeg_bytes(rng.integers(0, 255, (48, 48), dtype=np.uint8)))
+                counts[usage] += 1
+                n += 1
+    return counts
+
+
+@pytest.fixture
+def kaggle_folder(tmp_path) -> tuple[Path, dict]:
+    root = tmp_path / "fer2013"
+    return root, make_kaggle_folder(root)
+
+
+@pytest.fixture(scope="session")
+def synth():
+    from ferbench.data import load_data
+
+    return load_data("synthetic:1400:3")

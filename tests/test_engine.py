@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+import torch
+
+from ferbench.data.splits import make_split
+from ferbench.engine import EarlyStopping, TrainConfig, balanced_class_weights, fit, predict_proba, seed_everything
+from ferbench.models import create_model
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def small(synth):
+    return make_split(synth, "official", train_per_class=25, eval_per_class=10)
+
+
+def _fit(split, cfg, name="basic_cnn", seed=0, **kw):
+    seed_everything(seed)
+    m = create_model(name, **({"pretrained": False} if name.endswith("transfer") else {}))
+    r = fit(m, split.train.images, split.train.labels, split.val.images, split.val.labels, cfg, device=CPU,
+            seed=seed, **kw)
+    return m, r
+
+
+def test_early_stopping_on_scripted_curve():
+    es = EarlyStopping("val_loss", patience=2)
+    losses = [1.0, 0.8, 0.85, 0.9]
+    stops = [es.step(v, i) for i, v in enumerate(losses)]
+    assert stops == [(True, False), (True, False), (False, False), (False, True)]
+    assert es.best_epoch == 1 and es.best == 0.8
+    es = EarlyStopping("val_accuracy", patience=1)
+    assert es.step(0.5, 0) == (True, False) and es.step(0.6, 1) == (True, False) and es.step(0.4, 2) == (False, True)
+
+
+def test_reduce_lr_on_plateau_on_scripted_curve():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([p], lr=1e-3)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1, min_lr=1e-4)
+    lrs = []
+    for v in [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]:
+        sched.step(v)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[:4] == [1e-3, 1e-3, 5e-4, 5e-4] and min(lrs) == pytest.approx(1e-4)
+
+
+def test_engine_early_stopping_restores_best(small):
+    cfg = TrainConfig(epochs=30, early_stopping=True, patience=1, lr=0.05, monitor="val_loss")
+    m, r = _fit(small, cfg)
+    assert r.stopped_early and len(r.history) < 30
+    best = min(h["val_loss"] for h in r.history)
+    assert r.history[r.best_epoch - 1]["val_loss"] == best
+
+
+def test_bit_reproducible_with_seed(small):
+    cfg = TrainConfig(epochs=2, augment={"rotation": 10, "shift": 0.1, "flip": True})
+    m1, r1 = _fit(small, cfg, "deep_cnn", seed=3)
+    m2, r2 = _fit(small, cfg, "deep_cnn", seed=3)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    assert r1.history[-1]["train_loss"] == r2.history[-1]["train_loss"]
+    _, r3 = _fit(small, cfg, "deep_cnn", seed=4)
+    assert r3.history[-1]["train_loss"] != r1.history[-1]["train_loss"]
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(small, tmp_path):
+    cfg = TrainConfig(epochs=3, schedule="plateau", augment={"flip": True})
+    ref, _ = _fit(small, cfg, seed=1)
+    ck = tmp_path / "ck.pt"
+    _fit(small, cfg.model_copy(update={"epochs": 2}), seed=1, checkpoint=ck)  # "killed" after epoch 2
+    state = torch.load(ck, weights_only=False)
+    assert state["epoch"] == 1
+    m, r = _fit(small, cfg, seed=1, checkpoint=ck)
+    assert r.resumed_from_epoch == 2 and len(r.history) == 3
+    for a, b in zip(ref.state_dict().values(), m.state_dict().values()):
+        assert torch.allclose(a.float(), b.float())
+
+
+def test_feature_cache_matches_running_the_frozen_backbone(small):
+    cfg = TrainConfig(epochs=2, input_size=32, restore_best=False)
+    m1, r1 = _fit(small, cfg, "resnet50_transfer", seed=0)
+    m2, r2 = _fit(small, cfg.model_copy(update={"feature_cache": False}), "resnet50_transfer", seed=0)
+    assert r1.feature_cache_used and not r2.feature_cache_used
+    p1, p2 = predict_proba(m1, small.test.images, CPU), predict_proba(m2, small.test.images, CPU)
+    np.testing.assert_allclose(p1, p2, atol=1e-4)
+
+
+def test_freeze_schedule_unfreezes_after_freeze_epochs(small):
+    cfg = TrainConfig(epochs=2, freeze_epochs=1, unfreeze_top=2, input_size=32)
+    m, r = _fit(small, cfg, "mobilenet_v2_transfer")
+    blocks = m.net.backbone_blocks()
+    assert any(p.requires_grad for p in blocks[-1].parameters())
+    assert not any(p.requires_grad for p in blocks[0].parameters())
+    assert not r.feature_cache_used
+
+
+def test_class_weights_and_label_smoothing_run(small):
+    w = balanced_class_weights(np.array([0, 0, 0, 1]), 3)
+    np.testing.assert_allclose(w, [4 / 9, 4 / 3, 0])
+    _fit(small, TrainConfig(epochs=1, class_weights=True, label_smoothing=0.1, optimizer="sgd", schedule="cosine"))
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(Exception, match="greater than 0"):
+        TrainConfig(epochs=0)
+    with pytest.raises(Exception, match="Extra inputs are not permitted"):
+        TrainConfig(epoch=3)
