@@ -76,8 +76,8 @@ def validate(suite):
         n = {p: len(expand(s, p)) for p in ("paper", "quick", "smoke")}
     except FerbenchError as exc:
         _fail(exc)
-    console.print(f"{suite}: ok — {len(s.studies)} studies; experiments per profile: "
-                  + ", ".join(f"{p} {k}" for p, k in n.items()))
+    click.echo(f"{suite}: ok — {len(s.studies)} studies; experiments per profile: "
+               + ", ".join(f"{p} {k}" for p, k in n.items()))
 
 
 @main.group()

@@ -167,13 +167,16 @@ class SuiteConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]+$")
     description: str = ""
     data: str | None = None
+    include: list[str] = Field(default_factory=list)  # other suite files whose studies are added
     defaults: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
-    studies: list[StudyConfig] = Field(min_length=1)
+    studies: list[StudyConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_and_trainable(self):
+        if not self.studies and not self.include:
+            raise ValueError("a suite needs at least one study (or an 'include' of other suites)")
         names = [s.name for s in self.studies]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
@@ -243,6 +246,8 @@ def load_suite(path: str | Path) -> SuiteConfig:
         raise SuiteError(path, [f"not valid YAML: {exc}"]) from None
     if not isinstance(raw, dict):
         raise SuiteError(path, ["a suite must be a YAML mapping with at least 'name' and 'studies'"])
+    # Top-level 'x-*' keys hold YAML anchors for reuse (as in docker-compose); they are not settings.
+    raw = {k: v for k, v in raw.items() if not str(k).startswith("x-")}
     problems = []
     suite = None
     try:
@@ -257,6 +262,16 @@ def load_suite(path: str | Path) -> SuiteConfig:
     problems += _train_problems(raw, root)
     if problems:
         raise SuiteError(path, problems)
+    for inc in suite.include:
+        # An included suite's defaults and seeds travel with its studies.
+        sub = load_suite(path.parent / inc)
+        for st in sub.studies:
+            suite.studies.append(st.model_copy(update={"train": _deep_merge(sub.defaults, st.train),
+                                                       "seeds": st.seeds or sub.seeds}))
+    names = [s.name for s in suite.studies]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SuiteError(path, [f"study names must be unique across included suites; repeated: {', '.join(dup)}"])
     suite._path = path  # noqa: SLF001 - for resolving relative data paths
     return suite
 
@@ -338,7 +353,8 @@ def expand(suite: SuiteConfig, profile: str = "paper", only: str | None = None,
                     tcfg.epochs = prof.max_epochs
                     tcfg.freeze_epochs = min(tcfg.freeze_epochs, max(prof.max_epochs - 1, 0))
                 size = tcfg.input_size or info.input.size
-                if prof.max_input_size and size > prof.max_input_size:
+                # Only upscaled ImageNet-size inputs shrink; 48-px networks have fixed flatten sizes.
+                if prof.max_input_size and size > 48 and size > prof.max_input_size:
                     dev.append(f"input {prof.max_input_size} px instead of {size} px")
                     tcfg.input_size = prof.max_input_size
                 pre = ex.pretrained if ex.pretrained is not None else (info.pretrained or None)

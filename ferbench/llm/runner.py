@@ -164,4 +164,8 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None, *, 
                         "cost_this_run_usd": cost if ep.price_input_per_1m is not None else None}}
     if stop.is_set():
         result.update(status="failed", error=f"stopped at --max-cost {max_cost}: some images were not sent")
+    elif metrics["errors"]:
+        # Not complete: a re-run asks again for exactly these images (received answers are kept).
+        result.update(status="failed", error=f"{metrics['errors']} of {len(rows)} image(s) got no answer "
+                                             "(see predictions.csv); re-run to retry them")
     return result

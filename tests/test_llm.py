@@ -1,0 +1,224 @@
+import hashlib
+import json
+import re
+import socket
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ferbench import CLASSES
+from ferbench.cli import main
+from ferbench.data import load_data
+from ferbench.llm.client import ask, make_client
+from ferbench.llm.parse import parse_answer
+from ferbench.llm.runner import png_bytes
+from ferbench.llm.sampler import stratified_sample
+
+from fake_openai import FakeOpenAI, Reply
+
+SECRET = "sk-test-" + "S3CR3T" * 6
+DATA = "synthetic:3500:5"  # >= 5 disgust faces in PrivateTest
+
+
+@pytest.mark.parametrize("text,cls", [
+    ("Happiness", "happy"), ("angry.", "angry"), ("The person looks sad", "sad"), ("surprised", "surprise"),
+    ("fearful", "fear"), ("disgusted", "disgust"), ("anger", "angry"), ("  NEUTRAL!  ", "neutral"),
+    ('{"emotion": "fear"}', "fear"), ("They seem happy, very happy.", "happy"),
+    ("not happy", None), ("happy or sad", None), ("I cannot determine emotions", None), ("", None), (None, None),
+    ("<script>alert(1)</script>", None),
+])
+def test_parse_table(text, cls):
+    assert parse_answer(text) == cls
+
+
+def test_sample_is_stratified_and_deterministic():
+    d = load_data(DATA)
+    test = d.usage == "PrivateTest"
+    labels, ids = d.labels[test], d.ids[test]
+    a, _ = stratified_sample(labels, ids, 5, 0, 7)
+    b, _ = stratified_sample(labels, ids, 5, 0, 7)
+    c, _ = stratified_sample(labels, ids, 5, 1, 7)
+    assert a.tolist() == b.tolist() and a.tolist() != c.tolist()
+    assert np.bincount(labels[a], minlength=7).tolist() == [5] * 7
+    perm = np.random.default_rng(3).permutation(len(ids))  # load order does not matter
+    d2, _ = stratified_sample(labels[perm], ids[perm], 5, 0, 7)
+    assert sorted(ids[perm][d2]) == sorted(ids[a])
+
+
+def _truth_by_sha(size=48):
+    d = load_data(DATA)
+    return {hashlib.sha256(png_bytes(img, size)).hexdigest(): CLASSES[y] for img, y in zip(d.images, d.labels)}
+
+
+def _suite(tmp_path, base_url, **llm):
+    llm_yaml = json.dumps({"endpoints": [{"model": "fake-vision", "base_url": base_url, "api_key_env": "FAKE_KEY",
+                                          "price_input_per_1m": 1.0, "price_output_per_1m": 2.0}],
+                           "sample": {"per_class": 5}, "max_retries": 3, **llm})
+    p = tmp_path / "llm.yaml"
+    p.write_text(f"""name: llmtest
+data: {DATA}
+defaults: {{epochs: 1}}
+studies:
+  - name: s
+    split: {{kind: official, train_per_class: 40}}
+    experiments: [{{model: basic_cnn}}]
+    llm: {llm_yaml}
+""")
+    return p
+
+
+def _answers(truth):
+    """Correct for angry/happy/fear, wrong (always 'neutral') otherwise; sad verbose; disgust garbage."""
+    def script(n, sha, body):
+        t = truth[sha]
+        if t in ("angry", "happy", "fear"):
+            return Reply(t.capitalize() + ".")
+        if t == "sad":
+            return Reply("The person looks sad")
+        if t == "disgust":
+            return Reply("<script>alert('x')</script>")
+        return Reply("neutral")
+    return script
+
+
+def _run(suite, tmp_path, *extra):
+    return CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res"), *extra],
+                              catch_exceptions=False)
+
+
+def test_end_to_end_table2_cache_and_secrets(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", SECRET)
+    truth = _truth_by_sha()
+    with FakeOpenAI(_answers(truth)) as srv:
+        suite = _suite(tmp_path, srv.base_url)
+        r = _run(suite, tmp_path)
+        assert r.exit_code == 0, r.output
+        assert len(srv.requests) == 35
+        assert all(q["auth"] == f"Bearer {SECRET}" for q in srv.requests)
+        body = srv.requests[0]["body"]
+        assert body["temperature"] == 0 and body["messages"][0]["content"][0]["text"].startswith(
+            "From the image provided, what emotion")
+        res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+        m = res["metrics"]["sample"]
+        # implied by the script: angry, fear, happy, sad right (5 each) -> 20/35; surprise wrong; neutral right
+        expected = {"angry": 1, "disgust": 0, "fear": 1, "happy": 1, "sad": 1, "surprise": 0, "neutral": 1}
+        assert m["per_class_accuracy"] == [expected[c] for c in CLASSES]
+        assert m["accuracy"] == pytest.approx(25 / 35) and m["unparsed"] == 5
+        assert res["usage"]["prompt_tokens"] == 3500 and res["usage"]["estimated_cost_usd"] == pytest.approx(
+            (3500 * 1.0 + 105 * 2.0) / 1e6)
+        md = (tmp_path / "res/llmtest/report.md").read_text()
+        row = next(line for line in md.splitlines() if line.startswith("| fake-vision (LLM)"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1:9] == ["100.00", "0.00", "100.00", "100.00", "100.00", "0.00", "100.00", "71.43"]
+        html = (tmp_path / "res/llmtest/report.html").read_text()
+        assert "<script>alert" not in html and "&lt;script&gt;alert(" in html
+        # the key is never written anywhere under the results directory
+        for f in (tmp_path / "res").rglob("*"):
+            if f.is_file():
+                assert SECRET.encode() not in f.read_bytes(), f
+        # re-run after deleting the LLM result: answers come from the cache, zero requests
+        for f in (tmp_path / "res/llmtest/s.llm.fake-vision").iterdir():
+            f.unlink()
+        r = _run(suite, tmp_path)
+        assert r.exit_code == 0, r.output
+        assert len(srv.requests) == 35
+        res2 = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+        assert res2["usage"]["cache_hits"] == 35 and res2["metrics"]["sample"] == m
+        # --refresh-llm asks again
+        for f in (tmp_path / "res/llmtest/s.llm.fake-vision").iterdir():
+            f.unlink()
+        assert _run(suite, tmp_path, "--refresh-llm").exit_code == 0
+        assert len(srv.requests) == 70
+
+
+def test_retries_honour_retry_after_and_recover():
+    calls = []
+
+    def script(n, sha, body):
+        return [Reply(status=429, headers={"Retry-After": "2"}), Reply(status=500), Reply(status=503),
+                Reply("happy")][min(n, 3)]
+
+    with FakeOpenAI(script) as srv:
+        client = make_client(srv.base_url, "k", timeout=5)
+        ans = ask(client, model="m", prompt="p", png=png_bytes(np.zeros((48, 48), np.uint8), 48), temperature=0,
+                  max_tokens=5, detail="low", max_retries=5, base_delay=0.01, sleep=calls.append)
+    assert ans.text == "happy" and ans.attempts == 4
+    assert calls[0] == 2.0 and all(c <= 0.04 for c in calls[1:])
+
+
+def test_hard_failure_recorded_rest_continue_and_timeouts(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", SECRET)
+    truth = _truth_by_sha()
+    slow = {"surprise"}
+
+    def script(n, sha, body):
+        t = truth[sha]
+        if t == "disgust":
+            return Reply(status=400)  # a hard error for these images only
+        return Reply(t, delay=2.0 if t in slow else 0)
+
+    with FakeOpenAI(script) as srv:
+        suite = _suite(tmp_path, srv.base_url, timeout=0.5, max_retries=1)
+        r = _run(suite, tmp_path)
+    assert r.exit_code == 1, r.output  # incomplete: the exit code says so
+    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+    assert res["status"] == "failed" and "10 of 35 image(s) got no answer" in res["error"]
+    assert res["metrics"]["sample"]["errors"] == 10
+    assert res["metrics"]["sample"]["accuracy"] == pytest.approx(25 / 35)
+    pred = (tmp_path / "res/llmtest/s.llm.fake-vision/predictions.csv").read_text()
+    assert pred.count(",error,HTTP 400") == 5 and pred.count("APITimeoutError after 2 attempts") == 5
+
+
+def test_crash_mid_run_resumes_without_asking_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", SECRET)
+    truth = _truth_by_sha()
+    state = {"healthy": False}
+
+    def script(n, sha, body):
+        if not state["healthy"] and n >= 12:
+            return Reply(status=500)  # the "crash": nothing after the 12th answer gets through
+        return Reply(truth[sha])
+
+    with FakeOpenAI(script) as srv:
+        suite = _suite(tmp_path, srv.base_url, max_retries=0, concurrency=1)
+        _run(suite, tmp_path, "--no-cache")
+        answers = (tmp_path / "res/llmtest/s.llm.fake-vision/answers.jsonl").read_text().splitlines()
+        assert len(answers) == 12
+        state["healthy"] = True
+        before = len(srv.requests)
+        r = _run(suite, tmp_path, "--no-cache")
+        assert r.exit_code == 0, r.output
+        assert len(srv.requests) - before == 35 - 12
+    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+    assert res["usage"]["resumed_answers"] == 12 and res["metrics"]["sample"]["accuracy"] == 1.0
+
+
+def test_missing_key_skips_llm_but_trains(tmp_path, monkeypatch):
+    monkeypatch.delenv("FAKE_KEY", raising=False)
+    r = _run(_suite(tmp_path, "http://127.0.0.1:9/v1"), tmp_path)
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+    assert res["status"] == "skipped" and "$FAKE_KEY is not set" in res["reason"]
+    assert json.loads((tmp_path / "res/llmtest/s.basic_cnn/result.json").read_text())["status"] == "ok"
+
+
+def test_unreachable_endpoint_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", SECRET)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    r = _run(_suite(tmp_path, f"http://127.0.0.1:{port}/v1", max_retries=0), tmp_path)
+    assert r.exit_code == 1
+    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+    assert res["status"] == "failed" and re.search("unreachable", res["error"])
+    assert json.loads((tmp_path / "res/llmtest/s.basic_cnn/result.json").read_text())["status"] == "ok"
+
+
+def test_dry_run_sends_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", SECRET)
+    with FakeOpenAI(lambda n, s, b: Reply("happy")) as srv:
+        r = _run(_suite(tmp_path, srv.base_url), tmp_path, "--dry-run")
+        assert r.exit_code == 0 and not srv.requests
+    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+    assert "35 requests would be sent" in res["reason"]
