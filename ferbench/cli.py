@@ -141,3 +141,7 @@ def report(run_dir):
     except (FerbenchError, FileNotFoundError) as exc:
         _fail(exc)
     console.print(f"report: {p} and {p.with_suffix('.html')}")
+
+
+if __name__ == "__main__":
+    main()

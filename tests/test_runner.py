@@ -1,0 +1,120 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from ferbench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _suite(tmp_path, body: str) -> Path:
+    p = tmp_path / "suite.yaml"
+    p.write_text(body)
+    return p
+
+
+SMALL = """name: t
+data: synthetic:1400:2
+defaults: {epochs: 2, batch_size: 64}
+studies:
+  - name: s
+    split: {kind: official}
+    experiments:
+      - model: [basic_cnn, mlp]
+      - model: resnet50_transfer
+        pretrained: true
+"""
+
+
+def _results(root: Path) -> dict:
+    return {p.parent.name: json.loads(p.read_text()) for p in root.glob("*/result.json")}
+
+
+def test_failure_is_recorded_others_run_and_exit_code_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    r = CliRunner().invoke(main, ["run", str(_suite(tmp_path, SMALL)), "--results-dir", str(tmp_path / "res")])
+    assert r.exit_code == 1
+    res = _results(tmp_path / "res" / "t")
+    assert res["s.basic_cnn"]["status"] == "ok" and res["s.mlp"]["status"] == "ok"
+    bad = res["s.resnet50_transfer"]
+    assert bad["status"] == "failed" and "ImageNet weights for resnet50_transfer are not available" in bad["error"]
+    assert "resnet50-0676ba61.pth" in bad["error"]
+    md = (tmp_path / "res/t/report.md").read_text()
+    assert "s.resnet50_transfer failed" in md
+    # result.json carries config, hash, environment-level facts
+    ok = res["s.basic_cnn"]
+    assert ok["config"]["train"]["epochs"] == 2 and len(ok["config_hash"]) == 28
+    assert ok["timing"]["inference"]["ms_per_image"] > 0 and ok["parameters"]["total"] == 839047
+    run = json.loads((tmp_path / "res/t/run.json").read_text())
+    assert run["environment"]["versions"]["torch"] and run["data"]["counts"]["Training"]
+    pred = (tmp_path / "res/t/s.basic_cnn/predictions.csv").read_text().splitlines()
+    assert pred[0].startswith("id,split,true,predicted,p_angry") and len(pred) - 1 == sum(
+        ok["split"]["sizes"][k] for k in ("val", "test"))
+
+
+def test_rerun_reuses_and_changed_config_reruns(tmp_path):
+    suite = _suite(tmp_path, SMALL.replace("      - model: resnet50_transfer\n        pretrained: true\n", ""))
+    args = ["run", str(suite), "--results-dir", str(tmp_path / "res")]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    first = _results(tmp_path / "res/t")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "2 reused" in r.output and "0 run" in r.output
+    suite.write_text(suite.read_text().replace("      - model: [basic_cnn, mlp]",
+                                               "      - model: basic_cnn\n      - model: mlp\n        train: {lr: 0.01}"))
+    r = CliRunner().invoke(main, args)
+    assert "1 run, 1 reused" in r.output, r.output
+    again = _results(tmp_path / "res/t")
+    assert again["s.basic_cnn"]["finished"] == first["s.basic_cnn"]["finished"]
+    assert again["s.mlp"]["config_hash"] != first["s.mlp"]["config_hash"]
+
+
+def test_sigkill_midway_then_rerun_completes_without_redoing(tmp_path):
+    suite = _suite(tmp_path, """name: k
+data: synthetic:3500:1
+defaults: {epochs: 4}
+studies:
+  - name: s
+    split: {kind: official}
+    experiments: [{model: basic_cnn, label: a}, {model: basic_cnn, label: b}, {model: basic_cnn, label: c}]
+""")
+    res = tmp_path / "res"
+    cmd = [sys.executable, "-m", "ferbench.cli", "run", str(suite), "--results-dir", str(res)]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # kill once 'a' is done and 'b' has a checkpoint
+            if (res / "k/s.a/result.json").exists() and list((res / "k/s.b").glob("checkpoint-*.pt")):
+                break
+            assert proc.poll() is None, "run ended before it could be killed"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done_before = _results(res / "k")
+    assert set(done_before) == {"s.a"}
+    for p in (res / "k").rglob("*.json"):
+        json.loads(p.read_text())  # nothing torn
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    after = _results(res / "k")
+    assert set(after) == {"s.a", "s.b", "s.c"}
+    assert after["s.a"]["finished"] == done_before["s.a"]["finished"]  # not redone
+    assert after["s.b"]["training"]["resumed_from_epoch"] >= 1
+    assert not list((res / "k").rglob("checkpoint-*.pt"))
+    assert (res / "k/report.html").exists()
+
+
+def test_demo_suite_smoke_profile(tmp_path):
+    r = CliRunner().invoke(main, ["run", str(REPO / "suites/demo.yaml"), "--profile", "smoke",
+                                  "--results-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert "OPENAI_API_KEY is not set" in (tmp_path / "demo/report.md").read_text()
