@@ -107,7 +107,10 @@ def data_info(data, as_json, skip_bad):
         console.print(f"cache: {info['cache']}")
     if info["skipped"]:
         console.print(f"[yellow]skipped {len(info['skipped'])} unreadable image(s)[/]")
-    t = Table("split", *next(iter(info["counts"].values())).keys(), "total")
+    t = Table()
+    t.add_column("split", no_wrap=True)
+    for c in [*next(iter(info["counts"].values())).keys(), "total"]:
+        t.add_column(c, justify="right")
     for usage, c in info["counts"].items():
         t.add_row(usage, *map(str, c.values()), str(sum(c.values())))
     console.print(t)

@@ -349,7 +349,7 @@ def expand(suite: SuiteConfig, profile: str = "paper", only: str | None = None,
                 tcfg = TrainConfig.model_validate(_deep_merge(suite.defaults, st.train, ex.train, prof.train))
                 dev = list(split_dev)
                 if prof.max_epochs and tcfg.epochs > prof.max_epochs:
-                    dev.append(f"{prof.max_epochs} epochs instead of {tcfg.epochs}")
+                    dev.append(f"{prof.max_epochs} epoch{'s' if prof.max_epochs > 1 else ''} instead of {tcfg.epochs}")
                     tcfg.epochs = prof.max_epochs
                     tcfg.freeze_epochs = min(tcfg.freeze_epochs, max(prof.max_epochs - 1, 0))
                 size = tcfg.input_size or info.input.size

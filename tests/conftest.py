@@ -14,7 +14,12 @@ from ferbench import CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "fer2013.tar.gz"
-requires_real_data = pytest.mark.skipif(not REAL_DATA.exists(), reason=f"real FER2013 not found at {REAL_DATA}")
+_skip_real = pytest.mark.skipif(not REAL_DATA.exists(), reason=f"real FER2013 not found at {REAL_DATA}")
+
+
+def requires_real_data(test):
+    """Mark a test as needing ../shared/data/fer2013.tar.gz; it skips cleanly without it."""
+    return pytest.mark.realdata(_skip_real(test))
 
 os.environ["FERBENCH_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
