@@ -12,7 +12,8 @@ from rich.table import Table
 from . import __version__
 from .errors import FerbenchError
 
-console = Console()
+# Pipes and CI logs get 140 columns instead of rich's 80, so tables stay one line per row.
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 _data_option = click.option("--data", "data", metavar="PATH",
                             help="FER2013: Kaggle folder/.zip/.tar.gz, fer2013.csv, hf:<id>[:config], or "
@@ -41,17 +42,19 @@ def main() -> None:
 @click.option("--only", metavar="GLOB", help="Run only experiments (or studies) whose id matches, e.g. 'cbam.*'.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--no-pretrained", is_flag=True, help="Train transfer models from scratch (stated in the report).")
+@click.option("--eval-only", is_flag=True, help="Re-evaluate trained experiments from their saved model.pt; no training.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the LLM response cache.")
 @click.option("--refresh-llm", is_flag=True, help="Ask the LLMs again and overwrite cached answers.")
 @click.option("--dry-run", is_flag=True, help="LLM: show what would be sent and how many requests; send nothing.")
 @click.option("--max-cost", type=float, metavar="USD", help="LLM: stop sending once the estimated cost reaches this.")
-def run(suite, data, profile, results_dir, only, device, no_pretrained, no_cache, refresh_llm, dry_run, max_cost):
+def run(suite, data, profile, results_dir, only, device, no_pretrained, eval_only, no_cache, refresh_llm, dry_run,
+        max_cost):
     """Run every experiment of SUITE not already complete, then write the report."""
     from .runner import run_suite
 
     try:
         s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
-                      no_pretrained=no_pretrained, console=console,
+                      no_pretrained=no_pretrained, eval_only=eval_only, console=console,
                       llm_options={"no_cache": no_cache, "refresh": refresh_llm, "dry_run": dry_run,
                                    "max_cost": max_cost})
     except FerbenchError as exc:
@@ -126,11 +129,16 @@ def models(as_json):
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    t = Table("model", "study", "input", "params", "pretrained", "paper")
+    t = Table("model", "study", "input", "params", "ImageNet weights here")
     for r in rows:
-        t.add_row(r["name"], r["study"], r["input"], f"{r['parameters']:,}", "ImageNet" if r["pretrained"] else "–",
-                  r["paper"])
+        ws = r.get("weights_status")
+        here = "–" if not ws else (f"[green]yes[/] {ws['found']}" if ws["available"] else f"[red]no[/]: {ws['file']}")
+        t.add_row(r["name"], r["study"], r["input"], f"{r['parameters']:,}", here)
     console.print(t)
+    missing = [r for r in rows if r.get("weights_status") and not r["weights_status"]["available"]]
+    if missing:
+        console.print("Missing weights: place each file in $FERBENCH_WEIGHTS or the first torch cache folder "
+                      "looked in; `ferbench models --json` lists every place looked.")
 
 
 @main.command()

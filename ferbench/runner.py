@@ -79,64 +79,102 @@ def _study_meta(suite: SuiteConfig, splits: SplitCache, exps: list[Experiment]) 
     return out
 
 
-def run_train(exp: Experiment, split: SplitData, store: RunStore, device: torch.device,
-              progress: Callable | None = None) -> dict:
-    """Train, evaluate and save one model experiment; returns the result dict (not yet written)."""
+def _evaluate_and_save(exp: Experiment, model, split: SplitData, store: RunStore, device: torch.device) -> dict:
+    """Evaluate on val and test, write predictions.csv, Grad-CAM and model.pt; return the metric part."""
     out = store.exp_dir(exp.id)
-    out.mkdir(parents=True, exist_ok=True)
-    h = exp.config_hash()
-    for stale in out.glob("checkpoint-*.pt"):
-        if stale.name != f"checkpoint-{h}.pt":
-            stale.unlink()  # a changed config never resumes from another config's weights
-    ckpt = out / f"checkpoint-{h}.pt"
     k = len(split.classes)
-    seed_everything(exp.seed)  # weight initialisation is part of what the seed fixes
-    model = create_model(exp.model, num_classes=k, pretrained=exp.pretrained, weights=exp.weights, **exp.model_args)
-    tr, va, te = split.train, split.val, split.test
-    fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,
-             va.labels if va is not None else None, exp.train, device=device, seed=exp.seed, checkpoint=ckpt,
-             on_epoch=progress and (lambda rec: progress("epoch", rec)),
-             on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))))
+    batch = exp.train.eval_batch_size if exp.train else 512
     evals, rows = {}, []
-    for part_name, part in (("val", va), ("test", te)):
+    for part_name, part in (("val", split.val), ("test", split.test)):
         if part is None or len(part) == 0:
             continue
-        proba = predict_proba(model, part.images, device, exp.train.eval_batch_size)
+        proba = predict_proba(model, part.images, device, batch)
         pred = proba.argmax(1)
         evals[part_name] = summarize(part.labels, pred, proba, num_classes=k)
         rows += [[i, part_name, int(t), int(p), *(f"{q:.5f}" for q in pr)]
                  for i, t, p, pr in zip(part.ids, part.labels, pred, proba)]
     store.write_predictions(exp.id, ["id", "split", "true", "predicted", *(f"p_{c}" for c in split.classes)], rows)
+    te = split.test
     # Grad-CAM on the first test image of every class, for convolutional models.
-    first = [np.flatnonzero(te.labels == c)[:1] for c in range(k)]
-    idx = np.concatenate(first).astype(int)
+    idx = np.concatenate([np.flatnonzero(te.labels == c)[:1] for c in range(k)]).astype(int)
     cams = gradcam(model, te.images[idx], device) if len(idx) else None
     if cams is not None:
         preds = predict_proba(model, te.images[idx], device).argmax(1)
         figures.gradcam_grid(te.images[idx], cams, te.labels[idx], preds, split.classes, out / "gradcam.png",
                              f"Grad-CAM: {exp.label}")
-    torch.save({"state_dict": model.state_dict(), "model": exp.model, "model_args": exp.model_args,
-                "input": model.spec.__dict__, "classes": list(split.classes), "config_hash": h},
-               out / "model.pt")
-    hist = fr.history
     return {
         "metrics": evals,
-        "history": hist,
-        "training": {"epochs_run": len(hist), "best_epoch": fr.best_epoch, "stopped_early": fr.stopped_early,
-                     "resumed_from_epoch": fr.resumed_from_epoch, "feature_cache": fr.feature_cache_used},
-        "timing": {"train_seconds": fr.train_seconds,
-                   "seconds_per_epoch": float(np.mean([r["seconds"] for r in hist])) if hist else None,
-                   "inference": measure_inference(model, device, batch_size=64)},
+        "timing": {"inference": measure_inference(model, device, batch_size=64)},
         "parameters": {"total": count_parameters(model), "trainable": count_parameters(model, trainable_only=True)},
-        "model_info": model_info(exp.model).as_dict(),
         "input": model.spec.describe(),
-        "_checkpoint": ckpt,
     }
+
+
+def _save_model(exp: Experiment, model, split: SplitData, path: Path, config_hash: str) -> None:
+    torch.save({"state_dict": model.state_dict(), "model": exp.model, "model_args": exp.model_args,
+                "input": model.spec.__dict__, "classes": list(split.classes), "config_hash": config_hash}, path)
+
+
+def run_train(exp: Experiment, split: SplitData, store: RunStore, device: torch.device,
+              progress: Callable | None = None, eval_only: bool = False) -> dict:
+    """Train (or, with ``eval_only``, reload), evaluate and save one model experiment."""
+    out = store.exp_dir(exp.id)
+    out.mkdir(parents=True, exist_ok=True)
+    h = exp.config_hash()
+    k = len(split.classes)
+    if eval_only:
+        from .models.loading import load_user_model
+        from .suite import UserModelConfig
+
+        if not (out / "model.pt").exists():
+            raise FerbenchError(f"--eval-only: no trained model at {out / 'model.pt'}; run without --eval-only first")
+        model = load_user_model(UserModelConfig(name=exp.model, checkpoint=str(out / "model.pt")), split.classes)
+        previous = store.load_result(exp.id) or {}
+        res = _evaluate_and_save(exp, model, split, store, device)
+        res["timing"] = {**previous.get("timing", {}), **res["timing"]}
+        return {**res, "history": previous.get("history", []),
+                "training": {**previous.get("training", {}), "eval_only": True},
+                "model_info": model_info(exp.model).as_dict(), "_checkpoint": None}
+    for stale in out.glob("checkpoint-*.pt"):
+        if stale.name != f"checkpoint-{h}.pt":
+            stale.unlink()  # a changed config never resumes from another config's weights
+    ckpt = out / f"checkpoint-{h}.pt"
+    seed_everything(exp.seed)  # weight initialisation is part of what the seed fixes
+    model = create_model(exp.model, num_classes=k, pretrained=exp.pretrained, weights=exp.weights, **exp.model_args)
+    tr, va = split.train, split.val
+    fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,
+             va.labels if va is not None else None, exp.train, device=device, seed=exp.seed, checkpoint=ckpt,
+             on_epoch=progress and (lambda rec: progress("epoch", rec)),
+             on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))))
+    res = _evaluate_and_save(exp, model, split, store, device)
+    _save_model(exp, model, split, out / "model.pt", h)
+    hist = fr.history
+    res["timing"].update(train_seconds=fr.train_seconds,
+                         seconds_per_epoch=float(np.mean([r["seconds"] for r in hist])) if hist else None)
+    return {**res, "history": hist,
+            "training": {"epochs_run": len(hist), "best_epoch": fr.best_epoch, "stopped_early": fr.stopped_early,
+                         "resumed_from_epoch": fr.resumed_from_epoch, "feature_cache": fr.feature_cache_used},
+            "model_info": model_info(exp.model).as_dict(), "_checkpoint": ckpt}
+
+
+def run_load(exp: Experiment, split: SplitData, store: RunStore, device: torch.device) -> dict:
+    """Evaluate a user's model (or a saved checkpoint) exactly as trained models are evaluated."""
+    from .models.loading import load_user_model, runs_on_cpu_only
+
+    store.exp_dir(exp.id).mkdir(parents=True, exist_ok=True)
+    model = load_user_model(exp.user_model, split.classes)
+    if runs_on_cpu_only(model):
+        device = torch.device("cpu")
+    res = _evaluate_and_save(exp, model, split, store, device)
+    res["timing"].update(train_seconds=None, seconds_per_epoch=None)
+    return {**res, "history": [], "training": {"loaded_from": exp.user_model.load or exp.user_model.checkpoint},
+            "model_info": {"name": exp.label, "study": "user", "paper": "user-supplied model",
+                           "input": model.spec.describe()}}
 
 
 def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | None = None,
               results_dir: str | Path = "results", only: str | None = None, device: str = "auto",
-              no_pretrained: bool = False, llm_options: dict | None = None,
+              no_pretrained: bool = False, eval_only: bool = False, llm_options: dict | None = None,
               console: Console | None = None, report: bool = True) -> RunSummary:
     console = console or Console()
     t_start = time.perf_counter()
@@ -171,7 +209,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         overall = bar.add_task("experiments", total=len(exps), info="")
         for n, exp in enumerate(exps, 1):
             h = exp.config_hash() + fp
-            if store.is_complete(exp.id, h):
+            if store.is_complete(exp.id, h) and not (eval_only and exp.kind == "train"):
                 summary.reused.append(exp.id)
                 bar.console.print(f"[dim]{n}/{len(exps)} {exp.id}: complete, reused[/]")
                 bar.advance(overall)
@@ -196,9 +234,11 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
                 base["split"] = {"description": split.description, "sizes": split.sizes(),
                                  "classes": list(split.classes), "leaky": split.leaky, "notes": split.notes}
                 if exp.kind == "train":
-                    res = run_train(exp, split, store, dev, progress)
+                    res = run_train(exp, split, store, dev, progress, eval_only=eval_only)
                     ckpt = res.pop("_checkpoint")
                     status = "ok"
+                elif exp.kind == "load":
+                    res, ckpt, status = run_load(exp, split, store, dev), None, "ok"
                 else:
                     from .llm.runner import run_llm_experiment
 

@@ -100,8 +100,48 @@ class LLMConfig(_Strict):
     timeout: float = Field(60.0, gt=0)
 
 
+class InputConfig(_Strict):
+    """How a user's model expects its input (48x48 grayscale FER images are adapted on the device)."""
+    size: int = Field(48, ge=8)
+    channels: Literal[1, 3] = 1
+    mean: list[float] = Field(default_factory=lambda: [0.0])
+    std: list[float] = Field(default_factory=lambda: [1.0])
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if len(self.mean) != len(self.std) or len(self.mean) not in (1, self.channels):
+            raise ValueError(f"mean and std need 1 or {self.channels} values each; got {self.mean} and {self.std}")
+        if any(v <= 0 for v in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
+class UserModelConfig(_Strict):
+    """A model to load, not train: ``{load: file}`` (TorchScript .pt, torch.export .pt2, .onnx) or
+    ``{name: registered_architecture, checkpoint: state_dict_file}``."""
+    load: str | None = None
+    name: str | None = None
+    checkpoint: str | None = None
+    input: InputConfig | None = None
+    classes: list[str] | None = None  # the model's output order, if not the canonical one
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.load) == bool(self.checkpoint):
+            raise ValueError("give either 'load: FILE' (TorchScript/torch.export/ONNX) or 'name' + 'checkpoint'")
+        if self.checkpoint and not self.name:
+            raise ValueError("'checkpoint' needs 'name', the registered architecture it belongs to")
+        if self.name and self.name not in list_models():
+            raise ValueError(unknown_model_message(self.name))
+        if self.load and self.input is None:
+            raise ValueError("a loaded model needs 'input: {size, channels, mean, std}'")
+        if self.classes and any(canonical_class(c) is None for c in self.classes):
+            raise ValueError(f"unknown class name in {self.classes}")
+        return self
+
+
 class ExperimentConfig(_Strict):
-    model: str | list[str]
+    model: str | list[str] | UserModelConfig
     label: str | None = None  # distinguishes two entries of the same model
     pretrained: bool | None = None
     weights: str | None = None
@@ -111,6 +151,8 @@ class ExperimentConfig(_Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v):
+        if isinstance(v, UserModelConfig):
+            return v
         for name in [v] if isinstance(v, str) else v:
             if name not in list_models():
                 raise ValueError(unknown_model_message(name))
@@ -284,7 +326,7 @@ class Experiment(BaseModel):
 
     id: str
     study: str
-    kind: Literal["train", "llm"] = "train"
+    kind: Literal["train", "load", "llm"] = "train"
     model: str | None = None
     label: str
     pretrained: bool | None = None
@@ -294,6 +336,8 @@ class Experiment(BaseModel):
     fold: int | None = None
     seed: int = 0
     train: TrainConfig | None = None
+    user_model: UserModelConfig | None = None
+    user_model_fingerprint: str | None = None  # size + mtime of the file: a new file is re-evaluated
     llm_endpoint: EndpointConfig | None = None
     llm: LLMConfig | None = None
     deviations: list[str] = Field(default_factory=list)
@@ -302,6 +346,23 @@ class Experiment(BaseModel):
         """Hash of everything that determines the result (not the id or the deviation text)."""
         d = self.model_dump(mode="json", exclude={"deviations"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _load_experiment(suite: SuiteConfig, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
+                     dev: list[str]) -> Experiment:
+    um = ex.model.model_copy()
+    base = Path(getattr(suite, "_path", ".")).resolve().parent
+    for attr in ("load", "checkpoint"):
+        v = getattr(um, attr)
+        if v and not Path(v).is_absolute():
+            setattr(um, attr, str(base / v))
+    f = Path(um.load or um.checkpoint)
+    fp = f"{f.stat().st_size}-{f.stat().st_mtime_ns}" if f.is_file() else "missing"
+    label = ex.label or (um.name if um.checkpoint else f.stem)
+    return Experiment(id=f"{st.name}.{label}", study=st.name, kind="load", model=um.name, label=label,
+                      split=split, user_model=um, user_model_fingerprint=fp,
+                      train=TrainConfig.model_validate(_deep_merge(suite.defaults, st.train, ex.train)),
+                      deviations=list(dev))
 
 
 def resolve_profile(suite: SuiteConfig, name: str) -> ProfileConfig:
@@ -344,6 +405,9 @@ def expand(suite: SuiteConfig, profile: str = "paper", only: str | None = None,
             folds = folds[:prof.max_folds]
         seeds = st.seeds or suite.seeds
         for ex in st.experiments:
+            if isinstance(ex.model, UserModelConfig):
+                exps.append(_load_experiment(suite, st, ex, split, split_dev))
+                continue
             for model in [ex.model] if isinstance(ex.model, str) else ex.model:
                 info = model_info(model)
                 tcfg = TrainConfig.model_validate(_deep_merge(suite.defaults, st.train, ex.train, prof.train))

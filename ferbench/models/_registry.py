@@ -19,6 +19,7 @@ class ModelInfo:
     input: InputSpec
     pretrained: bool = False  # whether the architecture starts from ImageNet weights by default
     notes: str = ""
+    weights: str | None = None  # "torchvision:<WeightsEnum>.<member>" or "timm:<model name>"
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -84,5 +85,10 @@ def describe_models() -> list[dict]:
         info, builder = _REGISTRY[name]
         kw = {"pretrained": False, "weights": None} if info.pretrained else {}
         net = builder(num_classes=3 if info.study == "three_class" else 7, **kw)
-        rows.append({**info.as_dict(), "parameters": count_parameters(net)})
+        row = {**info.as_dict(), "parameters": count_parameters(net)}
+        if info.weights:
+            from .pretrained import weights_status
+
+            row["weights_status"] = weights_status(info.weights)
+        rows.append(row)
     return rows

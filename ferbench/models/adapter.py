@@ -23,8 +23,13 @@ class InputSpec:
     std: tuple[float, ...] = (1.0,)
 
     def describe(self) -> str:
-        norm = "x/255" if self.mean == (0.0,) * len(self.mean) and self.std == (1.0,) * len(self.std) \
-            else f"(x/255-{list(self.mean)})/{list(self.std)}"
+        if tuple(self.mean) == IMAGENET_MEAN and tuple(self.std) == IMAGENET_STD:
+            norm = "ImageNet mean/std"
+        elif len(set(self.mean)) == 1 and len(set(self.std)) == 1:
+            m, s = self.mean[0], self.std[0]
+            norm = "x/255" if (m, s) == (0.0, 1.0) else f"(x/255-{m:g})/{s:g}"
+        else:
+            norm = f"(x/255-{list(self.mean)})/{list(self.std)}"
         return f"{self.size}x{self.size}x{self.channels}, {norm}"
 
     def with_size(self, size: int) -> "InputSpec":

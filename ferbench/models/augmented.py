@@ -45,6 +45,7 @@ class _MobileNetTransfer(TransferNet):
 
 @register_model(ModelInfo("mobilenet_v2_transfer", "augmented", _PAPER + " / MobileNetV2 Model",
                           InputSpec(96, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True,
+                          weights="torchvision:MobileNet_V2_Weights.IMAGENET1K_V1",
                           notes="ImageNet MobileNetV2 (96x96 input assumed), GAP > dense128 > dropout 0.3 > 7; "
                           "head first with base frozen, then top N blocks unfrozen at a lower LR"))
 def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
@@ -61,6 +62,7 @@ def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights
 
 @register_model(ModelInfo("vit_tiny", "augmented", _PAPER + " / Vision Transformer (ViT) Model",
                           InputSpec(224, 3, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), pretrained=True,
+                          weights="timm:vit_tiny_patch16_224",
                           notes="timm vit_tiny_patch16_224 (ImageNet), new linear head, fine-tuned end to end"))
 def vit_tiny(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
     import timm

@@ -47,7 +47,7 @@ class _ResNet50Transfer(TransferNet):
 
 
 @register_model(ModelInfo("resnet50_transfer", "comparative", _PAPER,
-                          InputSpec(224, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True,
+                          InputSpec(224, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True, weights="torchvision:ResNet50_Weights.IMAGENET1K_V1",
                           notes="ImageNet ResNet-50, frozen base, GAP > dense256 ReLU > dropout 0.5; "
                           "Adam 1e-4, mixed precision. Uses torchvision's ImageNet normalization "
                           "(the paper rescaled to [0,1] only)."))

@@ -54,7 +54,7 @@ def rnn(num_classes: int = 7, cell: str = "lstm", hidden: int = 128, layers: int
     return RowRNN(num_classes, cell, hidden, layers)
 
 
-@register_model(ModelInfo("resnet34", "llm_vs_nn", _PAPER, InputSpec(), pretrained=True,
+@register_model(ModelInfo("resnet34", "llm_vs_nn", _PAPER, InputSpec(), pretrained=True, weights="torchvision:ResNet34_Weights.IMAGENET1K_V1",
                           notes="torchvision ResNet-34 fine-tuned end to end on 48x48 grayscale: first conv "
                           "takes 1 channel (ImageNet RGB filters summed), new 7-way fc"))
 def resnet34(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:

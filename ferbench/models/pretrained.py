@@ -71,6 +71,14 @@ def timm_pretrained(model: str, timm_name: str, num_classes: int, explicit: str 
                 raise WeightsUnavailable(f"weights file {p} for {model} is unusable: {exc}") from None
     if explicit:
         raise _missing(model, file_name, looked, f"the suite's weights file {explicit} does not exist")
+    hub = f"timm/{timm_name}"
+    try:
+        import timm as _timm
+
+        hub = _timm.models.get_pretrained_cfg(timm_name).hf_hub_id or hub
+    except Exception:
+        pass
+    file_name = f"{file_name} (model.safetensors of the Hugging Face repository {hub}, renamed)"
     try:
         if offline():
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -78,3 +86,29 @@ def timm_pretrained(model: str, timm_name: str, num_classes: int, explicit: str 
     except Exception as exc:
         why = "offline mode, not in the Hugging Face cache" if offline() else f"download failed: {type(exc).__name__}"
         raise _missing(model, file_name, looked, why) from None
+
+
+def weights_status(ref: str, explicit: str | None = None) -> dict:
+    """Where the weights named by ``ref`` ("torchvision:Enum.MEMBER" or "timm:name") are, for `ferbench models`."""
+    kind, _, name = ref.partition(":")
+    if kind == "torchvision":
+        import torchvision.models as tvm
+
+        enum_name, member = name.split(".")
+        file_name = Path(getattr(getattr(tvm, enum_name), member).url).name
+        looked = candidate_paths(file_name, explicit)
+    else:
+        file_name = f"{name}.safetensors"
+        looked = candidate_paths(file_name, explicit)
+        try:
+            import timm
+            from huggingface_hub import try_to_load_from_cache
+
+            hub_id = timm.models.get_pretrained_cfg(name).hf_hub_id
+            cached = try_to_load_from_cache(hub_id, "model.safetensors")
+            looked.append(Path(cached) if isinstance(cached, str) else Path(f"<Hugging Face cache>/{hub_id}"))
+        except Exception:
+            pass
+    found = next((p for p in looked if p.is_file()), None)
+    return {"file": file_name, "available": found is not None, "found": str(found) if found else None,
+            "looked": [str(p) for p in looked]}

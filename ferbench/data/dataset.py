@@ -1,0 +1,63 @@
+"""The one in-memory form every source is loaded into."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import CLASSES
+
+USAGES = ("Training", "PublicTest", "PrivateTest")
+
+
+@dataclass
+class FERData:
+    """FER images in canonical form.
+
+    images: uint8 (N, 48, 48) grayscale; labels: int64 (N,) indices into ``classes``;
+    ids: str (N,) unique image ids; usage: str (N,) the original FER2013 usage tag
+    (Training / PublicTest / PrivateTest); groups: str (N,) the original image each row
+    derives from (equal to ids unless rows are augmented copies).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+    usage: np.ndarray
+    classes: tuple[str, ...] = CLASSES
+    source: str = ""
+    groups: np.ndarray | None = None
+    skipped: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.ndim != 3:
+            raise ValueError(f"images must be uint8 (N, H, W); got {self.images.dtype} {self.images.shape}")
+        for name in ("labels", "ids", "usage"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"{name} has {len(getattr(self, name))} rows, images has {n}")
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        if self.groups is None:
+            self.groups = self.ids
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def subset(self, index: np.ndarray) -> "FERData":
+        index = np.asarray(index)
+        return FERData(self.images[index], self.labels[index], self.ids[index], self.usage[index],
+                       self.classes, self.source, self.groups[index])
+
+    def where_usage(self, usage: str) -> np.ndarray:
+        return np.flatnonzero(self.usage == usage)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Counts per usage tag and class: {usage: {class: n}}."""
+        out: dict[str, dict[str, int]] = {}
+        for u in USAGES:
+            idx = self.where_usage(u)
+            if len(idx) == 0:
+                continue
+            bc = np.bincount(self.labels[idx], minlength=len(self.classes))
+            out[u] = {c: int(k) for c, k in zip(self.classes, bc)}
+        return out

@@ -1,0 +1,289 @@
+"""Readers for every form FER2013 comes in, all producing :class:`FERData`.
+
+Supported: the Kaggle image folder (``train/<class>/*.jpg``, ``test/<class>/*.jpg``), that folder
+as ``.zip`` / ``.tar.gz`` / ``.tgz`` (read in place), the challenge CSV ``fer2013.csv``
+(``emotion,pixels,Usage``), and Hugging Face datasets (``hf:<id>[:config]``, a ``save_to_disk``
+folder or a folder of parquet files).
+
+Images that are not 48x48 grayscale are converted: colour is reduced to luminance (PIL "L")
+and the image is resized to 48x48 with bilinear filtering (with antialiasing when shrinking).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import tarfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Iterable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from .. import CLASSES
+from ..errors import DataError
+from ..labels import canonical_class
+from .dataset import FERData
+
+SIZE = 48
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+_USAGE_PREFIX = re.compile(r"^(Training|PublicTest|PrivateTest)_")
+# Folder-level fallback when file names carry no usage prefix.
+_FOLDER_USAGE = {"train": "Training", "training": "Training", "val": "PublicTest",
+                 "validation": "PublicTest", "valid": "PublicTest", "public": "PublicTest",
+                 "test": "PrivateTest", "private": "PrivateTest"}
+_CSV_USAGE = {"training": "Training", "publictest": "PublicTest", "privatetest": "PrivateTest"}
+
+HOW_TO_GET = (
+    "Get FER2013 from Kaggle (the image folder 'train/<class>/*.jpg, test/<class>/*.jpg', or its .zip) "
+    "or the original challenge file fer2013.csv, then pass it with --data PATH or set $FERBENCH_DATA. "
+    "A Hugging Face dataset works too: --data hf:<dataset-id>."
+)
+
+
+def decode_image(raw: bytes, name: str) -> np.ndarray:
+    """Decode one image file to uint8 48x48 grayscale, converting size and colour if needed."""
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            im.load()
+            return _to_canonical(im)
+    except Exception as exc:  # PIL raises many types for bad files
+        raise DataError(f"cannot decode image {name}: {exc}") from None
+
+
+def _to_canonical(im: Image.Image) -> np.ndarray:
+    if im.mode != "L":
+        im = im.convert("L")
+    if im.size != (SIZE, SIZE):
+        im = im.resize((SIZE, SIZE), Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(im, dtype=np.uint8)
+
+
+def _entry_meta(parts: tuple[str, ...], where: str) -> tuple[str, int, str] | None:
+    """(usage, label, id) for an image path like .../train/happy/Training_123.jpg, or None if not an image."""
+    if len(parts) < 3 or PurePosixPath(parts[-1]).suffix.lower() not in IMAGE_EXTS:
+        return None
+    split_dir, class_dir, fname = parts[-3].lower(), parts[-2], parts[-1]
+    if fname.startswith("."):
+        return None
+    cls = canonical_class(class_dir)
+    if cls is None:
+        raise DataError(f"unknown class folder {class_dir!r} in {where}; expected one of: {', '.join(CLASSES)}")
+    stem = PurePosixPath(fname).stem
+    m = _USAGE_PREFIX.match(stem)
+    if m:
+        usage = m.group(1)
+    elif split_dir in _FOLDER_USAGE:
+        usage = _FOLDER_USAGE[split_dir]
+    else:
+        raise DataError(f"cannot tell the split of {'/'.join(parts)} in {where}: the file name has no "
+                        "Training_/PublicTest_/PrivateTest_ prefix and its folder is not train/ or test/")
+    # The id carries the class folder: the Kaggle release reuses a few file names across classes.
+    return usage, CLASSES.index(cls), f"{class_dir}/{stem if m else f'{usage}_{stem}'}"
+
+
+def _assemble(entries: Iterable[tuple[tuple[str, ...], bytes | None, callable]], where: str,
+              skip_bad: bool) -> FERData:
+    images, labels, ids, usage, skipped = [], [], [], [], []
+    for parts, _, read in entries:
+        meta = _entry_meta(parts, where)
+        if meta is None:
+            continue
+        name = f"{where}:{'/'.join(parts)}" if not os.path.isdir(where) else str(Path(where, *parts))
+        try:
+            img = decode_image(read(), name)
+        except DataError:
+            if not skip_bad:
+                raise
+            skipped.append(name)
+            continue
+        u, y, i = meta
+        images.append(img)
+        labels.append(y)
+        ids.append(i)
+        usage.append(u)
+    if not images:
+        raise DataError(f"no images found in {where}: expected train/<class>/*.jpg and test/<class>/*.jpg. "
+                        + HOW_TO_GET)
+    ids_arr = np.array(ids)
+    if len(np.unique(ids_arr)) != len(ids_arr):
+        raise DataError(f"{where} holds the same image id more than once")
+    data = FERData(np.stack(images), np.array(labels), ids_arr, np.array(usage), source=str(where))
+    data.skipped = skipped
+    return data
+
+
+def read_folder(path: Path, skip_bad: bool = False) -> FERData:
+    def entries() -> Iterator:
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for f in sorted(files):
+                full = Path(root, f)
+                rel = full.relative_to(path).parts
+                yield rel, None, full.read_bytes
+    return _assemble(entries(), str(path), skip_bad)
+
+
+def read_zip(path: Path, skip_bad: bool = False) -> FERData:
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{path} is not a readable zip archive: {exc}") from None
+    with zf:
+        infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
+        return _assemble(((tuple(PurePosixPath(i.filename).parts), None,
+                           (lambda i=i: zf.read(i))) for i in infos), str(path), skip_bad)
+
+
+def read_tar(path: Path, skip_bad: bool = False) -> FERData:
+    try:
+        tf = tarfile.open(path)
+    except (tarfile.TarError, OSError) as exc:
+        raise DataError(f"{path} is not a readable tar archive: {exc}") from None
+    with tf:
+        def entries() -> Iterator:
+            # Stream members in archive order: random access into a .tar.gz is quadratic.
+            for m in tf:
+                if m.isfile():
+                    fh = tf.extractfile(m)
+                    yield tuple(PurePosixPath(m.name).parts), None, fh.read
+        return _assemble(entries(), str(path), skip_bad)
+
+
+def read_csv(path: Path, skip_bad: bool = False) -> FERData:
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = [h.strip() for h in next(reader, [])]
+        need = ["emotion", "pixels", "Usage"]
+        missing = [c for c in need if c not in header]
+        if missing:
+            raise DataError(f"{path}: CSV is missing column(s) {', '.join(missing)}; "
+                            f"expected the FER2013 challenge header 'emotion,pixels,Usage', got {','.join(header)!r}")
+        ci = {c: header.index(c) for c in need}
+        images, labels, usage, ids, skipped = [], [], [], [], []
+        for row_no, row in enumerate(reader, start=2):
+            where = f"{path} line {row_no}"
+            try:
+                y = int(row[ci["emotion"]])
+                if not 0 <= y < len(CLASSES):
+                    raise ValueError(f"emotion {y} is not in 0..6")
+                px = np.array(row[ci["pixels"]].split(), dtype=np.int64)
+                if px.size != SIZE * SIZE or px.min() < 0 or px.max() > 255:
+                    raise ValueError(f"expected {SIZE * SIZE} pixel values in 0..255, got {px.size}")
+                u = _CSV_USAGE.get(row[ci["Usage"]].strip().lower())
+                if u is None:
+                    raise ValueError(f"Usage {row[ci['Usage']]!r} is not Training/PublicTest/PrivateTest")
+            except (ValueError, IndexError) as exc:
+                if not skip_bad:
+                    raise DataError(f"{where}: {exc}") from None
+                skipped.append(where)
+                continue
+            images.append(px.astype(np.uint8).reshape(SIZE, SIZE))
+            labels.append(y)
+            usage.append(u)
+            ids.append(f"{u}_{row_no - 1}")
+    if not images:
+        raise DataError(f"{path}: the CSV holds no rows")
+    data = FERData(np.stack(images), np.array(labels), np.array(ids), np.array(usage), source=str(path))
+    data.skipped = skipped
+    return data
+
+
+# --- Hugging Face ---------------------------------------------------------------------------------
+_HF_SPLIT_USAGE = {"train": "Training", "training": "Training", "validation": "PublicTest",
+                   "valid": "PublicTest", "val": "PublicTest", "publictest": "PublicTest",
+                   "test": "PrivateTest", "privatetest": "PrivateTest"}
+
+
+def _hf_to_data(dsd, where: str) -> FERData:
+    images, labels, ids, usage = [], [], [], []
+    for split_name, ds in sorted(dsd.items()):
+        u = _HF_SPLIT_USAGE.get(split_name.lower())
+        if u is None:
+            raise DataError(f"{where}: split {split_name!r} is not one of {', '.join(_HF_SPLIT_USAGE)}")
+        cols = ds.column_names
+        img_col = next((c for c in ("image", "img", "pixels") if c in cols), None)
+        lab_col = next((c for c in ("label", "labels", "emotion") if c in cols), None)
+        if img_col is None or lab_col is None:
+            raise DataError(f"{where}: split {split_name!r} needs an image column (image/img/pixels) and a label "
+                            f"column (label/labels/emotion); it has {', '.join(cols)}")
+        names = getattr(ds.features[lab_col], "names", None)
+        remap = None
+        if names:
+            try:
+                remap = [CLASSES.index(canonical_class(n) or "?") for n in names]
+            except ValueError:
+                raise DataError(f"{where}: label names {names} do not match the FER2013 classes") from None
+        for k, row in enumerate(ds):
+            v = row[img_col]
+            if isinstance(v, Image.Image):
+                img = _to_canonical(v)
+            elif isinstance(v, str):
+                img = np.array(v.split(), dtype=np.uint8).reshape(SIZE, SIZE)
+            else:
+                img = _to_canonical(Image.fromarray(np.asarray(v, dtype=np.uint8)))
+            y = int(row[lab_col])
+            images.append(img)
+            labels.append(remap[y] if remap else y)
+            ids.append(f"{u}_{split_name}_{k}")
+            usage.append(u)
+    if not images:
+        raise DataError(f"{where}: the dataset is empty")
+    return FERData(np.stack(images), np.array(labels), np.array(ids), np.array(usage), source=where)
+
+
+def read_hf(spec: str) -> FERData:
+    """``hf:<id>[:config]`` from the Hub (or its cache), or a local save_to_disk / parquet folder."""
+    import datasets
+
+    if spec.startswith("hf:"):
+        ident, _, config = spec[3:].partition(":")
+        try:
+            dsd = datasets.load_dataset(ident, config or None)
+        except Exception as exc:
+            raise DataError(f"cannot load Hugging Face dataset {ident!r}: {exc}") from None
+        return _hf_to_data(dsd, spec)
+    path = Path(spec)
+    if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
+        dsd = datasets.load_from_disk(str(path))
+        if isinstance(dsd, datasets.Dataset):
+            dsd = datasets.DatasetDict({"train": dsd})
+        return _hf_to_data(dsd, str(path))
+    files = sorted(path.rglob("*.parquet"))
+    by_split: dict[str, list[str]] = {}
+    for f in files:
+        split = next((s for s in _HF_SPLIT_USAGE if f.stem.lower().startswith(s)), None)
+        if split is None:
+            raise DataError(f"{f}: parquet file names must start with the split (train/validation/test)")
+        by_split.setdefault(split, []).append(str(f))
+    dsd = datasets.load_dataset("parquet", data_files=by_split)
+    return _hf_to_data(dsd, str(path))
+
+
+def detect_kind(spec: str) -> str:
+    """Which reader handles ``spec``: folder, zip, tar, csv or hf."""
+    if spec.startswith("hf:"):
+        return "hf"
+    path = Path(spec)
+    if not path.exists():
+        raise DataError(f"data path {spec} does not exist. " + HOW_TO_GET)
+    name = path.name.lower()
+    if path.is_dir():
+        if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() \
+                or next(path.rglob("*.parquet"), None) is not None:
+            return "hf"
+        if not any(path.iterdir()):
+            raise DataError(f"data folder {spec} is empty. " + HOW_TO_GET)
+        return "folder"
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith((".tar.gz", ".tgz", ".tar")):
+        return "tar"
+    if name.endswith(".csv"):
+        return "csv"
+    raise DataError(f"cannot tell what {spec} is: expected a folder, .zip, .tar.gz, .csv or hf:<id>")
+
+
+READERS = {"folder": read_folder, "zip": read_zip, "tar": read_tar, "csv": read_csv}
