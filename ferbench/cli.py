@@ -142,6 +142,64 @@ def models(as_json):
 
 
 @main.command()
+@click.option("--models", default="basic_cnn,deep_cnn", show_default=True, help="Comma-separated model names.")
+@_data_option
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--steps", default=20, show_default=True, help="Timed training batches per pipeline.")
+@click.option("--workers", default=2, show_default=True, help="DataLoader workers of the conventional pipeline.")
+@click.option("--input-size", type=int, help="Input size for models above 48 px (e.g. 112 on a CPU).")
+@click.option("--feature-cache", "feature_cache", is_flag=True,
+              help="Also time ResNet-50 transfer epochs with vs without the frozen-feature cache.")
+@click.option("--load", "load_spec", metavar="PATH", help="Also time decoding PATH vs reading the array cache.")
+@click.option("--json", "as_json", is_flag=True)
+def bench(models, data, device, batch_size, steps, workers, input_size, feature_cache, load_spec, as_json):
+    """Images/s per model: ferbench's device-resident pipeline vs DataLoader + per-image transforms."""
+    from .bench import feature_cache_speedup, load_speedup, run_bench
+    from .data import load_data
+    from .engine import select_device
+    from .models import unknown_model_message, list_models
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    for n in names:
+        if n not in list_models():
+            _fail(ValueError(unknown_model_message(n)))
+    try:
+        fer = load_data(data or "synthetic:3500")
+        dev = select_device(device)
+    except (FerbenchError, RuntimeError) as exc:
+        _fail(exc)
+    train = fer.usage == "Training"
+    images, labels = fer.images[train], fer.labels[train]
+    out: dict = {"device": str(dev), "data": data or "synthetic:3500"}
+    out["models"] = run_bench(names, images, labels, dev, batch_size, steps, workers, input_size,
+                              progress=None if as_json else (lambda n: console.print(f"[dim]benchmarking {n}…[/]")))
+    if feature_cache:
+        out["feature_cache"] = feature_cache_speedup(images[:256], labels[:256], dev, input_size or 224, batch_size)
+    if load_spec:
+        out["load"] = load_speedup(load_spec)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    t = Table("model", "train img/s (ferbench)", "train img/s (DataLoader)", "ratio", "infer img/s (ferbench)",
+              "infer img/s (DataLoader)", "ratio", title=f"{dev}, batch {batch_size}, {workers} loader workers")
+    for r in out["models"]:
+        t.add_row(r["model"], f"{r['train_fast_ips']:.0f}", f"{r['train_conventional_ips']:.0f}",
+                  f"{r['train_ratio']:.2f}x", f"{r['infer_fast_ips']:.0f}", f"{r['infer_conventional_ips']:.0f}",
+                  f"{r['infer_ratio']:.2f}x")
+    console.print(t)
+    if feature_cache:
+        fc = out["feature_cache"]
+        console.print(f"ResNet-50 transfer, {fc['images']} images at {fc['input_size']} px: epoch after the first "
+                      f"{fc['cached']['later_epoch_s']:.2f} s with the feature cache vs "
+                      f"{fc['uncached']['later_epoch_s']:.2f} s without ({fc['speedup_after_first_epoch']:.1f}x)")
+    if load_spec:
+        ld = out["load"]
+        console.print(f"loading {ld['images']:,} images: decode {ld['decode_s']:.2f} s, cache {ld['cache_s']:.3f} s "
+                      f"({ld['speedup']:.0f}x)")
+
+
+@main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 def report(run_dir):
     """Render report.md / report.html for RUN_DIR (results/<suite>)."""

@@ -260,6 +260,8 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     else:
         step_fn, eval_fn = model, model
         feature_seconds = 0.0
+    if cfg.compile:  # optional: worth it on GPUs for long runs; the first steps pay the compile time
+        step_fn = eval_fn = torch.compile(step_fn)
 
     n = len(x_tr)
     steps = math.ceil(n / cfg.batch_size)

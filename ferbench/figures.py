@@ -47,7 +47,8 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, classes, path: Path, per
                     ax.set_title(captions[r[j]], fontsize=5.5)
         axes[ci][0].text(-8, 24, classes[ci], ha="right", va="center", fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=9, y=1.0)
+    fig.subplots_adjust(top=0.95 if title else 1.0)
     return _save(fig, path)
 
 
@@ -84,12 +85,13 @@ def curves(histories: dict[str, list[dict]], path: Path, title: str) -> Path:
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 2.8))
     for name, h in histories.items():
         ep = [r["epoch"] for r in h]
-        (line,) = a1.plot(ep, [r["train_accuracy"] for r in h], label=f"{name} train")
+        # markers keep one-epoch runs visible
+        (line,) = a1.plot(ep, [r["train_accuracy"] for r in h], "o-", ms=3, label=f"{name} train")
         if "val_accuracy" in h[0]:
-            a1.plot(ep, [r["val_accuracy"] for r in h], "--", color=line.get_color(), label=f"{name} val")
-        a2.plot(ep, [r["train_loss"] for r in h], color=line.get_color())
+            a1.plot(ep, [r["val_accuracy"] for r in h], "s--", ms=3, color=line.get_color(), label=f"{name} val")
+        a2.plot(ep, [r["train_loss"] for r in h], "o-", ms=3, color=line.get_color())
         if "val_loss" in h[0]:
-            a2.plot(ep, [r["val_loss"] for r in h], "--", color=line.get_color())
+            a2.plot(ep, [r["val_loss"] for r in h], "s--", ms=3, color=line.get_color())
     a1.set_title("accuracy (solid: train, dashed: val)", fontsize=8)
     a2.set_title("loss", fontsize=8)
     a1.set_xlabel("epoch")
@@ -101,7 +103,7 @@ def curves(histories: dict[str, list[dict]], path: Path, title: str) -> Path:
 
 def gradcam_grid(images: np.ndarray, cams: np.ndarray, labels, preds, classes, path: Path, title: str) -> Path:
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.2, 2.7), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.2, 3.0), squeeze=False)
     for i in range(n):
         axes[0][i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
         axes[0][i].set_title(f"{classes[labels[i]]}\n→{classes[preds[i]]}", fontsize=6)
@@ -109,5 +111,5 @@ def gradcam_grid(images: np.ndarray, cams: np.ndarray, labels, preds, classes, p
         axes[1][i].imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
         axes[0][i].axis("off")
         axes[1][i].axis("off")
-    fig.suptitle(title, fontsize=8)
+    fig.suptitle(title, fontsize=8, y=1.04)  # above the two-line captions
     return _save(fig, path)

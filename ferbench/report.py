@@ -111,6 +111,16 @@ def _study_tables(study: dict, results: list[dict], run: RunData, fig_dir: Path)
                             ["model", "folds", "mean %", "sd %"],
                             [[k, str(len(v)), _pct(np.mean(v)), _pct(np.std(v, ddof=1) if len(v) > 1 else None)]
                              for k, v in by.items()]))
+    seeded = {}
+    for r in ok:
+        if r.get("fold") is None:
+            seeded.setdefault(r["label"], []).append(r["metrics"]["test"]["accuracy"])
+    if any(len(v) > 1 for v in seeded.values()):
+        tables.append(Table(f"{study['name']}_seeds", "Across training seeds (test accuracy)",
+                            ["model", "seeds", "mean %", "sd %", "min %", "max %"],
+                            [[k, str(len(v)), _pct(np.mean(v)), _pct(np.std(v, ddof=1) if len(v) > 1 else None),
+                              _pct(min(v)), _pct(max(v))] for k, v in seeded.items()],
+                            "The spread across seeds is training noise that a single-run comparison hides."))
     # figures: curves, confusion matrices, P/R/F1 bars, Grad-CAM
     if ok:
         figs.append(("Training and validation curves", figures.curves(

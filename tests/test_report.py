@@ -20,6 +20,10 @@ studies:
   - name: cv
     split: {kind: kfold, k: 2}
     experiments: [{model: basic_cnn}]
+  - name: seeds
+    seeds: [0, 1]
+    split: {kind: official, train_per_class: 30}
+    experiments: [{model: mlp}]
 """
 
 
@@ -39,7 +43,8 @@ def test_markdown_has_every_section(run_dir):
                    "### Per-class F1 on test", "### Cross-validation (val accuracy over folds)",
                    "![Class distribution](figures/class_distribution.png)", "figures/samples.png",
                    "Confusion matrix: cnn", "Per-class precision / recall / F1: cnn",
-                   "Training and validation curves", "Grad-CAM: cnn", "| Training |", "s/epoch", "ms/image"]:
+                   "Training and validation curves", "Grad-CAM: cnn", "| Training |", "s/epoch", "ms/image",
+                   "### Across training seeds (test accuracy)"]:
         assert needle in md, needle
     row = next(line for line in md.splitlines() if line.startswith("| cnn ") and "Table 1 (test)" in line)
     assert "55.49" in row and re.search(r"\| (yes|no) +\|", row)
