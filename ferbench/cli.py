@@ -148,12 +148,13 @@ def models(as_json):
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed training batches per pipeline.")
 @click.option("--workers", default=2, show_default=True, help="DataLoader workers of the conventional pipeline.")
+@click.option("--repeats", default=3, show_default=True, help="Interleaved repetitions; the median is reported.")
 @click.option("--input-size", type=int, help="Input size for models above 48 px (e.g. 112 on a CPU).")
 @click.option("--feature-cache", "feature_cache", is_flag=True,
               help="Also time ResNet-50 transfer epochs with vs without the frozen-feature cache.")
 @click.option("--load", "load_spec", metavar="PATH", help="Also time decoding PATH vs reading the array cache.")
 @click.option("--json", "as_json", is_flag=True)
-def bench(models, data, device, batch_size, steps, workers, input_size, feature_cache, load_spec, as_json):
+def bench(models, data, device, batch_size, steps, workers, repeats, input_size, feature_cache, load_spec, as_json):
     """Images/s per model: ferbench's device-resident pipeline vs DataLoader + per-image transforms."""
     from .bench import feature_cache_speedup, load_speedup, run_bench
     from .data import load_data
@@ -172,7 +173,7 @@ def bench(models, data, device, batch_size, steps, workers, input_size, feature_
     train = fer.usage == "Training"
     images, labels = fer.images[train], fer.labels[train]
     out: dict = {"device": str(dev), "data": data or "synthetic:3500"}
-    out["models"] = run_bench(names, images, labels, dev, batch_size, steps, workers, input_size,
+    out["models"] = run_bench(names, images, labels, dev, batch_size, steps, workers, input_size, repeats,
                               progress=None if as_json else (lambda n: console.print(f"[dim]benchmarking {n}…[/]")))
     if feature_cache:
         out["feature_cache"] = feature_cache_speedup(images[:256], labels[:256], dev, input_size or 224, batch_size)

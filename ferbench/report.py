@@ -81,7 +81,7 @@ def _study_tables(study: dict, results: list[dict], run: RunData, fig_dir: Path)
             continue
         if r["status"] != "ok":
             rows.append([r["label"] + (f" (fold {r['fold']})" if r.get("fold") is not None else ""),
-                         r["status"].upper()] + ["–"] * 9)
+                         r["status"].upper()] + ["–"] * 10)
             continue
         te, va = r["metrics"].get("test", {}), r["metrics"].get("val", {})
         t = r["timing"]
@@ -89,12 +89,13 @@ def _study_tables(study: dict, results: list[dict], run: RunData, fig_dir: Path)
                      + (f" seed {r['seed']}" if r.get("seed") else ""),
                      _pct(te.get("accuracy")), _ci(te.get("accuracy_ci")), _num(te.get("macro_f1")),
                      _num(te.get("weighted_f1")), _pct(te.get("top2_accuracy"), 1), _pct(va.get("accuracy")),
-                     f"{r['parameters']['total'] / 1e6:.2f}M", _num(t["seconds_per_epoch"], "{:.1f}"),
-                     _num(t["inference"]["ms_per_image"], "{:.3f}"), str(r["training"]["epochs_run"])])
+                     f"{r['parameters']['total'] / 1e6:.2f}M", _num(t.get("seconds_per_epoch"), "{:.1f}"),
+                     _num(t.get("train_seconds"), "{:.0f}"), _num(t["inference"]["ms_per_image"], "{:.3f}"),
+                     str(r["training"].get("epochs_run", "–"))])
     if rows:
         tables.append(Table(f"{study['name']}_accuracy", "Accuracy (Table 1 style)",
                             ["model", "test acc %", "95% CI (Wilson)", "macro F1", "weighted F1", "top-2 %",
-                             "val acc %", "params", "s/epoch", "ms/image", "epochs"], rows))
+                             "val acc %", "params", "s/epoch", "train s", "ms/image", "epochs"], rows))
     if ok:
         tables.append(Table(f"{study['name']}_f1", "Per-class F1 on test",
                             ["model", *classes, "macro", "weighted"],
@@ -160,6 +161,41 @@ def _reported_table(study: dict, results: list[dict], base: dict) -> Table | Non
                   "source"], rows)
 
 
+def _baseline_extras(study: dict, results: list[dict], base: dict) -> list[Table]:
+    """Reported per-epoch times and per-class P/R/F1 beside the measured ones, where a paper gives them."""
+    ok = {r["model"]: r for r in results if r["status"] == "ok" and r["kind"] == "train"}
+    out = []
+    if base.get("timing"):
+        rows = []
+        for b in base["timing"]:
+            r = ok.get(b["model"])
+            mine = r["timing"].get("seconds_per_epoch") if r else None
+            rows.append([b["model"], _num(b["seconds_per_epoch"], "{:,.0f}"), _num(mine, "{:,.1f}"),
+                         "–" if not mine else f"{b['seconds_per_epoch'] / mine:,.0f}x", b["source"]])
+        out.append(Table(f"{study['name']}_timing", "Seconds per epoch: reported vs this run",
+                         ["model", "reported s/epoch", "this run s/epoch", "reported / this run", "source"], rows,
+                         "Different hardware, data sizes and profiles; the ratio shows the order of magnitude only."))
+    pc = base.get("per_class")
+    if pc:
+        rows = []
+        for r in ok.values():
+            part = r["metrics"].get(pc.get("split", "test"))
+            if not part:
+                continue
+            classes = study["classes"]
+            for cls, (p_, r_, f_) in pc["classes"].items():
+                if cls in classes:
+                    i = classes.index(cls)
+                    mine = [part["per_class"][k][i] for k in ("precision", "recall", "f1")]
+                    rows.append([r["label"], cls, f"{p_:.2f} / {r_:.2f} / {f_:.2f}",
+                                 " / ".join(f"{v:.2f}" for v in mine)])
+        if rows:
+            out.append(Table(f"{study['name']}_per_class_reported",
+                             f"Per-class precision / recall / F1 on {pc.get('split', 'test')}: reported vs reproduced",
+                             ["model", "class", f"reported ({pc['source']})", "reproduced"], rows))
+    return out
+
+
 def _embed(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
 
@@ -176,6 +212,7 @@ def build_context(run: RunData) -> dict:
             t = _reported_table(st, results, base)
             if t:
                 parts["tables"].insert(1, t)
+            parts["tables"][2:2] = _baseline_extras(st, results, base)
         from .llm.report import llm_section
 
         llm = llm_section(st, results, run, fig_dir, base)

@@ -8,7 +8,7 @@ from ferbench.cli import main
 def test_bench_cli_measures_both_pipelines(kaggle_folder):
     root, _ = kaggle_folder
     r = CliRunner().invoke(main, ["bench", "--models", "basic_cnn,mlp", "--steps", "2", "--batch-size", "16",
-                                  "--workers", "0", "--load", str(root), "--json"])
+                                  "--workers", "0", "--repeats", "1", "--load", str(root), "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     rows = {row["model"]: row for row in out["models"]}
@@ -21,7 +21,7 @@ def test_bench_cli_measures_both_pipelines(kaggle_folder):
 
 
 def test_bench_feature_cache_and_table(monkeypatch):
-    r = CliRunner().invoke(main, ["bench", "--models", "mlp", "--steps", "2", "--workers", "0", "--feature-cache",
+    r = CliRunner().invoke(main, ["bench", "--models", "mlp", "--steps", "2", "--workers", "0", "--repeats", "1", "--feature-cache",
                                   "--input-size", "32"])
     assert r.exit_code == 0, r.output
     assert "train img/s (ferbench)" in r.output and "with the feature cache" in r.output

@@ -20,6 +20,10 @@ studies:
   - name: cv
     split: {kind: kfold, k: 2}
     experiments: [{model: basic_cnn}]
+  - name: three
+    paper: three_class
+    split: {kind: holdout, classes: [happy, sad, neutral], train_per_class: 30}
+    experiments: [{model: dcnn_elu}]
   - name: seeds
     seeds: [0, 1]
     split: {kind: official, train_per_class: 30}
@@ -44,8 +48,10 @@ def test_markdown_has_every_section(run_dir):
                    "![Class distribution](figures/class_distribution.png)", "figures/samples.png",
                    "Confusion matrix: cnn", "Per-class precision / recall / F1: cnn",
                    "Training and validation curves", "Grad-CAM: cnn", "| Training |", "s/epoch", "ms/image",
-                   "### Across training seeds (test accuracy)"]:
+                   "### Across training seeds (test accuracy)",
+                   "### Per-class precision / recall / F1 on val: reported vs reproduced"]:
         assert needle in md, needle
+    assert re.search(r"\| dcnn_elu +\| happy +\| 0\.91 / 0\.94 / 0\.92 +\| \d\.\d\d / ", md)
     row = next(line for line in md.splitlines() if line.startswith("| cnn ") and "Table 1 (test)" in line)
     assert "55.49" in row and re.search(r"\| (yes|no) +\|", row)
     for f in re.findall(r"\]\(([^)]+\.png)\)", md):

@@ -1,20 +1,26 @@
-"""Decoded-array cache: a source is decoded once, later loads read one .npz (well under a second).
+"""Decoded-array cache: a source is decoded once, later loads map its arrays from disk.
 
+One folder per source (``fer-<key>/`` with one ``.npy`` per array and ``meta.json``). Images are
+memory-mapped copy-on-write: loading costs milliseconds and pages come straight from the OS page
+cache, without the page-faulting copy that unpacking an ``.npz`` into fresh memory costs.
 The key covers the source's resolved path, size and modification time (every file's, for a folder),
 the reader options and the cache format, so a changed source is never served stale.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write_with
 from .dataset import FERData
 
-FORMAT = 1
+FORMAT = 2
+_ARRAYS = ("images", "labels", "ids", "usage")
 
 
 def cache_dir() -> Path:
@@ -38,25 +44,35 @@ def source_key(spec: str, **options) -> str:
 
 
 def cache_path(key: str) -> Path:
-    return cache_dir() / f"fer-{key}.npz"
+    return cache_dir() / f"fer-{key}"
 
 
 def load_cached(key: str) -> FERData | None:
     p = cache_path(key)
-    if not p.exists():
+    if not (p / "meta.json").exists():
         return None
     try:
-        with np.load(p, allow_pickle=False) as z:
-            return FERData(z["images"], z["labels"], z["ids"], z["usage"], source=str(z["source"]),
-                           skipped=[str(s) for s in z["skipped"]])
+        meta = json.loads((p / "meta.json").read_text())
+        arrays = {a: np.load(p / f"{a}.npy", mmap_mode="c" if a == "images" else None, allow_pickle=False)
+                  for a in _ARRAYS}
+        return FERData(**arrays, source=meta["source"], skipped=meta["skipped"])
     except Exception:
         return None  # an unreadable cache is rebuilt, never trusted
 
 
 def save_cached(key: str, data: FERData) -> Path:
+    """Write the arrays into a temporary folder, then rename it into place (atomic)."""
     p = cache_path(key)
     p.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(p, lambda fh: np.savez(fh, images=data.images, labels=data.labels, ids=data.ids,
-                                             usage=data.usage, source=np.array(data.source),
-                                             skipped=np.array(data.skipped, dtype=str)), binary=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
+    try:
+        for a in _ARRAYS:
+            np.save(tmp / f"{a}.npy", np.asarray(getattr(data, a)), allow_pickle=False)
+        (tmp / "meta.json").write_text(json.dumps({"source": data.source, "skipped": data.skipped}))
+        if p.exists():
+            shutil.rmtree(p)  # a stale or torn cache folder (meta.json is written last)
+        os.replace(tmp, p)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return p
