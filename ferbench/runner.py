@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from . import figures
 from .data import FERData, load_data, resolve_data_spec
 from .data.splits import SplitData, make_split
-from .engine import fit, measure_inference, predict_proba, seed_everything, select_device
+from .engine import TrainConfig, fit, measure_inference, predict_proba, prepare_model, seed_everything, \
+    select_device
 from .errors import FerbenchError
 from .gradcam import gradcam
 from .metrics import summarize
@@ -80,10 +81,14 @@ def _study_meta(suite: SuiteConfig, splits: SplitCache, exps: list[Experiment]) 
 
 
 def _evaluate_and_save(exp: Experiment, model, split: SplitData, store: RunStore, device: torch.device) -> dict:
-    """Evaluate on val and test, write predictions.csv, Grad-CAM and model.pt; return the metric part."""
+    """Evaluate on val and test, write predictions.csv and Grad-CAM; return the metric part."""
     out = store.exp_dir(exp.id)
     k = len(split.classes)
-    batch = exp.train.eval_batch_size if exp.train else 512
+    cfg = exp.train or TrainConfig()
+    # Trained, reloaded and user models all run in the same memory format: identical weights give
+    # identical predictions.
+    prepare_model(model, cfg.model_copy(update={"input_size": None}), device)
+    batch = cfg.eval_batch_size
     evals, rows = {}, []
     for part_name, part in (("val", split.val), ("test", split.test)):
         if part is None or len(part) == 0:
@@ -172,6 +177,18 @@ def run_load(exp: Experiment, split: SplitData, store: RunStore, device: torch.d
                            "input": model.spec.describe()}}
 
 
+def _keep_earlier_studies(run_info: dict, store: RunStore) -> None:
+    """A partial run (--only) keeps the studies and experiments an earlier run of the suite recorded,
+    so the report still covers every result in the folder."""
+    try:
+        earlier = json.loads((store.root / "run.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    names = {st["name"] for st in run_info["studies"]}
+    run_info["studies"] += [st for st in earlier.get("studies", []) if st["name"] not in names]
+    run_info["experiments"] += [e for e in earlier.get("experiments", []) if e not in run_info["experiments"]]
+
+
 def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | None = None,
               results_dir: str | Path = "results", only: str | None = None, device: str = "auto",
               no_pretrained: bool = False, eval_only: bool = False, llm_options: dict | None = None,
@@ -199,6 +216,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "experiments": [e.id for e in exps], "studies": _study_meta(suite, splits, exps),
     }
+    _keep_earlier_studies(run_info, store)
     store.write_run(run_info)
     figures.sample_grid(fer.images, fer.labels, fer.classes, store.root / "figures" / "samples.png",
                         title="Sample images per class")

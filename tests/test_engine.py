@@ -77,8 +77,16 @@ def test_resume_from_checkpoint_equals_uninterrupted(small, tmp_path):
 
 def test_feature_cache_matches_running_the_frozen_backbone(small):
     cfg = TrainConfig(epochs=2, input_size=32, restore_best=False)
-    m1, r1 = _fit(small, cfg, "resnet50_transfer", seed=0)
-    m2, r2 = _fit(small, cfg.model_copy(update={"feature_cache": False}), "resnet50_transfer", seed=0)
+
+    def frozen(cfg):
+        seed_everything(0)
+        m = create_model("resnet50_transfer", pretrained=False)
+        m.freeze_backbone(True)  # as with ImageNet weights (no download in tests)
+        r = fit(m, small.train.images, small.train.labels, small.val.images, small.val.labels, cfg, device=CPU)
+        return m, r
+
+    m1, r1 = frozen(cfg)
+    m2, r2 = frozen(cfg.model_copy(update={"feature_cache": False}))
     assert r1.feature_cache_used and not r2.feature_cache_used
     p1, p2 = predict_proba(m1, small.test.images, CPU), predict_proba(m2, small.test.images, CPU)
     np.testing.assert_allclose(p1, p2, atol=1e-4)

@@ -222,3 +222,17 @@ def test_dry_run_sends_nothing(tmp_path, monkeypatch):
         assert r.exit_code == 0 and not srv.requests
     res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
     assert "35 requests would be sent" in res["reason"]
+
+
+def test_max_cost_stops_sending(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", SECRET)
+    with FakeOpenAI(lambda n, s, b: Reply("happy")) as srv:
+        suite = _suite(tmp_path, srv.base_url, concurrency=1)
+        # 100 prompt tokens at $10,000 per 1M = $1 per request: a $2.50 budget allows 3 requests
+        suite.write_text(suite.read_text().replace('"price_input_per_1m": 1.0', '"price_input_per_1m": 10000.0'))
+        r = _run(suite, tmp_path, "--no-cache", "--max-cost", "2.5")
+        assert r.exit_code == 1
+        assert len(srv.requests) == 3
+    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+    assert res["status"] == "failed" and "stopped at --max-cost 2.5" in res["error"]
+    assert res["metrics"]["sample"]["errors"] == 32

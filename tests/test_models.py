@@ -75,11 +75,19 @@ def test_freeze_unfreeze_changes_requires_grad():
     assert all(p.requires_grad for p in m.parameters())
 
 
-def test_resnet50_transfer_trains_head_only_and_keeps_bn_frozen():
-    m = _build("resnet50_transfer")
+def test_resnet50_transfer_trains_head_only_and_keeps_bn_frozen(tmp_path, monkeypatch):
+    from torchvision.models import ResNet50_Weights, resnet50
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    ck = tmp_path / "hub" / "checkpoints"
+    ck.mkdir(parents=True)
+    torch.save(resnet50().state_dict(), ck / ResNet50_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1])
+    m = create_model("resnet50_transfer", pretrained=True)
     assert m.backbone_frozen
     m.train()
     assert not m.net.backbone.training and m.net.head.training
+    scratch = _build("resnet50_transfer")  # no ImageNet weights: the whole network trains
+    assert not scratch.backbone_frozen and all(p.requires_grad for p in scratch.parameters())
 
 
 @pytest.mark.parametrize("name", ["resnet50_transfer", "resnet34", "mobilenet_v2_transfer", "vit_tiny"])

@@ -72,6 +72,10 @@ def test_rerun_reuses_and_changed_config_reruns(tmp_path):
     again = _results(tmp_path / "res/t")
     assert again["s.basic_cnn"]["finished"] == first["s.basic_cnn"]["finished"]
     assert again["s.mlp"]["config_hash"] != first["s.mlp"]["config_hash"]
+    # a partial run keeps the rest of the suite in the report
+    r = CliRunner().invoke(main, args + ["--only", "s.mlp"])
+    assert "1 reused" in r.output
+    assert set(json.loads((tmp_path / "res/t/run.json").read_text())["experiments"]) == {"s.basic_cnn", "s.mlp"}
 
 
 def test_sigkill_midway_then_rerun_completes_without_redoing(tmp_path):

@@ -60,6 +60,8 @@ def resnet50_transfer(num_classes: int = 7, pretrained: bool = True, weights: st
     backbone.fc = nn.Identity()
     net = _ResNet50Transfer(backbone, nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Dropout(0.5),
                                                     nn.Linear(256, num_classes)))
+    # The study trains the head on a frozen ImageNet base. Without ImageNet weights ("from scratch",
+    # always stated in the report) a frozen random base would learn nothing, so it trains too.
     for p in net.backbone.parameters():
-        p.requires_grad = False  # the study trains the head only
+        p.requires_grad = not pretrained
     return net
