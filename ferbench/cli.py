@@ -43,18 +43,19 @@ def main() -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
 @click.option("--no-pretrained", is_flag=True, help="Train transfer models from scratch (stated in the report).")
 @click.option("--eval-only", is_flag=True, help="Re-evaluate trained experiments from their saved model.pt; no training.")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable images (counted in run.json) instead of failing.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the LLM response cache.")
 @click.option("--refresh-llm", is_flag=True, help="Ask the LLMs again and overwrite cached answers.")
 @click.option("--dry-run", is_flag=True, help="LLM: show what would be sent and how many requests; send nothing.")
 @click.option("--max-cost", type=float, metavar="USD", help="LLM: stop sending once the estimated cost reaches this.")
-def run(suite, data, profile, results_dir, only, device, no_pretrained, eval_only, no_cache, refresh_llm, dry_run,
-        max_cost):
+def run(suite, data, profile, results_dir, only, device, no_pretrained, eval_only, skip_bad, no_cache, refresh_llm,
+        dry_run, max_cost):
     """Run every experiment of SUITE not already complete, then write the report."""
     from .runner import run_suite
 
     try:
         s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
-                      no_pretrained=no_pretrained, eval_only=eval_only, console=console,
+                      no_pretrained=no_pretrained, eval_only=eval_only, skip_bad=skip_bad, console=console,
                       llm_options={"no_cache": no_cache, "refresh": refresh_llm, "dry_run": dry_run,
                                    "max_cost": max_cost})
     except FerbenchError as exc:

@@ -191,7 +191,8 @@ def _keep_earlier_studies(run_info: dict, store: RunStore) -> None:
 
 def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | None = None,
               results_dir: str | Path = "results", only: str | None = None, device: str = "auto",
-              no_pretrained: bool = False, eval_only: bool = False, llm_options: dict | None = None,
+              no_pretrained: bool = False, eval_only: bool = False, skip_bad: bool = False,
+              llm_options: dict | None = None,
               console: Console | None = None, report: bool = True) -> RunSummary:
     console = console or Console()
     t_start = time.perf_counter()
@@ -203,7 +204,9 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     spec, origin = resolve_data_spec(data, suite.data, Path(suite_path).resolve().parent)
     console.print(f"[bold]ferbench[/] suite [cyan]{suite.name}[/], profile [cyan]{profile}[/], "
                   f"{len(exps)} experiment(s); data {spec} (from {origin})")
-    fer = load_data(spec)
+    fer = load_data(spec, skip_bad=skip_bad)
+    if fer.skipped:
+        console.print(f"[yellow]skipped {len(fer.skipped)} unreadable image(s) (--skip-bad); listed in run.json[/]")
     dev = select_device(device)
     store = RunStore(results_dir, suite.name)
     splits = SplitCache(fer)
@@ -211,7 +214,8 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     run_info = {
         "suite": suite.name, "description": suite.description, "suite_file": str(suite_path),
         "profile": profile, "profile_description": prof.description,
-        "data": {"source": spec, "from": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp},
+        "data": {"source": spec, "from": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp,
+                 "skipped_unreadable": fer.skipped},
         "device": str(dev), "environment": environment(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "experiments": [e.id for e in exps], "studies": _study_meta(suite, splits, exps),
