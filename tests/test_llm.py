@@ -236,3 +236,23 @@ def test_max_cost_stops_sending(tmp_path, monkeypatch):
     res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
     assert res["status"] == "failed" and "stopped at --max-cost 2.5" in res["error"]
     assert res["metrics"]["sample"]["errors"] == 32
+
+
+def test_key_echoed_in_an_error_is_redacted(tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_KEY", SECRET)
+
+    with FakeOpenAI(lambda n, sha, body: Reply(status=401)) as srv:
+        # make the 401 body echo the key, as OpenAI's does (masked there)
+        orig = srv.server.RequestHandlerClass._send
+
+        def send(self, status, obj, headers=None):
+            if status == 401:
+                obj = {"error": {"message": f"Incorrect API key provided: {SECRET}. sk-test-S3CR****3CR3T"}}
+            return orig(self, status, obj, headers)
+
+        srv.server.RequestHandlerClass._send = send
+        r = _run(_suite(tmp_path, srv.base_url), tmp_path)
+    assert r.exit_code == 1
+    res = (tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text()
+    assert "AuthenticationError" in res and "[redacted" in res
+    assert SECRET not in res and "S3CR****" not in res

@@ -8,10 +8,20 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import time
 from dataclasses import dataclass
 
 import openai
+
+_KEYLIKE = re.compile(r"\b(sk|key|api)[-_][A-Za-z0-9_\-\*\.]{4,}", re.IGNORECASE)
+
+
+def redact(text: str, secret: str | None = None) -> str:
+    """Error texts may echo the key (OpenAI's 401 shows a masked one): never let it reach a file."""
+    if secret:
+        text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted key]", text)
 
 
 class EndpointFailure(Exception):

@@ -14,7 +14,7 @@ from ..data.splits import SplitData
 from ..metrics import summarize
 from ..results import RunStore
 from .cache import ResponseCache, cache_key
-from .client import EndpointFailure, ask, make_client
+from .client import EndpointFailure, ask, make_client, redact
 from .parse import parse_answer
 from .prompts import get_prompt
 from .sampler import stratified_sample
@@ -108,7 +108,8 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None, *, 
                         "completion_tokens": 0}
             ans = ask(client, model=ep.model, prompt=prompt, png=png, response_format=fmt,
                       max_retries=cfg.max_retries, **params)
-            rec = {"id": iid, "text": ans.text, "error": ans.error, "prompt_tokens": ans.prompt_tokens,
+            rec = {"id": iid, "text": ans.text, "error": ans.error and redact(ans.error, key),
+                   "prompt_tokens": ans.prompt_tokens,
                    "completion_tokens": ans.completion_tokens, "attempts": ans.attempts}
             if ans.error is None:
                 cache.put(ck, {k_: rec[k_] for k_ in ("text", "prompt_tokens", "completion_tokens")})
@@ -133,7 +134,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None, *, 
                 rec = f.result()
                 records[rec["id"]] = rec
     except EndpointFailure as exc:
-        return {**base, "status": "failed", "error": f"{ep.model}: {exc}"}
+        return {**base, "status": "failed", "error": redact(f"{ep.model}: {exc}", key)}
 
     rows, y_pred, unparsed = [], [], []
     classes = list(split.classes)
