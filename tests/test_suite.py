@@ -94,7 +94,7 @@ BROKEN = {
         studies:
           - name: a
             experiments: [{model: mlp}]
-            llm: {endpoints: [{model: m, api_key_env: sk-abcdefghijklmnopqrstuvwxyz}]}
+            llm: {endpoints: [{model: m, api_key_env: sk-fake}]}
         """, r"api_key_env takes the NAME of an environment variable"),
 }
 
