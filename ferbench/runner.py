@@ -43,10 +43,6 @@ class RunSummary:
     report: Path | None = None
     seconds: float = 0.0
 
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
 
 class SplitCache:
     """Builds each distinct partition once per run (augmented splits are costly)."""
@@ -89,12 +85,12 @@ def _evaluate_and_save(exp: Experiment, model, split: SplitData, store: RunStore
     # identical predictions.
     prepare_model(model, cfg.model_copy(update={"input_size": None}), device)
     batch = cfg.eval_batch_size
-    evals, rows = {}, []
+    evals, rows, preds = {}, [], {}
     for part_name, part in (("val", split.val), ("test", split.test)):
         if part is None or len(part) == 0:
             continue
         proba = predict_proba(model, part.images, device, batch)
-        pred = proba.argmax(1)
+        pred = preds[part_name] = proba.argmax(1)
         evals[part_name] = summarize(part.labels, pred, proba, num_classes=k)
         rows += [[i, part_name, int(t), int(p), *(f"{q:.5f}" for q in pr)]
                  for i, t, p, pr in zip(part.ids, part.labels, pred, proba)]
@@ -103,9 +99,8 @@ def _evaluate_and_save(exp: Experiment, model, split: SplitData, store: RunStore
     # Grad-CAM on the first test image of every class, for convolutional models.
     idx = np.concatenate([np.flatnonzero(te.labels == c)[:1] for c in range(k)]).astype(int)
     cams = gradcam(model, te.images[idx], device) if len(idx) else None
-    if cams is not None:
-        preds = predict_proba(model, te.images[idx], device).argmax(1)
-        figures.gradcam_grid(te.images[idx], cams, te.labels[idx], preds, split.classes, out / "gradcam.png",
+    if cams is not None:  # captions reuse the test predictions just computed
+        figures.gradcam_grid(te.images[idx], cams, te.labels[idx], preds["test"][idx], split.classes, out / "gradcam.png",
                              f"Grad-CAM: {exp.label}")
     return {
         "metrics": evals,

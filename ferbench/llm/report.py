@@ -7,12 +7,8 @@ from .. import figures
 from ..metrics import accuracy_ci, mcnemar_exact, per_class_accuracy
 
 
-def _fmt(x):
-    return "–" if x is None else f"{100 * x:.2f}"
-
-
 def llm_section(study: dict, results: list[dict], run, fig_dir, base: dict | None) -> dict | None:
-    from ..report import Table
+    from ..report import Table, _pct
 
     llms = [r for r in results if r["kind"] == "llm"]
     if not llms:
@@ -50,7 +46,7 @@ def llm_section(study: dict, results: list[dict], run, fig_dir, base: dict | Non
             acc, lo, hi = accuracy_ci(t, pr)
             pca = per_class_accuracy(t, pr, num_classes=k)
             p_val = "–" if best is None or lbl == best else f"{mcnemar_exact(t, rows[best][1], pr)['p_value']:.3f}"
-            body.append([lbl, *(_fmt(v) for v in pca), _fmt(acc), f"[{100 * lo:.1f}, {100 * hi:.1f}]", p_val])
+            body.append([lbl, *(_pct(v) for v in pca), _pct(acc), f"[{100 * lo:.1f}, {100 * hi:.1f}]", p_val])
         n = len(want)
         note = (f"Identical sample of {n} images ({n // k if n % k == 0 else '~' + str(n // k)} per class). "
                 f"95% CIs are Wilson intervals; p is the exact McNemar test against the best trained model on this "
