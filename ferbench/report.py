@@ -17,7 +17,7 @@ from tabulate import tabulate
 
 from . import figures
 from .atomic import atomic_write_text
-from .results import RunData, load_run
+from .store import RunData, load_run
 
 METRIC_NAMES = {"accuracy": "test accuracy", "val_accuracy": "val accuracy", "macro_f1": "macro F1",
                 "weighted_f1": "weighted F1", "val_macro_f1": "val macro F1", "val_weighted_f1": "val weighted F1"}

@@ -29,7 +29,7 @@ from .errors import FerbenchError
 from .gradcam import gradcam
 from .metrics import summarize
 from .models import count_parameters, create_model, model_info
-from .results import RunStore, environment
+from .store import RunStore, environment
 from .suite import Experiment, SuiteConfig, expand, load_suite, resolve_profile
 
 
@@ -257,7 +257,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
                 elif exp.kind == "load":
                     res, ckpt, status = run_load(exp, split, store, dev), None, "ok"
                 else:
-                    from .llm.runner import run_llm_experiment
+                    from .llm.query import run_llm_experiment
 
                     res = run_llm_experiment(exp, split, store, console=bar.console, **(llm_options or {}))
                     ckpt = None

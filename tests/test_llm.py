@@ -12,7 +12,7 @@ from ferbench.cli import main
 from ferbench.data import load_data
 from ferbench.llm.client import ask, make_client
 from ferbench.llm.parse import parse_answer
-from ferbench.llm.runner import png_bytes
+from ferbench.llm.query import png_bytes
 from ferbench.llm.sampler import stratified_sample
 
 from fake_openai import FakeOpenAI, Reply
@@ -184,7 +184,7 @@ def test_crash_mid_run_resumes_without_asking_again(tmp_path, monkeypatch):
         suite = _suite(tmp_path, srv.base_url, max_retries=0, concurrency=1)
         _run(suite, tmp_path, "--no-cache")
         answers = (tmp_path / "res/llmtest/s.llm.fake-vision/answers.jsonl").read_text().splitlines()
-        assert len(answers) == 12
+        assert "config_hash" in json.loads(answers[0]) and len(answers[1:]) == 12
         state["healthy"] = True
         before = len(srv.requests)
         r = _run(suite, tmp_path, "--no-cache")

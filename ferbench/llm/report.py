@@ -69,7 +69,7 @@ def llm_section(study: dict, results: list[dict], run, fig_dir, base: dict | Non
             for j in range(n):
                 caps.append("\n".join(f"{lbl.replace(' (LLM)', '*')[:10]}: {classes[v[1][j]][:3] if v[1][j] >= 0 else '?'}"
                                       for lbl, v in list(rows.items())[:4]))
-            imgs = _sample_images(run, want)
+            imgs = _sample_images(run, llms, want)
             if imgs is not None:
                 figs.append(("LLM sample with each model's answer (* = LLM, ? = unparsed)",
                              figures.sample_grid(imgs, labels, classes, fig_dir / f"{study['name']}_llm_sample.png",
@@ -89,14 +89,13 @@ def llm_section(study: dict, results: list[dict], run, fig_dir, base: dict | Non
     return {"tables": tables, "figures": figs, "unparsed": unparsed}
 
 
-def _sample_images(run, ids):
-    """The sampled images, saved by the LLM runner beside its predictions."""
-    import json
-
-    p = run.root / "figures" / "llm_sample_images.json"
-    if not p.exists():
-        return None
-    d = json.loads(p.read_text())
-    if not all(i in d for i in ids):
-        return None
-    return np.array([d[i] for i in ids], dtype=np.uint8)
+def _sample_images(run, llm_results, ids):
+    """The sampled images, saved by the LLM query beside its answers."""
+    for r in llm_results:
+        arr = run.arrays(r["id"], "sample_images")
+        if arr is None:
+            continue
+        pos = {str(i): n for n, i in enumerate(arr["ids"])}
+        if all(str(i) in pos for i in ids):
+            return arr["images"][[pos[str(i)] for i in ids]]
+    return None

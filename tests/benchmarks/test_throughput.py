@@ -2,7 +2,6 @@
 `.venv/bin/python -m pytest tests/benchmarks --benchmark-only`). They time one training step of the
 device-resident pipeline and of the conventional DataLoader pipeline for the same model, and a
 FER2013 load from the array cache vs decoding."""
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -14,15 +14,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import platform
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__
-from .atomic import atomic_write_json, atomic_write_text
+from .atomic import atomic_write_json, atomic_write_text, atomic_write_with
 
 
 def environment() -> dict:
@@ -79,6 +81,88 @@ class RunStore:
     def write_run(self, info: dict) -> None:
         atomic_write_json(self.root / "run.json", info)
 
+    def journal(self, eid: str, config_hash: str) -> "AnswerJournal":
+        """The LLM answers journal of experiment ``eid`` under exactly this config."""
+        return AnswerJournal(self.exp_dir(eid) / "answers.jsonl", config_hash)
+
+    def write_arrays(self, eid: str, name: str, **arrays: np.ndarray) -> None:
+        """Numeric/string arrays (e.g. the LLM sample's images) as ``<name>.npz``, written atomically."""
+        def write(fh):
+            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        atomic_write_with(self.exp_dir(eid) / f"{name}.npz", write, binary=True)
+
+    def read_arrays(self, eid: str, name: str) -> dict[str, np.ndarray] | None:
+        p = self.exp_dir(eid) / f"{name}.npz"
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError):
+            return None
+
+
+class AnswerJournal:
+    """Append-only JSON-lines journal of LLM answers, bound to one experiment config.
+
+    Line 1 is ``{"config_hash": ...}``; a journal written under another config is discarded on
+    open, so a changed prompt, model, sample or parameter never resumes from old answers. Each
+    answer is one ``write`` of one complete line, flushed and fsync'd; a line torn by a kill is
+    dropped when the journal is next opened, and the file is then rewritten atomically without it.
+    """
+
+    def __init__(self, path: Path, config_hash: str):
+        self.path, self.config_hash = Path(path), config_hash
+        self._lock = threading.Lock()
+        self._records = self._load()
+
+    def _load(self) -> dict[str, dict]:
+        try:
+            lines = self.path.read_bytes().split(b"\n")
+        except OSError:
+            return {}
+        try:
+            header = json.loads(lines[0])
+        except (json.JSONDecodeError, UnicodeDecodeError, IndexError):
+            header = None
+        if not isinstance(header, dict) or header.get("config_hash") != self.config_hash:
+            self.path.unlink(missing_ok=True)  # another config's answers (or no header): never reused
+            return {}
+        out, clean = {}, True
+        for line in lines[1:]:
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+                out[str(rec["id"])] = rec
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                clean = False  # a torn last line from a kill
+        if not clean or not lines[-1] == b"":
+            self._rewrite(out)
+        return out
+
+    def _header(self) -> bytes:
+        return (json.dumps({"config_hash": self.config_hash}) + "\n").encode()
+
+    def _rewrite(self, records: dict[str, dict]) -> None:
+        body = b"".join(json.dumps(r, ensure_ascii=True).encode() + b"\n" for r in records.values())
+        atomic_write_with(self.path, lambda fh: fh.write(self._header() + body), binary=True)
+
+    def read(self) -> dict[str, dict]:
+        """Answers recorded under this config, by image id."""
+        return dict(self._records)
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(record, ensure_ascii=True).encode() + b"\n"
+        with self._lock:
+            if not self.path.exists():
+                self._rewrite({})
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                os.write(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._records[str(record["id"])] = record
+
 
 def read_predictions(path: Path) -> dict[str, np.ndarray]:
     """predictions.csv as columns: id, split, true, predicted (ints), and the rest as strings."""
@@ -101,6 +185,9 @@ class RunData:
     def predictions(self, eid: str) -> dict[str, np.ndarray] | None:
         p = self.root / eid / "predictions.csv"
         return read_predictions(p) if p.exists() else None
+
+    def arrays(self, eid: str, name: str) -> dict[str, np.ndarray] | None:
+        return RunStore(self.root.parent, self.root.name).read_arrays(eid, name)
 
 
 def load_run(run_dir: Path | str) -> RunData:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -12,7 +11,7 @@ from PIL import Image
 
 from ..data.splits import SplitData
 from ..metrics import summarize
-from ..results import RunStore
+from ..store import RunStore
 from .cache import ResponseCache, cache_key
 from .client import EndpointFailure, ask, make_client, redact
 from .parse import parse_answer
@@ -27,16 +26,6 @@ def png_bytes(img: np.ndarray, size: int) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=False)
     return buf.getvalue()
-
-
-def _save_sample_images(store: RunStore, ids, images) -> None:
-    """Keep the sampled images beside the run so the report can show them with each answer."""
-    from ..atomic import atomic_write_json
-
-    p = store.root / "figures" / "llm_sample_images.json"
-    d = json.loads(p.read_text()) if p.exists() else {}
-    d.update({str(i): img.tolist() for i, img in zip(ids, images)})
-    atomic_write_json(p, d)
 
 
 def sample_partition(split: SplitData, which: str):
@@ -58,7 +47,8 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None, *, 
                    "n": int(len(idx)), "ids": part.ids[idx].tolist(), "notes": notes,
                    "image": f"{cfg.image_size}x{cfg.image_size} PNG (grayscale"
                             + (", bicubic upscale)" if cfg.image_size != 48 else ", original)")}
-    _save_sample_images(store, part.ids[idx], part.images[idx])
+    # The sampled images stay beside the answers so the report can show them.
+    store.write_arrays(exp.id, "sample_images", ids=part.ids[idx].astype(str), images=part.images[idx])
     base = {"endpoint": {**ep.model_dump(), "base_url": ep.base_url or os.environ.get("OPENAI_BASE_URL")},
             "prompt": prompt, "response_format": fmt, "sample": sample_info}
     if dry_run:
@@ -71,15 +61,8 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None, *, 
                           f"(set it, and OPENAI_BASE_URL or base_url for a non-OpenAI server, to run it)"}
     out = store.exp_dir(exp.id)
     out.mkdir(parents=True, exist_ok=True)
-    answers_path = out / "answers.jsonl"
-    done: dict[str, dict] = {}
-    if answers_path.exists():  # resume: answers already received in a killed run
-        for line in answers_path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-                done[rec["id"]] = rec
-            except (json.JSONDecodeError, KeyError):
-                continue  # a torn last line from a crash
+    journal = store.journal(exp.id, exp.config_hash())  # resume: answers received under this config
+    done = journal.read()
     cache = ResponseCache(cache_dir, enabled=not no_cache, refresh=refresh)
     client = make_client(ep.base_url, key, cfg.timeout)
     params = {"temperature": ep.temperature, "max_tokens": ep.max_tokens, "detail": ep.detail}
@@ -121,9 +104,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None, *, 
                 if max_cost is not None and stats["cost"] >= max_cost:
                     stop.set()
         if rec.get("error") is None:
-            with lock, open(answers_path, "a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-                fh.flush()
+            journal.append(rec)
         return rec
 
     records: dict[str, dict] = {}
