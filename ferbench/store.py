@@ -85,6 +85,17 @@ class RunStore:
         """The LLM answers journal of experiment ``eid`` under exactly this config."""
         return AnswerJournal(self.exp_dir(eid) / "answers.jsonl", config_hash)
 
+    def write_state(self, eid: str, name: str, obj: dict) -> None:
+        """A small JSON state file of an experiment (e.g. a pending Batch API job), written atomically."""
+        atomic_write_json(self.exp_dir(eid) / f"{name}.json", obj)
+
+    def read_state(self, eid: str, name: str) -> dict | None:
+        try:
+            obj = json.loads((self.exp_dir(eid) / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return obj if isinstance(obj, dict) else None
+
     def write_arrays(self, eid: str, name: str, **arrays: np.ndarray) -> None:
         """Numeric/string arrays (e.g. the LLM sample's images) as ``<name>.npz``, written atomically."""
         def write(fh):
