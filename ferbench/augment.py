@@ -10,22 +10,8 @@ from __future__ import annotations
 import math
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 
-
-class AugmentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    rotation: float = 0.0  # max degrees, uniform in [-r, r]
-    shift: float = 0.0  # max fraction of width/height
-    zoom: float = 0.0  # scale uniform in [1 - z, 1 + z]
-    shear: float = 0.0  # max shear angle in degrees
-    flip: bool = False  # horizontal flip with p = 0.5
-    crop_scale: tuple[float, float] | None = None  # random resized crop: area fraction range
-
-    @property
-    def active(self) -> bool:
-        return bool(self.rotation or self.shift or self.zoom or self.shear or self.flip or self.crop_scale)
+from .schema.train import AugmentConfig
 
 
 def _uniform(n: int, lo: float, hi: float, g: torch.Generator, device) -> torch.Tensor:
@@ -39,9 +25,9 @@ def random_affine(n: int, cfg: AugmentConfig, g: torch.Generator, device) -> tor
     sx = sy = torch.ones(n, device=device)
     tx = _uniform(n, -cfg.shift, cfg.shift, g, device) * 2
     ty = _uniform(n, -cfg.shift, cfg.shift, g, device) * 2
-    if cfg.zoom:
-        z = _uniform(n, 1 - cfg.zoom, 1 + cfg.zoom, g, device)
-        sx, sy = z, z
+    if cfg.zoom:  # Keras' zoom_range draws the width and the height zoom independently
+        sx = _uniform(n, 1 - cfg.zoom, 1 + cfg.zoom, g, device)
+        sy = _uniform(n, 1 - cfg.zoom, 1 + cfg.zoom, g, device)
     if cfg.crop_scale:
         area = _uniform(n, cfg.crop_scale[0], cfg.crop_scale[1], g, device)
         logr = _uniform(n, math.log(3 / 4), math.log(4 / 3), g, device)

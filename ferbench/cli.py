@@ -34,39 +34,92 @@ def main() -> None:
     """
 
 
+_device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
+                              show_default=True, help="Where models train and run: the best available by default.")
+
+
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
 @_data_option
 @click.option("--profile", default="paper", show_default=True, help="paper, quick, smoke, or one the suite defines.")
-@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Where run folders go: <dir>/<suite>[-<profile>][-<overrides>].")
 @click.option("--only", metavar="GLOB", help="Run only experiments (or studies) whose id matches, e.g. 'cbam.*'.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@_device_option
 @click.option("--no-pretrained", is_flag=True, help="Train transfer models from scratch (stated in the report).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Train every model for N epochs (recorded as a deviation).")
+@click.option("--seed", type=int, help="One training seed instead of the suite's seeds (recorded as a deviation).")
+@click.option("--limit", type=click.IntRange(min=1), metavar="N",
+              help="At most N images per class in every partition and the LLM sample (recorded as a deviation).")
+@click.option("--force", is_flag=True, help="Re-run experiments even when a complete result exists.")
 @click.option("--eval-only", is_flag=True, help="Re-evaluate trained experiments from their saved model.pt; no training.")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images (counted in run.json) instead of failing.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the LLM response cache.")
-@click.option("--refresh-llm", is_flag=True, help="Ask the LLMs again and overwrite cached answers.")
-@click.option("--dry-run", is_flag=True, help="LLM: show what would be sent and how many requests; send nothing.")
-@click.option("--max-cost", type=float, metavar="USD", help="LLM: stop sending once the estimated cost reaches this.")
-def run(suite, data, profile, results_dir, only, device, no_pretrained, eval_only, skip_bad, no_cache, refresh_llm,
-        dry_run, max_cost):
+@click.option("--refresh-llm", is_flag=True, help="Ask the LLMs again (even for complete LLM results) and overwrite "
+              "cached answers.")
+@click.option("--dry-run", is_flag=True, help="List what would run or be reused, with LLM request counts; run nothing.")
+@click.option("--max-cost", type=float, metavar="USD", help="LLM: a hard cap on the estimated spend of this run.")
+@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
+def run(suite, data, profile, results_dir, only, device, no_pretrained, epochs, seed, limit, force, eval_only,
+        skip_bad, no_cache, refresh_llm, dry_run, max_cost, as_json):
     """Run every experiment of SUITE not already complete, then write the report."""
+    from .experiments import RunOptions
     from .runner import run_suite
+    from .suite import Overrides
 
+    out = Console(stderr=True, width=console.width) if as_json else console
+    options = RunOptions(eval_only=eval_only, force=force, dry_run=dry_run,
+                         llm={"no_cache": no_cache, "refresh": refresh_llm, "dry_run": dry_run, "max_cost": max_cost})
+    overrides = Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit)
     try:
         s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
-                      no_pretrained=no_pretrained, eval_only=eval_only, skip_bad=skip_bad, console=console,
-                      llm_options={"no_cache": no_cache, "refresh": refresh_llm, "dry_run": dry_run,
-                                   "max_cost": max_cost})
+                      overrides=overrides, options=options, skip_bad=skip_bad, console=out)
     except FerbenchError as exc:
         _fail(exc)
-    console.print(f"\n{len(s.done)} run, {len(s.reused)} reused, {len(s.skipped)} skipped, "
+    if as_json:
+        click.echo(json.dumps(_summary_json(s), indent=2))
+    elif dry_run:
+        _print_plan(s)
+    else:
+        _print_summary(s)
+    if s.failed:
+        sys.exit(1)
+
+
+def _summary_json(s) -> dict:
+    return {"run_dir": str(s.run_dir), "seconds": s.seconds, "report": str(s.report) if s.report else None,
+            "done": s.done, "reused": s.reused, "failed": s.failed, "skipped": s.skipped,
+            "plan": [{"id": p.exp.id, "kind": p.exp.kind, "action": "reuse" if p.reuse else "run",
+                      "why": p.why_rerun} for p in s.plan],
+            "results": [{"id": r.id, "status": r.status, "kind": r.kind,
+                         **({"accuracy": m.accuracy, "accuracy_ci": list(m.accuracy_ci), "n": m.n}
+                            if (m := (r.metrics.get("test") or r.metrics.get("sample"))) is not None else {}),
+                         **({"error": r.error} if r.error else {})} for r in s.results]}
+
+
+def _print_plan(s) -> None:
+    t = Table("experiment", "kind", "action", "why", title=f"dry run: {s.run_dir}")
+    for p in s.plan:
+        t.add_row(p.exp.id, p.exp.kind, "reuse" if p.reuse else "run", p.why_rerun or "")
+    console.print(t)
+    n_run = sum(p.reuse is None for p in s.plan)
+    console.print(f"{n_run} would run, {len(s.plan) - n_run} would be reused; nothing was trained or sent.")
+
+
+def _print_summary(s) -> None:
+    t = Table("experiment", "status", "accuracy %", "95% CI", "n", title="results")
+    for r in s.results:
+        m = r.metrics.get("test") or r.metrics.get("sample") if r.status != "skipped" else None
+        t.add_row(r.id, r.status + (" (reused)" if r.id in s.reused else ""),
+                  f"{100 * m.accuracy:.2f}" if m else "–",
+                  f"[{100 * m.accuracy_ci[0]:.1f}, {100 * m.accuracy_ci[1]:.1f}]" if m else "–", str(m.n) if m else "–")
+    console.print(t)
+    console.print(f"{len(s.done)} run, {len(s.reused)} reused, {len(s.skipped)} skipped, "
                   f"{len(s.failed)} failed in {s.seconds:.1f} s")
     if s.report:
         console.print(f"report: {s.report} and {s.report.with_suffix('.html')}")
     if s.failed:
         console.print(f"[red]failed:[/] {', '.join(s.failed)} (see result.json / error.log in each folder)")
-        sys.exit(1)
 
 
 @main.command()
@@ -77,7 +130,7 @@ def validate(suite):
 
     try:
         s = load_suite(suite)
-        n = {p: len(expand(s, p)) for p in ("paper", "quick", "smoke")}
+        n = {p: len(expand(s, p)) for p in ("paper", "quick", "smoke")}  # expansion checks ids and bounds too
     except FerbenchError as exc:
         _fail(exc)
     click.echo(f"{suite}: ok — {len(s.studies)} studies; experiments per profile: "
@@ -145,7 +198,7 @@ def models(as_json):
 @main.command()
 @click.option("--models", default="basic_cnn,deep_cnn", show_default=True, help="Comma-separated model names.")
 @_data_option
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto", show_default=True)
+@_device_option
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--steps", default=20, show_default=True, help="Timed training batches per pipeline.")
 @click.option("--workers", default=2, show_default=True, help="DataLoader workers of the conventional pipeline.")
@@ -209,7 +262,7 @@ def report(run_dir):
 
     try:
         p = render_report(Path(run_dir))
-    except (FerbenchError, FileNotFoundError) as exc:
+    except FerbenchError as exc:
         _fail(exc)
     console.print(f"report: {p} and {p.with_suffix('.html')}")
 

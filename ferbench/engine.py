@@ -12,48 +12,15 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 
-from .augment import AugmentConfig, augment_batch
+from .augment import augment_batch
+from .schema.train import AugmentConfig, TrainConfig  # noqa: F401 - re-exported
 from .models import FERModel
-
-
-class TrainConfig(BaseModel):
-    """Training settings of one experiment (the suite's ``train:`` block)."""
-    model_config = ConfigDict(extra="forbid")
-
-    epochs: int = Field(10, gt=0)
-    batch_size: int = Field(64, gt=0)
-    eval_batch_size: int = Field(512, gt=0)
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)  # L2 penalty (the CBAM study's regularizer)
-    momentum: float = 0.9
-    schedule: Literal["none", "plateau", "cosine"] = "none"
-    plateau_factor: float = Field(0.5, gt=0, lt=1)
-    plateau_patience: int = Field(7, ge=0)
-    min_lr: float = Field(1e-7, ge=0)
-    early_stopping: bool = False
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
-    patience: int = Field(5, ge=0)
-    restore_best: bool = True
-    class_weights: bool = False  # 'balanced' weights n / (k * n_c) in the loss
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    augment: AugmentConfig = AugmentConfig()
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
-    freeze_epochs: int = Field(0, ge=0)  # transfer models: epochs with the whole backbone frozen
-    unfreeze_top: int = Field(-1, ge=-1)  # then unfreeze the top N backbone blocks (-1: all)
-    unfreeze_lr_factor: float = Field(0.1, gt=0)  # LR of unfrozen backbone layers relative to lr
-    feature_cache: bool = True  # frozen backbone, no augmentation: compute features once
-    input_size: int | None = Field(None, gt=0)  # override the model's input size (CPU profiles)
-    channels_last: bool = True  # NHWC convolutions: +14-36 % training throughput measured on CPU
-    compile: bool = False
 
 
 def select_device(pref: str = "auto") -> torch.device:
@@ -126,10 +93,12 @@ class EarlyStopping:
 class FitResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = -1
+    reported_epoch: int = -1  # the epoch whose weights the model holds after fit
     stopped_early: bool = False
     train_seconds: float = 0.0
     feature_cache_used: bool = False
     resumed_from_epoch: int | None = None
+    checkpoint_discarded: str | None = None
 
 
 def to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -159,17 +128,35 @@ def training_batch(x: torch.Tensor, idx: torch.Tensor, cfg: TrainConfig, gen: to
     return xb.contiguous(memory_format=torch.channels_last) if cfg.channels_last else xb
 
 
-def _build_optimizer(model: FERModel, cfg: TrainConfig) -> torch.optim.Optimizer:
-    backbone = set(map(id, model.net.backbone.parameters())) if model.has_backbone else set()
-    head = [p for p in model.parameters() if id(p) not in backbone]
-    groups = [{"params": head, "lr": cfg.lr}]
-    if backbone and (cfg.freeze_epochs > 0 or not model.backbone_frozen):
+def build_optimizer(model: FERModel, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Head (or the whole network) at ``lr``; an unfrozen backbone of a freeze schedule at a lower LR."""
+    groups = [{"params": model.head_parameters(), "lr": cfg.lr}]
+    if model.has_backbone and (cfg.freeze_epochs > 0 or not model.backbone_frozen):
         factor = cfg.unfreeze_lr_factor if cfg.freeze_epochs > 0 else 1.0
-        groups.append({"params": list(model.net.backbone.parameters()), "lr": cfg.lr * factor})
+        groups.append({"params": model.backbone_parameters(), "lr": cfg.lr * factor})
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, has_val: bool):
+    """The learning-rate schedule a TrainConfig asks for, or None; plateau watches ``plateau_monitor``
+    ('same': the early-stopping metric), which falls back to the training loss without a validation set."""
+    if cfg.schedule == "plateau":
+        watched = plateau_metric(cfg, has_val)
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max" if watched.endswith("accuracy") else "min", factor=cfg.plateau_factor,
+            patience=cfg.plateau_patience, min_lr=cfg.min_lr)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.min_lr)
+    return None
+
+
+def plateau_metric(cfg: TrainConfig, has_val: bool) -> str:
+    if not has_val:
+        return "train_loss"
+    return cfg.monitor if cfg.plateau_monitor == "same" else cfg.plateau_monitor
 
 
 @torch.inference_mode()
@@ -184,12 +171,20 @@ def _forward_batches(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     return torch.cat(outs) if outs else torch.empty(0)
 
 
+def to_probabilities(scores: torch.Tensor, outputs: str = "logits") -> torch.Tensor:
+    """Class probabilities from a model's outputs: softmax of logits (and of log-probabilities, which
+    renormalizes a class subset); probabilities are only renormalized, never softmaxed again."""
+    if outputs == "probabilities":
+        return scores / scores.sum(1, keepdim=True).clamp_min(1e-12)
+    return torch.softmax(scores, 1)
+
+
 def predict_proba(model: FERModel, images: np.ndarray, device: torch.device, batch: int = 512,
                   amp: torch.dtype | None = None) -> np.ndarray:
     """Class probabilities (N, k) for uint8 images (N, 48, 48)."""
     model.eval()
-    logits = _forward_batches(model, to_device_images(images, device), batch, amp, device)
-    return torch.softmax(logits, 1).cpu().numpy()
+    scores = _forward_batches(model, to_device_images(images, device), batch, amp, device)
+    return to_probabilities(scores, getattr(model, "outputs", "logits")).cpu().numpy()
 
 
 def _evaluate(fn, x, y, batch, dtype, device, weight=None) -> tuple[float, float]:
@@ -199,145 +194,160 @@ def _evaluate(fn, x, y, batch, dtype, device, weight=None) -> tuple[float, float
     return loss, acc
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+class _Loop:
+    """The state of one fit: optimizer, schedule, early stopping, RNGs, history, best weights.
+    ``state_dict`` holds only tensors and plain values, so a checkpoint loads with weights_only=True."""
+
+    def __init__(self, model: FERModel, cfg: TrainConfig, device: torch.device, seed: int, has_val: bool):
+        self.model, self.cfg, self.has_val = model, cfg, has_val
+        if cfg.freeze_epochs > 0 and model.has_backbone:
+            model.freeze_backbone(True)
+        self.opt = build_optimizer(model, cfg)
+        self.sched = build_scheduler(self.opt, cfg, has_val)
+        self.stopper = EarlyStopping(cfg.monitor if has_val else "train_loss", cfg.patience)
+        self.gen = torch.Generator().manual_seed(seed)  # batch order (CPU: identical on every device)
+        self.aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        self.history: list[dict] = []
+        self.best_state: dict | None = None
+        self.next_epoch = 0
+
+    def state_dict(self, last_epoch: int) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict() if self.sched is not None else None,
+                "stopper": self.stopper.state_dict(), "gen": self.gen.get_state(),
+                "aug_gen": self.aug_gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "history": self.history, "best_state": self.best_state, "epoch": last_epoch,
+                "frozen": self.model.backbone_frozen if self.model.has_backbone else None}
+
+    def resume(self, ck: dict) -> None:
+        self.model.load_state_dict(ck["model"])
+        if ck.get("frozen") is not None and self.model.has_backbone:
+            apply_freeze(self.model, self.cfg, ck["epoch"] + 1)
+        self.opt = build_optimizer(self.model, self.cfg)  # parameter groups follow the freeze state
+        self.opt.load_state_dict(ck["optimizer"])
+        if self.sched is not None and ck.get("scheduler"):
+            self.sched = build_scheduler(self.opt, self.cfg, self.has_val)
+            self.sched.load_state_dict(ck["scheduler"])
+        self.stopper.load_state_dict(ck["stopper"])
+        self.gen.set_state(ck["gen"])
+        self.aug_gen.set_state(ck["aug_gen"].to(self.aug_gen.get_state().device))
+        torch.set_rng_state(ck["torch_rng"])
+        self.history, self.best_state = ck["history"], ck["best_state"]
+        self.next_epoch = ck["epoch"] + 1
+
+
+def _training_inputs(model: FERModel, cfg: TrainConfig, x_tr, x_va, dtype, device):
+    """(x_train, x_val, step_fn, eval_fn, feature_seconds). A frozen backbone without augmentation
+    always maps an image to the same features: compute them once and train the head on them."""
+    use_cache = cfg.feature_cache and model.backbone_frozen and cfg.freeze_epochs == 0 and not cfg.augment.active
+    if not use_cache:
+        return x_tr, x_va, model, model, 0.0, False
+    t0 = time.perf_counter()
+    model.eval()
+    feats = lambda x: _forward_batches(model.features, x, cfg.eval_batch_size, dtype, device)  # noqa: E731
+    x_tr, x_va = feats(x_tr), (feats(x_va) if x_va is not None else None)
+    return x_tr, x_va, model.classify, model.classify, time.perf_counter() - t0, True
+
+
+def _train_epoch(loop: _Loop, step_fn, x_tr, y_tr, use_cache: bool, dtype, scaler, weight, device,
+                 on_batch) -> dict:
+    cfg, model = loop.cfg, loop.model
+    model.train()
+    n = len(x_tr)
+    steps = math.ceil(n / cfg.batch_size)
+    perm = torch.randperm(n, generator=loop.gen).to(device)
+    tot_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    for s in range(steps):
+        idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        yb = y_tr[idx]
+        xb = x_tr[idx] if use_cache else training_batch(x_tr, idx, cfg, loop.aug_gen)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = step_fn(xb)
+            loss = F.cross_entropy(logits.float(), yb, weight=weight, label_smoothing=cfg.label_smoothing)
+        loop.opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(loop.opt)
+        scaler.update()
+        tot_loss += loss.detach() * len(idx)
+        correct += (logits.argmax(1) == yb).sum()
+        if on_batch is not None:
+            on_batch(s + 1, steps, loss.item() if (s + 1) % 20 == 0 or s + 1 == steps else float("nan"))
+    return {"train_loss": tot_loss.item() / n, "train_accuracy": correct.item() / n,
+            "lr": loop.opt.param_groups[0]["lr"]}
 
 
 def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
         val_images: np.ndarray | None, val_labels: np.ndarray | None, cfg: TrainConfig, *,
-        device: torch.device, seed: int = 0, checkpoint: Path | None = None,
+        device: torch.device, seed: int = 0, checkpoint=None,
         on_epoch: Callable[[dict], None] | None = None,
         on_batch: Callable[[int, int, float], None] | None = None) -> FitResult:
-    """Train ``model`` in place; returns the history. With ``checkpoint``, every epoch is saved
-    there and an existing checkpoint is resumed from (its epoch, optimizer, schedule, RNG)."""
+    """Train ``model`` in place; returns the history. With ``checkpoint`` (a
+    :class:`ferbench.store.Checkpoint`), every epoch is saved there and an existing checkpoint is
+    resumed from (its epoch, optimizer, schedule, RNG); an unreadable one restarts training."""
     seed_everything(seed)
     prepare_model(model, cfg, device)
     dtype = amp_dtype(cfg, device)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    k = model.num_classes
-    weight = torch.tensor(balanced_class_weights(train_labels, k), dtype=torch.float32, device=device) \
-        if cfg.class_weights else None
-
+    weight = torch.tensor(balanced_class_weights(train_labels, model.num_classes), dtype=torch.float32,
+                          device=device) if cfg.class_weights else None
     x_tr, y_tr = to_device_images(train_images, device), torch.from_numpy(train_labels).to(device)
     has_val = val_images is not None and len(val_images) > 0
     x_va = to_device_images(val_images, device) if has_val else None
     y_va = torch.from_numpy(val_labels).to(device) if has_val else None
 
-    if cfg.freeze_epochs > 0 and model.has_backbone:
-        model.freeze_backbone(True)
-    opt = _build_optimizer(model, cfg)
-    sched = None
-    if cfg.schedule == "plateau":
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            opt, mode="min" if cfg.monitor == "val_loss" else "max", factor=cfg.plateau_factor,
-            patience=cfg.plateau_patience, min_lr=cfg.min_lr)
-    elif cfg.schedule == "cosine":
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.min_lr)
-    stopper = EarlyStopping(cfg.monitor if has_val else "train_loss", cfg.patience)
-    gen = torch.Generator().manual_seed(seed)  # batch order (CPU: identical on every device)
-    aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    loop = _Loop(model, cfg, device, seed, has_val)
     result = FitResult()
-    best_state = None
-    start_epoch = 0
+    if checkpoint is not None:
+        ck = checkpoint.load(map_location=device)
+        result.checkpoint_discarded = checkpoint.discarded
+        if ck is not None:
+            loop.resume(ck)
+            result.resumed_from_epoch = loop.next_epoch
+    result.history = loop.history
+    result.train_seconds = sum(h["seconds"] for h in loop.history)
 
-    if checkpoint is not None and checkpoint.exists():
-        ck = torch.load(checkpoint, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        if ck.get("frozen") is not None and model.has_backbone:
-            _apply_freeze(model, cfg, ck["epoch"] + 1)
-        opt = _build_optimizer(model, cfg)
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck.get("scheduler"):
-            sched.load_state_dict(ck["scheduler"])
-        stopper.load_state_dict(ck["stopper"])
-        gen.set_state(ck["gen"])
-        aug_gen.set_state(ck["aug_gen"].to(aug_gen.get_state().device))
-        torch.set_rng_state(ck["torch_rng"])
-        result.history, best_state = ck["history"], ck["best_state"]
-        start_epoch = result.resumed_from_epoch = ck["epoch"] + 1
-        result.train_seconds = sum(h["seconds"] for h in result.history)
-
-    # Frozen backbone and no augmentation: the backbone's output never changes, compute it once.
-    use_cache = (cfg.feature_cache and model.backbone_frozen and cfg.freeze_epochs == 0
-                 and not cfg.augment.active)
+    x_tr, x_va, step_fn, eval_fn, feature_seconds, use_cache = _training_inputs(model, cfg, x_tr, x_va, dtype, device)
     result.feature_cache_used = use_cache
-    if use_cache:
-        t0 = time.perf_counter()
-        model.eval()
-        feats = lambda x: _forward_batches(lambda b: model.net.backbone(model.adapter(b)), x,  # noqa: E731
-                                           cfg.eval_batch_size, dtype, device)
-        x_tr, x_va = feats(x_tr), (feats(x_va) if has_val else None)
-        step_fn, eval_fn = model.net.head, model.net.head
-        feature_seconds = time.perf_counter() - t0
-    else:
-        step_fn, eval_fn = model, model
-        feature_seconds = 0.0
     if cfg.compile:  # optional: worth it on GPUs for long runs; the first steps pay the compile time
         step_fn = eval_fn = torch.compile(step_fn)
 
-    n = len(x_tr)
-    steps = math.ceil(n / cfg.batch_size)
-    for epoch in range(start_epoch, cfg.epochs):
+    watched = plateau_metric(cfg, has_val)
+    for epoch in range(loop.next_epoch, cfg.epochs):
         if cfg.freeze_epochs > 0 and model.has_backbone and epoch == cfg.freeze_epochs:
-            _apply_freeze(model, cfg, epoch)
+            apply_freeze(model, cfg, epoch)
         t0 = time.perf_counter()
-        model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
-        tot_loss = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        for s in range(steps):
-            idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
-            yb = y_tr[idx]
-            xb = x_tr[idx] if use_cache else training_batch(x_tr, idx, cfg, aug_gen)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                logits = step_fn(xb)
-                loss = F.cross_entropy(logits.float(), yb, weight=weight, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            tot_loss += loss.detach() * len(idx)
-            correct += (logits.argmax(1) == yb).sum()
-            if on_batch is not None:
-                on_batch(s + 1, steps, loss.item() if (s + 1) % 20 == 0 or s + 1 == steps else float("nan"))
-        rec = {"epoch": epoch + 1, "train_loss": tot_loss.item() / n, "train_accuracy": correct.item() / n,
-               "lr": opt.param_groups[0]["lr"]}
+        rec = {"epoch": epoch + 1, **_train_epoch(loop, step_fn, x_tr, y_tr, use_cache, dtype, scaler, weight,
+                                                  device, on_batch)}
         if has_val:
             model.eval()
             rec["val_loss"], rec["val_accuracy"] = _evaluate(eval_fn, x_va, y_va, cfg.eval_batch_size, dtype,
                                                              device, weight)
-        rec["seconds"] = time.perf_counter() - t0 + (feature_seconds if epoch == 0 else 0.0)
-        result.history.append(rec)
+        rec["seconds"] = time.perf_counter() - t0 + (feature_seconds if epoch == loop.next_epoch else 0.0)
+        loop.history.append(rec)
         result.train_seconds += rec["seconds"]
-        monitor_value = rec[cfg.monitor] if has_val else rec["train_loss"]
-        improved, stop = stopper.step(monitor_value, epoch)
+        improved, stop = loop.stopper.step(rec[cfg.monitor] if has_val else rec["train_loss"], epoch)
         if improved:
-            best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
-        if sched is not None:
-            sched.step(monitor_value) if cfg.schedule == "plateau" else sched.step()
+            loop.best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
+        if loop.sched is not None:
+            loop.sched.step(rec[watched]) if cfg.schedule == "plateau" else loop.sched.step()
         if on_epoch is not None:
             on_epoch(rec)
         stop = stop and cfg.early_stopping
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
-                "stopper": stopper.state_dict(), "gen": gen.get_state(), "aug_gen": aug_gen.get_state(),
-                "torch_rng": torch.get_rng_state(), "history": result.history, "best_state": best_state,
-                "epoch": epoch if not stop else cfg.epochs - 1,
-                "frozen": model.backbone_frozen if model.has_backbone else None})
+            checkpoint.save(loop.state_dict(epoch if not stop else cfg.epochs - 1))
         if stop:
             result.stopped_early = True
             break
-    result.best_epoch = stopper.best_epoch + 1
-    if cfg.restore_best and best_state is not None and (cfg.early_stopping or has_val):
-        model.load_state_dict(best_state)
+    result.best_epoch = loop.stopper.best_epoch + 1
+    result.reported_epoch = len(loop.history)
+    if cfg.restore_best and loop.best_state is not None and (cfg.early_stopping or has_val):
+        model.load_state_dict(loop.best_state)
+        result.reported_epoch = result.best_epoch
     return result
 
 
-def _apply_freeze(model: FERModel, cfg: TrainConfig, epoch: int) -> None:
+def apply_freeze(model: FERModel, cfg: TrainConfig, epoch: int) -> None:
     """Freeze schedule: backbone frozen before ``freeze_epochs``, then top N blocks (or all) trainable."""
     if epoch < cfg.freeze_epochs:
         model.freeze_backbone(True)

@@ -24,3 +24,15 @@ class WeightsUnavailable(FerbenchError):
 
 class ModelLoadError(FerbenchError):
     """A user-supplied model file or checkpoint cannot be used."""
+
+
+class DiskFullError(FerbenchError):
+    """The disk filled up while writing a file; the message names it."""
+
+
+class StoreError(FerbenchError):
+    """A results folder cannot be used as asked (unsafe name, held by another run, another configuration)."""
+
+
+class ResultFormatError(FerbenchError):
+    """A result file was written by another result format (an older ferbench) or is not a result at all."""

@@ -1,6 +1,7 @@
 """Matplotlib figures for reports (PNG files; the HTML report embeds them)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,11 +10,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .atomic import atomic_write_bytes  # noqa: E402
 
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+
+def png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    return buf.getvalue()
+
+
+def _save(fig, path: Path | None) -> Path | bytes:
+    """Write the figure atomically to ``path``, or return its PNG bytes when ``path`` is None."""
+    data = png(fig)
+    if path is None:
+        return data
+    atomic_write_bytes(path, data)
     return path
 
 
@@ -52,20 +64,28 @@ def sample_grid(images: np.ndarray, labels: np.ndarray, classes, path: Path, per
     return _save(fig, path)
 
 
-def confusion(cm: np.ndarray, classes, path: Path, title: str) -> Path:
+def confusion(cm: np.ndarray, classes, path: Path, title: str, no_answer: bool = False) -> Path:
+    """Counts in the cells, colour = share of the true class (row); an extra last column counts
+    answers that named no class (LLMs), so each row sums to the images of its class."""
+    cols = list(classes) + (["no answer"] if no_answer else [])
     rows = cm.sum(1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig, ax = plt.subplots(figsize=(4.2 + 0.45 * no_answer, 3.6))
+    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(classes)):
-        for j in range(len(classes)):
+        for j in range(len(cols)):
             ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, fontsize=7)
+    if no_answer:
+        ax.axvline(len(classes) - 0.5, color="#64748b", lw=1)
+    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=7)
     ax.set_yticks(range(len(classes)), classes, fontsize=7)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=8)
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    cb.ax.tick_params(labelsize=6)
+    cb.set_label("share of the true class", fontsize=6)
     return _save(fig, path)
 
 
@@ -101,7 +121,16 @@ def curves(histories: dict[str, list[dict]], path: Path, title: str) -> Path:
     return _save(fig, path)
 
 
-def gradcam_grid(images: np.ndarray, cams: np.ndarray, labels, preds, classes, path: Path, title: str) -> Path:
+def thumbnail_png(img: np.ndarray) -> bytes:
+    """One 48x48 grayscale image as a PNG (shown enlarged, pixelated, in the HTML sample grid)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(img, dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gradcam_grid(images: np.ndarray, cams: np.ndarray, labels, preds, classes, path: Path | None, title: str):
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(n * 1.2, 3.0), squeeze=False)
     for i in range(n):

@@ -10,12 +10,13 @@ from .models import FERModel
 
 
 def last_conv(model: nn.Module) -> nn.Conv2d | None:
-    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight.requires_grad]
+    """The last convolution (frozen or not: the gradient flows to its activations either way)."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     return convs[-1] if convs else None
 
 
 def gradcam(model: FERModel, images: np.ndarray, device: torch.device) -> np.ndarray | None:
-    """Heatmaps in [0, 1], shape (N, 48, 48), for the predicted class; None if no trainable conv."""
+    """Heatmaps in [0, 1], shape (N, 48, 48), for the predicted class; None without a convolution."""
     layer = last_conv(model.net)
     if layer is None:
         return None

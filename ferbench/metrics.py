@@ -19,7 +19,8 @@ from sklearn.metrics import confusion_matrix as _sk_confusion
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
 __all__ = ["accuracy", "wilson_interval", "accuracy_ci", "per_class_report", "per_class_accuracy", "f1",
-           "bootstrap_ci", "confusion_matrix", "top_k_accuracy", "mcnemar_exact", "summarize"]
+           "f1_from_confusion", "bootstrap_ci", "bootstrap_f1_ci", "confusion_matrix", "top_k_accuracy",
+           "mcnemar_exact", "mcnemar_min_difference", "summarize"]
 
 
 def _check(y_true, y_pred, fn: str) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +104,50 @@ def bootstrap_ci(y_true, y_pred, stat, *, n_boot: int = 1000, confidence: float 
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 
+def f1_from_confusion(cm: np.ndarray, *, average: str = "macro") -> np.ndarray:
+    """F1 from confusion counts (..., k, m), batched over leading axes: rows are the k true classes,
+    columns the predicted classes, plus any extra columns (m > k) for answers naming no class.
+
+    Same definition as :func:`f1` (labels ``0..k-1``, ``zero_division=0``): a class never true and
+    never predicted scores 0 and still counts in the macro average; a missing answer is a false
+    negative of its true class and a false positive of none.
+    """
+    if average not in ("macro", "weighted"):
+        raise ValueError(f"The 'average' parameter of f1_from_confusion must be 'macro' or 'weighted'. "
+                         f"Got {average!r} instead.")
+    cm = np.asarray(cm, dtype=np.float64)
+    k = cm.shape[-2]
+    tp = np.diagonal(cm[..., :k], axis1=-2, axis2=-1)
+    support = cm.sum(-1)
+    denom = support + cm[..., :k].sum(-2)  # (tp + fn) + (tp + fp)
+    per_class = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    if average == "macro":
+        return per_class.mean(-1)
+    total = support.sum(-1)
+    return np.divide((per_class * support).sum(-1), total, out=np.zeros_like(total), where=total > 0)
+
+
+def bootstrap_f1_ci(y_true, y_pred, *, num_classes: int, average: str = "macro", n_boot: int = 500,
+                    confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of F1, vectorized: the same image resamples as
+    :func:`bootstrap_ci` (same generator draws), scored from their confusion counts in one pass.
+    A prediction outside ``0..num_classes-1`` (an LLM's missing answer) counts as wrong."""
+    _check_confidence(confidence, "bootstrap_f1_ci")
+    t, p = _check(y_true, y_pred, "bootstrap_f1_ci")
+    k = num_classes
+    if t.min() < 0 or t.max() >= k:
+        raise ValueError(f"bootstrap_f1_ci: y_true must hold classes 0..{k - 1}")
+    p = np.where((p >= 0) & (p < k), p, k)  # column k: no class named
+    m = k + 1
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(t), size=(n_boot, len(t)))
+    cells = (t * m + p)[idx] + (np.arange(n_boot) * k * m)[:, None]
+    cms = np.bincount(cells.ravel(), minlength=n_boot * k * m).reshape(n_boot, k, m)
+    vals = f1_from_confusion(cms, average=average)
+    a = (1 - confidence) / 2
+    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+
+
 def confusion_matrix(y_true, y_pred, *, num_classes: int, normalize: str | None = None) -> np.ndarray:
     """Rows are true classes, columns predicted; ``normalize='true'`` gives row fractions."""
     if normalize not in (None, "true"):
@@ -140,19 +185,47 @@ def mcnemar_exact(y_true, pred_a, pred_b) -> dict:
     return {"b": b, "c": c, "p_value": p, "n": len(t)}
 
 
-def summarize(y_true, y_pred, proba=None, *, num_classes: int, n_boot: int = 500) -> dict:
-    """Every headline metric of one evaluation, JSON-ready."""
+def mcnemar_min_difference(n: int, discordant: int, *, alpha: float = 0.05) -> float | None:
+    """Smallest accuracy difference (a fraction of ``n`` images) the exact McNemar test can call
+    significant at ``alpha`` when two models disagree in correctness on ``discordant`` images;
+    None when even a one-sided split of those images would not be significant.
+
+    >>> mcnemar_min_difference(35, 5) is None  # 5 disagreements can never reach p < 0.05
+    True
+    >>> round(mcnemar_min_difference(35, 10), 4)  # 9 vs 1 is the first significant split of 10
+    0.2286
+    """
+    if n <= 0 or not 0 <= discordant <= n:
+        raise ValueError(f"mcnemar_min_difference needs 0 <= discordant <= n and n > 0; got {discordant}/{n}")
+    for b in range(discordant // 2, -1, -1):  # b vs discordant - b, from the most even split outwards
+        if binomtest(b, discordant, 0.5).pvalue < alpha:
+            return (discordant - 2 * b) / n
+    return None
+
+
+def summarize(y_true, y_pred, proba=None, *, num_classes: int, n_boot: int = 500,
+              no_answer_column: bool = False) -> dict:
+    """Every headline metric of one evaluation, JSON-ready.
+
+    ``no_answer_column``: predictions of -1 (an LLM answer naming no class, or none at all) get their
+    own confusion column, so every row sums to the images of its class.
+    """
     acc, lo, hi = accuracy_ci(y_true, y_pred)
     t, p = _check(y_true, y_pred, "summarize")
-    macro = lambda a, b: f1(a, b, num_classes=num_classes, average="macro")  # noqa: E731
     out = {
         "n": len(t), "accuracy": acc, "accuracy_ci": [lo, hi],
-        "macro_f1": macro(t, p), "macro_f1_ci": list(bootstrap_ci(t, p, macro, n_boot=n_boot)),
+        "macro_f1": f1(t, p, num_classes=num_classes, average="macro"),
+        "macro_f1_ci": list(bootstrap_f1_ci(t, p, num_classes=num_classes, average="macro", n_boot=n_boot)),
         "weighted_f1": f1(t, p, num_classes=num_classes, average="weighted"),
+        "weighted_f1_ci": list(bootstrap_f1_ci(t, p, num_classes=num_classes, average="weighted", n_boot=n_boot)),
         "per_class": per_class_report(t, p, num_classes=num_classes),
         "per_class_accuracy": per_class_accuracy(t, p, num_classes=num_classes),
         "confusion": confusion_matrix(t, p, num_classes=num_classes).tolist(),
     }
+    if no_answer_column:
+        missing = np.bincount(t[(p < 0) | (p >= num_classes)], minlength=num_classes)
+        out["confusion"] = [row + [int(m)] for row, m in zip(out["confusion"], missing)]
+        out["confusion_no_answer"] = True
     if proba is not None and num_classes > 2:
         out["top2_accuracy"] = top_k_accuracy(t, proba, k=2)
     return out

@@ -1,114 +1,166 @@
-"""The on-disk result store.
+"""The on-disk result store: the only code that writes or reads a run folder.
 
-results/<suite>/run.json                   run header (profile, data, device, versions, dates)
-results/<suite>/<experiment>/result.json   config, config hash, status, metrics, history, timings
-results/<suite>/<experiment>/predictions.csv  one row per evaluated image
-results/<suite>/<experiment>/checkpoint.pt    resume point while training (removed when complete)
-results/<suite>/<experiment>/model.pt         best weights + model name + input spec + class order
+results/<run>/run.json                          run header (:class:`RunHeader`)
+results/<run>/<experiment>/result.json          the typed result (:data:`ExperimentResult`), written last
+results/<run>/<experiment>/predictions.csv      one row per evaluated image
+results/<run>/<experiment>/model.pt             best weights + model name + input spec + class order
+results/<run>/<experiment>/checkpoint-<hash>.pt resume point while training (removed when complete)
+results/<run>/<experiment>/error.log            traceback of a failed experiment
+results/<run>/<experiment>/answers.jsonl        LLM answers journal, bound to the config hash
+results/<run>/<experiment>/*.npz, *.json, *.png sample images, small state (batch jobs), figures
 
-Every write is atomic; ``result.json`` is written last, so its presence with ``status: ok`` and
-the same config hash is what marks an experiment complete.
+Every write is atomic. A result is complete only when its status is ``ok``, its config hash
+matches, and every file it vouches for (``files``: name -> sha256) is present with that digest,
+so a result.json never pairs with another configuration's predictions. Experiment folders are
+named by validated ids and checked to resolve inside the run folder. One run at a time holds a
+run folder (``.lock``).
 """
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import io
 import json
 import os
-import platform
-import subprocess
+import socket
+import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
+from pydantic import ValidationError
 
-from . import __version__
-from .atomic import atomic_write_json, atomic_write_text, atomic_write_with
+from .atomic import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_write_with
+from .errors import ResultFormatError, StoreError
+from .schema.results import RESULT, RESULT_FORMAT, ExperimentResult, LLMResult, ModelResult, RunHeader
+from .schema.suite import SAFE_NAME_RULE
+
+MAX_JSON_BYTES = 20_000_000
+MAX_CSV_FIELD = 1_000_000
+_ID_PART = __import__("re").compile(r"^[A-Za-z0-9_+\-][A-Za-z0-9 _.+\-]*$")
 
 
-def environment() -> dict:
-    import importlib.metadata as md
-
-    import torch
-
-    vers = {"python": platform.python_version(), "ferbench": __version__}
-    for pkg in ("torch", "torchvision", "timm", "numpy", "scikit-learn", "openai"):
-        try:
-            vers[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    env = {"versions": vers, "platform": platform.platform(), "cpu_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
+def sha256_file(path: Path) -> str | None:
+    h = hashlib.sha256()
     try:
-        env["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                           timeout=5, check=True).stdout.strip()
-    except Exception:
-        pass
-    return env
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
-class RunStore:
-    def __init__(self, results_dir: Path | str, suite_name: str):
-        self.root = Path(results_dir) / suite_name
+def _read_json(path: Path) -> Any:
+    if path.stat().st_size > MAX_JSON_BYTES:
+        raise ResultFormatError(f"{path} is {path.stat().st_size:,} bytes, more than any ferbench result")
+    return json.loads(path.read_text(encoding="utf-8"))
 
-    def exp_dir(self, eid: str) -> Path:
-        return self.root / eid
 
-    def load_result(self, eid: str) -> dict | None:
-        p = self.exp_dir(eid) / "result.json"
+def parse_result(path: Path) -> ExperimentResult:
+    """Read one result.json; raises ResultFormatError with one message for anything else."""
+    try:
+        raw = _read_json(path)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultFormatError(f"{path}: unreadable or torn result file ({type(exc).__name__})") from None
+    if not isinstance(raw, dict):
+        raise ResultFormatError(f"{path}: not a ferbench result (a JSON object is expected)")
+    fmt = raw.get("format", 1)
+    if fmt != RESULT_FORMAT:
+        raise ResultFormatError(f"{path}: written by {'an older' if fmt < RESULT_FORMAT else 'a newer'} ferbench "
+                                f"(result format {fmt}; this ferbench reads format {RESULT_FORMAT}); "
+                                "`ferbench run` re-runs such experiments, or use the ferbench version that wrote it")
+    try:
+        return RESULT.validate_python(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ResultFormatError(f"{path}: not a valid ferbench result ({exc.error_count()} problem(s), first: "
+                                f"{where}: {first['msg']})") from None
+
+
+@dataclass
+class Predictions:
+    """predictions.csv as columns: ``id``, ``split``, ``true`` and ``predicted`` (ints), then per-class
+    probabilities (``proba``, float matrix) for models, or ``raw``/``status``/``error`` for LLMs."""
+    ids: np.ndarray
+    split: np.ndarray
+    true: np.ndarray
+    predicted: np.ndarray
+    proba: np.ndarray | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def rows(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.split == split)
+
+
+def read_predictions(path: Path) -> Predictions:
+    """Parse predictions.csv; raises ResultFormatError on a torn or malformed file."""
+    csv.field_size_limit(MAX_CSV_FIELD)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ResultFormatError(f"{path}: unreadable predictions ({type(exc).__name__}: {exc})") from None
+    if not rows or rows[0][:4] != ["id", "split", "true", "predicted"]:
+        raise ResultFormatError(f"{path}: not a ferbench predictions file (header {rows[0][:4] if rows else []})")
+    header, body = rows[0], rows[1:]
+    if any(len(r) != len(header) for r in body):
+        raise ResultFormatError(f"{path}: rows of the wrong width (a torn or edited file)")
+    cols = {h: np.array([r[i] for r in body], dtype=str) for i, h in enumerate(header)}
+    try:
+        true, pred = (cols[k].astype(np.int64) if body else np.zeros(0, np.int64) for k in ("true", "predicted"))
+        pcols = [h for h in header if h.startswith("p_")]
+        proba = np.stack([cols[h].astype(float) for h in pcols], 1) if pcols and body else None
+    except ValueError as exc:
+        raise ResultFormatError(f"{path}: a non-numeric value where a number belongs ({exc})") from None
+    extra = {h: cols[h] for h in header[4:] if not h.startswith("p_")}
+    return Predictions(cols["id"], cols["split"], true, pred, proba, extra)
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+class Checkpoint:
+    """The resume point of one experiment under one config. Loaded with ``weights_only=True`` (a
+    planted pickle cannot run code); an unreadable one is discarded with a message and training
+    restarts from scratch."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.discarded: str | None = None
+
+    def save(self, state: dict) -> None:
+        atomic_torch_save(self.path, state)
+
+    def load(self, map_location=None) -> dict | None:
+        import torch
+
+        if not self.path.exists():
+            return None
         try:
-            return json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
+            state = torch.load(self.path, map_location=map_location, weights_only=True)
+            if not isinstance(state, dict) or "epoch" not in state:
+                raise ValueError("not a ferbench training checkpoint")
+            return state
+        except Exception as exc:  # torch raises many types for torn, foreign or unsafe files
+            self.discarded = (f"checkpoint {self.path.name} could not be read ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); discarded, training restarted")
+            self.path.unlink(missing_ok=True)
             return None
 
-    def is_complete(self, eid: str, config_hash: str) -> bool:
-        """Finished with this exact config; failed and skipped experiments are tried again."""
-        r = self.load_result(eid)
-        return bool(r and r.get("status") == "ok" and r.get("config_hash") == config_hash)
-
-    def write_result(self, eid: str, result: dict) -> None:
-        atomic_write_json(self.exp_dir(eid) / "result.json", result)
-
-    def write_predictions(self, eid: str, header: list[str], rows: list[list]) -> None:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(header)
-        w.writerows(rows)
-        atomic_write_text(self.exp_dir(eid) / "predictions.csv", buf.getvalue())
-
-    def write_run(self, info: dict) -> None:
-        atomic_write_json(self.root / "run.json", info)
-
-    def journal(self, eid: str, config_hash: str) -> "AnswerJournal":
-        """The LLM answers journal of experiment ``eid`` under exactly this config."""
-        return AnswerJournal(self.exp_dir(eid) / "answers.jsonl", config_hash)
-
-    def write_state(self, eid: str, name: str, obj: dict) -> None:
-        """A small JSON state file of an experiment (e.g. a pending Batch API job), written atomically."""
-        atomic_write_json(self.exp_dir(eid) / f"{name}.json", obj)
-
-    def read_state(self, eid: str, name: str) -> dict | None:
-        try:
-            obj = json.loads((self.exp_dir(eid) / f"{name}.json").read_text())
-        except (OSError, ValueError):
-            return None
-        return obj if isinstance(obj, dict) else None
-
-    def write_arrays(self, eid: str, name: str, **arrays: np.ndarray) -> None:
-        """Numeric/string arrays (e.g. the LLM sample's images) as ``<name>.npz``, written atomically."""
-        def write(fh):
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-        atomic_write_with(self.exp_dir(eid) / f"{name}.npz", write, binary=True)
-
-    def read_arrays(self, eid: str, name: str) -> dict[str, np.ndarray] | None:
-        p = self.exp_dir(eid) / f"{name}.npz"
-        try:
-            with np.load(p, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError):
-            return None
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 class AnswerJournal:
@@ -146,7 +198,7 @@ class AnswerJournal:
                 out[str(rec["id"])] = rec
             except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
                 clean = False  # a torn last line from a kill
-        if not clean or not lines[-1] == b"":
+        if not clean or lines[-1] != b"":
             self._rewrite(out)
         return out
 
@@ -155,7 +207,7 @@ class AnswerJournal:
 
     def _rewrite(self, records: dict[str, dict]) -> None:
         body = b"".join(json.dumps(r, ensure_ascii=True).encode() + b"\n" for r in records.values())
-        atomic_write_with(self.path, lambda fh: fh.write(self._header() + body), binary=True)
+        atomic_write_bytes(self.path, self._header() + body)
 
     def read(self) -> dict[str, dict]:
         """Answers recorded under this config, by image id."""
@@ -175,45 +227,218 @@ class AnswerJournal:
             self._records[str(record["id"])] = record
 
 
-def read_predictions(path: Path) -> dict[str, np.ndarray]:
-    """predictions.csv as columns: id, split, true, predicted (ints), and the rest as strings."""
-    with open(path, newline="") as fh:
-        rows = list(csv.reader(fh))
-    header, body = rows[0], rows[1:]
-    cols = {h: np.array([r[i] for r in body]) for i, h in enumerate(header)}
-    for k in ("true", "predicted"):
-        cols[k] = cols[k].astype(np.int64) if len(body) else np.zeros(0, dtype=np.int64)
-    return cols
+class RunStore:
+    """One run folder (``results/<run>``) and every file in it."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    # --- paths -------------------------------------------------------------------------------------
+    def exp_dir(self, eid: str) -> Path:
+        """The folder of experiment ``eid``: a validated id, verified to stay inside the run folder."""
+        if not isinstance(eid, str) or not _ID_PART.match(eid) or ".." in eid or "/" in eid or "\\" in eid:
+            raise StoreError(f"experiment id {eid!r} cannot name a results folder ({SAFE_NAME_RULE})")
+        p = self.root / eid
+        if p.resolve().parent != self.root.resolve():
+            raise StoreError(f"experiment folder {p} would resolve outside the run folder {self.root}")
+        return p
+
+    def _file(self, eid: str, name: str) -> Path:
+        return self.exp_dir(eid) / name
+
+    # --- run header ----------------------------------------------------------------------------------
+    def write_run(self, header: RunHeader) -> None:
+        atomic_write_json(self.root / "run.json", header.model_dump(mode="json"))
+
+    def read_run(self) -> RunHeader | None:
+        p = self.root / "run.json"
+        if not p.exists():
+            return None
+        try:
+            raw = _read_json(p)
+            if raw.get("format", 1) != RESULT_FORMAT:
+                raise ResultFormatError(f"{p}: written by another ferbench (run format {raw.get('format', 1)}; "
+                                        f"this ferbench reads format {RESULT_FORMAT})")
+            return RunHeader.model_validate(raw)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, ValidationError) as exc:
+            raise ResultFormatError(f"{p}: not a valid ferbench run header ({type(exc).__name__})") from None
+
+    # --- results -------------------------------------------------------------------------------------
+    def write_result(self, result: ExperimentResult) -> None:
+        """Written last: its presence (status ok, digests matching) marks the experiment complete."""
+        atomic_write_json(self._file(result.id, "result.json"), result.model_dump(mode="json"))
+
+    def read_result(self, eid: str) -> ExperimentResult | None:
+        """The stored result, or None if there is none; ResultFormatError if it cannot be trusted."""
+        p = self._file(eid, "result.json")
+        return parse_result(p) if p.exists() else None
+
+    def file_problems(self, result: ExperimentResult) -> list[str]:
+        """Files the result vouches for that are missing or differ from the recorded digest."""
+        out = []
+        for name, digest in result.files.items():
+            actual = sha256_file(self._file(result.id, name))
+            if actual is None:
+                out.append(f"{name} is missing")
+            elif actual != digest:
+                out.append(f"{name} does not belong to this result.json (another configuration's or edited)")
+        return out
+
+    def completed(self, eid: str, config_hash: str) -> tuple[ExperimentResult | None, str | None]:
+        """(result, None) if ``eid`` finished under exactly this config with all its files intact;
+        otherwise (None, why not) — why is None when there simply is no result yet."""
+        try:
+            r = self.read_result(eid)
+        except ResultFormatError as exc:
+            return None, str(exc)
+        if r is None:
+            return None, None
+        if r.config_hash != config_hash:
+            return None, "config changed"
+        if r.status != "ok":
+            return None, f"previous attempt {r.status}"
+        problems = self.file_problems(r)
+        return (None, "; ".join(problems)) if problems else (r, None)
+
+    # --- experiment files --------------------------------------------------------------------------------
+    def write_predictions(self, eid: str, header: list[str], rows: list[list]) -> str:
+        """Write predictions.csv; returns its sha256 for the result's ``files``."""
+        text = _csv_text(header, rows)
+        atomic_write_text(self._file(eid, "predictions.csv"), text)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    def read_predictions(self, eid: str) -> Predictions:
+        return read_predictions(self._file(eid, "predictions.csv"))
+
+    def model_path(self, eid: str) -> Path:
+        return self._file(eid, "model.pt")
+
+    def save_model(self, eid: str, payload: dict) -> str:
+        """Write model.pt (state dict and metadata, loadable with weights_only=True); returns its sha256."""
+        p = self.model_path(eid)
+        atomic_torch_save(p, payload)
+        return sha256_file(p)
+
+    def checkpoint(self, eid: str, config_hash: str) -> Checkpoint:
+        """This config's resume point; other configs' checkpoints of the experiment are removed."""
+        d = self.exp_dir(eid)
+        for stale in d.glob("checkpoint-*.pt"):
+            if stale.name != f"checkpoint-{config_hash}.pt":
+                stale.unlink(missing_ok=True)  # a changed config never resumes from another config's weights
+        return Checkpoint(d / f"checkpoint-{config_hash}.pt")
+
+    def write_error(self, eid: str, text: str) -> None:
+        atomic_write_text(self._file(eid, "error.log"), text)
+
+    def write_file(self, eid: str, name: str, data: bytes) -> str:
+        """Any other artifact of an experiment (a figure); returns its sha256."""
+        atomic_write_bytes(self._file(eid, name), data)
+        return hashlib.sha256(data).hexdigest()
+
+    def journal(self, eid: str, config_hash: str) -> AnswerJournal:
+        """The LLM answers journal of experiment ``eid`` under exactly this config."""
+        return AnswerJournal(self._file(eid, "answers.jsonl"), config_hash)
+
+    def write_state(self, eid: str, name: str, obj: dict) -> None:
+        """A small JSON state file of an experiment (e.g. a pending Batch API job), written atomically."""
+        atomic_write_json(self._file(eid, f"{name}.json"), obj)
+
+    def read_state(self, eid: str, name: str) -> dict | None:
+        try:
+            obj = _read_json(self._file(eid, f"{name}.json"))
+        except (OSError, ValueError, ResultFormatError):
+            return None
+        return obj if isinstance(obj, dict) else None
+
+    def write_arrays(self, eid: str, name: str, **arrays: np.ndarray) -> None:
+        """Numeric/string arrays (e.g. the LLM sample's images) as ``<name>.npz``, written atomically."""
+        atomic_write_with(self._file(eid, f"{name}.npz"),
+                          lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()}), binary=True)
+
+    def read_arrays(self, eid: str, name: str) -> dict[str, np.ndarray] | None:
+        try:
+            with np.load(self._file(eid, f"{name}.npz"), allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError):
+            return None
+
+    # --- one run at a time -------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder; a second run on it fails at once saying who holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "another process"
+                raise StoreError(f"{self.root} is in use by {holder}; wait for that run to finish or use another "
+                                 "--results-dir") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (f"pid {os.getpid()} on {socket.gethostname()} since "
+                           f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} "
+                           f"({' '.join(sys.argv[:1] + sys.argv[1:3])})").encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
 
 @dataclass
 class RunData:
-    """A run directory loaded for reporting."""
-    root: Path
-    run: dict
-    results: list[dict] = field(default_factory=list)
+    """A run folder loaded for reporting: the header, every trustworthy result, and the files left out."""
+    store: RunStore
+    header: RunHeader
+    results: list[ExperimentResult] = field(default_factory=list)
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (file, why it was not used)
 
-    def predictions(self, eid: str) -> dict[str, np.ndarray] | None:
-        p = self.root / eid / "predictions.csv"
-        return read_predictions(p) if p.exists() else None
+    @property
+    def root(self) -> Path:
+        return self.store.root
+
+    def of_study(self, study: str) -> list[ExperimentResult]:
+        return [r for r in self.results if r.study == study]
+
+    def models(self, study: str) -> list[ModelResult]:
+        """Every model scored in ``study`` with status ok: trained and loaded alike."""
+        return [r for r in self.of_study(study) if isinstance(r, ModelResult) and r.ok]
+
+    def llms(self, study: str) -> list[LLMResult]:
+        return [r for r in self.of_study(study) if isinstance(r, LLMResult)]
+
+    def predictions(self, eid: str) -> Predictions | None:
+        try:
+            return self.store.read_predictions(eid)
+        except ResultFormatError:
+            return None
 
     def arrays(self, eid: str, name: str) -> dict[str, np.ndarray] | None:
-        return RunStore(self.root.parent, self.root.name).read_arrays(eid, name)
+        return self.store.read_arrays(eid, name)
 
 
 def load_run(run_dir: Path | str) -> RunData:
-    root = Path(run_dir)
-    run_file = root / "run.json"
-    if not run_file.exists():
-        raise FileNotFoundError(f"{root} is not a ferbench run directory (no run.json); "
-                                "pass results/<suite> as written by `ferbench run`")
-    run = json.loads(run_file.read_text())
-    results = []
-    for p in sorted(root.glob("*/result.json")):
+    """Load a run folder for reporting. Results whose files cannot be trusted are left out, and
+    ``left_out`` says which and why (the report prints it)."""
+    store = RunStore(run_dir)
+    if not (store.root / "run.json").exists():
+        raise StoreError(f"{store.root} is not a ferbench run directory (no run.json); "
+                         "pass results/<run> as written by `ferbench run`")
+    header = store.read_run()
+    results, left_out = [], []
+    for p in sorted(store.root.glob("*/result.json")):
         try:
-            results.append(json.loads(p.read_text()))
-        except json.JSONDecodeError:
-            continue  # an in-flight or foreign file; atomic writes make this rare
-    order = {eid: i for i, eid in enumerate(run.get("experiments", []))}
-    results.sort(key=lambda r: order.get(r.get("id"), len(order)))
-    return RunData(root, run, results)
+            r = parse_result(p)
+            if r.id != p.parent.name:
+                raise ResultFormatError(f"{p}: its id {r.id!r} does not match its folder")
+        except ResultFormatError as exc:
+            left_out.append((str(p.relative_to(store.root)), str(exc).split(": ", 1)[-1]))
+            continue
+        problems = store.file_problems(r)
+        if problems:
+            left_out.append((str(p.relative_to(store.root)), "; ".join(problems)))
+            continue
+        results.append(r)
+    order = {eid: i for i, eid in enumerate(header.experiments)}
+    results.sort(key=lambda r: order.get(r.id, len(order)))
+    return RunData(store, header, results, left_out)

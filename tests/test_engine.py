@@ -5,6 +5,7 @@ import torch
 from ferbench.data.splits import make_split
 from ferbench.engine import EarlyStopping, TrainConfig, balanced_class_weights, fit, predict_proba, seed_everything
 from ferbench.models import create_model
+from ferbench.store import Checkpoint
 
 CPU = torch.device("cpu")
 
@@ -65,9 +66,9 @@ def test_bit_reproducible_with_seed(small):
 def test_resume_from_checkpoint_equals_uninterrupted(small, tmp_path):
     cfg = TrainConfig(epochs=3, schedule="plateau", augment={"flip": True})
     ref, _ = _fit(small, cfg, seed=1)
-    ck = tmp_path / "ck.pt"
+    ck = Checkpoint(tmp_path / "ck.pt")
     _fit(small, cfg.model_copy(update={"epochs": 2}), seed=1, checkpoint=ck)  # "killed" after epoch 2
-    state = torch.load(ck, weights_only=False)
+    state = torch.load(ck.path, weights_only=True)  # no pickled objects: loads without running code
     assert state["epoch"] == 1
     m, r = _fit(small, cfg, seed=1, checkpoint=ck)
     assert r.resumed_from_epoch == 2 and len(r.history) == 3

@@ -110,7 +110,7 @@ def test_end_to_end_table2_cache_and_secrets(tmp_path, monkeypatch):
         md = (tmp_path / "res/llmtest/report.md").read_text()
         row = next(line for line in md.splitlines() if line.startswith("| fake-vision (LLM)"))
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert cells[1:9] == ["100.00", "0.00", "100.00", "100.00", "100.00", "0.00", "100.00", "71.43"]
+        assert cells[1:9] == ["5/5", "0/5", "5/5", "5/5", "5/5", "0/5", "5/5", "71.43"]
         html = (tmp_path / "res/llmtest/report.html").read_text()
         assert "<script>alert" not in html and "&lt;script&gt;alert(" in html
         # the key is never written anywhere under the results directory
@@ -218,10 +218,11 @@ def test_unreachable_endpoint_fails_clearly(tmp_path, monkeypatch):
 def test_dry_run_sends_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", SECRET)
     with FakeOpenAI(lambda n, s, b: Reply("happy")) as srv:
-        r = _run(_suite(tmp_path, srv.base_url), tmp_path, "--dry-run")
+        r = _run(_suite(tmp_path, srv.base_url), tmp_path, "--dry-run", "--json")
         assert r.exit_code == 0 and not srv.requests
-    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
-    assert "35 requests would be sent" in res["reason"]
+    plan = {p["id"]: p for p in json.loads(r.stdout)["plan"]}
+    assert plan["s.llm.fake-vision"]["action"] == "run" and plan["s.basic_cnn"]["action"] == "run"
+    assert not (tmp_path / "res/llmtest/s.basic_cnn").exists()  # nothing trained
 
 
 def test_max_cost_stops_sending(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from ferbench import CLASSES
 from ferbench.cli import main
 from ferbench.errors import ModelLoadError
 from ferbench.models.loading import load_user_model
-from ferbench.suite import UserModelConfig
+from ferbench.schema.suite import UserModelConfig
 
 DATA = "synthetic:1400:7"
 
@@ -46,7 +46,7 @@ def _load_suite(tmp: Path, model_yaml: str, name="b") -> Path:
 
 def _export_net(trained_dir: Path):
     m = load_user_model(UserModelConfig(name="basic_cnn", checkpoint=str(trained_dir / "model.pt")), CLASSES)
-    return m.net.eval()
+    return m.model.net.eval()
 
 
 def test_checkpoint_from_one_run_gives_identical_predictions_in_another(trained, tmp_path):
@@ -57,7 +57,7 @@ def test_checkpoint_from_one_run_gives_identical_predictions_in_another(trained,
     a, b = _probs(exp_dir / "predictions.csv"), _probs(tmp_path / "res/b/s.mine/predictions.csv")
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     res = json.loads((tmp_path / "res/b/s.mine/result.json").read_text())
-    assert res["kind"] == "load" and res["training"]["loaded_from"].endswith("model.pt")
+    assert res["kind"] == "load" and res["load"]["file"].endswith("model.pt") and res["load"]["format"] == "state_dict"
 
 
 def _same_as_trained(trained, tmp_path, model_yaml):
@@ -141,7 +141,8 @@ def test_bad_files_give_one_clear_message_each(trained, tmp_path):
     torch.jit.save(torch.jit.script(_export_net(trained[2])), f)
     with pytest.raises(ModelLoadError, match="wrong number of classes: the model outputs 7 scores but 3 classes"):
         load_user_model(_cfg(load=str(f), classes=["happy", "sad", "neutral"]), CLASSES)
-    with pytest.raises(ModelLoadError, match=r"input shape mismatch: the declared input 64x64x1 does not fit"):
+    with pytest.raises(ModelLoadError, match=r"(?s)does not accept the declared input 64x64x1 in NCHW layout.*"
+                                             r"The runtime said: RuntimeError: .*mat1 and mat2 shapes"):
         load_user_model(_cfg(load=str(f), input={"size": 64, "channels": 1}), CLASSES)
     with pytest.raises(ModelLoadError, match="does not fit cnn3 with 7 classes"):
         load_user_model(UserModelConfig(name="cnn3", checkpoint=str(trained[2] / "model.pt")), CLASSES)

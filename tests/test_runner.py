@@ -121,4 +121,4 @@ def test_demo_suite_smoke_profile(tmp_path):
     r = CliRunner().invoke(main, ["run", str(REPO / "suites/demo.yaml"), "--profile", "smoke",
                                   "--results-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
-    assert "OPENAI_API_KEY is not set" in (tmp_path / "demo/report.md").read_text()
+    assert "OPENAI_API_KEY is not set" in (tmp_path / "demo-smoke/report.md").read_text()

@@ -146,7 +146,7 @@ def test_matrix_expansion_and_profiles(tmp_path):
     assert len(quick) == 3 * 2 * 1
     r50 = next(e for e in quick if e.model == "resnet50_transfer")
     assert r50.train.input_size == 64 and r50.train.epochs == 8
-    assert "input 64 px instead of 224 px" in r50.deviations and "8 epochs instead of 40" in r50.deviations
+    assert "input 64 px instead of 224 px" in r50.deviations and "8 epochs instead of 40 (profile)" in r50.deviations
     smoke = next(e for e in expand(s, "smoke") if e.model == "resnet50_transfer")
     assert smoke.pretrained is False and any("ImageNet weights not used" in d for d in smoke.deviations)
     mlp = next(e for e in expand(s, "smoke") if e.model == "mlp")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..environment import cache_root
 from .dataset import FERData
 
 FORMAT = 2
@@ -24,7 +25,7 @@ _ARRAYS = ("images", "labels", "ids", "usage")
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("FERBENCH_CACHE") or Path.home() / ".cache" / "ferbench")
+    return cache_root()
 
 
 def source_key(spec: str, **options) -> str:

@@ -15,7 +15,7 @@ from ..errors import DataError
 from ..labels import canonical_class
 from .dataset import FERData
 
-KINDS = ("official", "holdout", "kfold", "augmented")
+KINDS = ("official", "kaggle", "holdout", "kfold", "augmented")
 # The augmented-dataset study: rotation +-10 deg, shifts +-10 %, zoom +-10 %, horizontal flip.
 PAPER_AUGMENT = AugmentConfig(rotation=10, shift=0.1, zoom=0.1, flip=True)
 
@@ -98,15 +98,17 @@ def _augmented_copies(data: FERData, copies: int, seed: int, cfg: AugmentConfig 
 
 
 def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes: list[str] | None = None,
-               val_fraction: float = 0.1, k: int = 3, fold: int = 0, copies: int = 5,
+               val_fraction: float | None = 0.1, k: int = 3, fold: int = 0, copies: int = 5, test: str = "PrivateTest",
                ratios: tuple[float, float, float] = (0.6, 0.2, 0.2), order: str = "split_then_augment",
                train_per_class: int | None = None, train_fraction: float | None = None,
                eval_per_class: int | None = None) -> SplitData:
     """Build the train/val/test partition a study asks for.
 
-    official   Training / PublicTest / PrivateTest.
-    holdout    stratified ``val_fraction`` of Training as val; PrivateTest as test.
-    kfold      fold ``fold`` of a stratified ``k``-fold split of Training as val; PrivateTest kept apart.
+    official   the 2013 challenge's three-way split: Training / PublicTest / PrivateTest.
+    kaggle     the Kaggle image-folder release: Training as train, its whole test/ folder (PublicTest +
+               PrivateTest, 7,178 images) as test; val a stratified ``val_fraction`` of Training, or none.
+    holdout    stratified ``val_fraction`` of Training as val; ``test`` (PrivateTest or PublicTest) as test.
+    kfold      fold ``fold`` of a stratified ``k``-fold split of Training as val; ``test`` kept apart.
     augmented  ``copies`` augmented copies per image, stratified re-split by ``ratios``.
                order='split_then_augment' splits originals first and augments only train (leak-free);
                order='augment_then_split' reproduces the study's leaky protocol.
@@ -120,23 +122,36 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
     notes: list[str] = []
     leaky = False
     train_all = data.subset(data.where_usage("Training"))
-    private = data.subset(data.where_usage("PrivateTest"))
+    if test not in ("PrivateTest", "PublicTest"):
+        raise DataError(f"test must be PrivateTest or PublicTest; got {test!r}")
+    held_out = data.subset(data.where_usage(test))
     if kind == "official":
-        train, val, test = train_all, data.subset(data.where_usage("PublicTest")), private
+        train, val, test_part = train_all, data.subset(data.where_usage("PublicTest")), \
+            data.subset(data.where_usage("PrivateTest"))
         desc = "official: Training / PublicTest / PrivateTest"
+    elif kind == "kaggle":
+        both = data.subset(np.flatnonzero(np.isin(data.usage, ["PublicTest", "PrivateTest"])))
+        if val_fraction is None:
+            train, val, test_part = train_all, None, both
+            desc = "kaggle: Training as train, PublicTest + PrivateTest (the release's test/ folder) as test, no val"
+        else:
+            rest, cut = _stratified_cut(train_all, val_fraction, seed)
+            train, val, test_part = train_all.subset(rest), train_all.subset(cut), both
+            desc = (f"kaggle: stratified {val_fraction:.0%} of Training as val, PublicTest + PrivateTest "
+                    "(the release's test/ folder) as test")
     elif kind == "holdout":
-        if not 0 < val_fraction < 1:
+        if val_fraction is None or not 0 < val_fraction < 1:
             raise DataError(f"holdout val_fraction must be in (0, 1); got {val_fraction}")
         rest, cut = _stratified_cut(train_all, val_fraction, seed)
-        train, val, test = train_all.subset(rest), train_all.subset(cut), private
-        desc = f"holdout: stratified {val_fraction:.0%} of Training as val, PrivateTest as test"
+        train, val, test_part = train_all.subset(rest), train_all.subset(cut), held_out
+        desc = f"holdout: stratified {val_fraction:.0%} of Training as val, {test} as test"
     elif kind == "kfold":
         if k < 2 or not 0 <= fold < k:
             raise DataError(f"kfold needs k >= 2 and 0 <= fold < k; got k={k}, fold={fold}")
         skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         tr, va = list(skf.split(np.zeros(len(train_all)), train_all.labels))[fold]
-        train, val, test = train_all.subset(tr), train_all.subset(va), private
-        desc = f"kfold: fold {fold + 1}/{k} of stratified {k}-fold CV on Training, PrivateTest as test"
+        train, val, test_part = train_all.subset(tr), train_all.subset(va), held_out
+        desc = f"kfold: fold {fold + 1}/{k} of stratified {k}-fold CV on Training, {test} as test"
     else:
         if len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) <= 0:
             raise DataError(f"augmented ratios must be three positive numbers summing to 1; got {ratios}")
@@ -152,7 +167,7 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
         rest, test_idx = _stratified_cut(pool, ratios[2], seed, by_group=not leaky)
         rest_d = pool.subset(rest)
         tr, va = _stratified_cut(rest_d, ratios[1] / (ratios[0] + ratios[1]), seed + 1, by_group=not leaky)
-        train, val, test = rest_d.subset(tr), rest_d.subset(va), pool.subset(test_idx)
+        train, val, test_part = rest_d.subset(tr), rest_d.subset(va), pool.subset(test_idx)
         if order == "split_then_augment":
             train = _augmented_copies(train, copies, seed)
         desc = (f"augmented: {copies} copies per image, stratified "
@@ -163,9 +178,9 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
         notes.append(f"train subsampled per class: {len(train)} of {before} images")
     if eval_per_class is not None:
         val = cap_per_class(val, eval_per_class, None, seed) if val is not None else None
-        test = cap_per_class(test, eval_per_class, None, seed)
+        test_part = cap_per_class(test_part, eval_per_class, None, seed)
         notes.append(f"val/test capped at {eval_per_class} images per class (smoke-sized evaluation)")
-    for name, part in (("train", train), ("test", test)):
+    for name, part in (("train", train), ("test", test_part)):
         if len(part) == 0:
             raise DataError(f"split '{kind}'{desc_cls} leaves the {name} partition empty")
-    return SplitData(train, val, test, data.classes, desc + desc_cls, leaky, notes)
+    return SplitData(train, val, test_part, data.classes, desc + desc_cls, leaky, notes)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from ..atomic import atomic_write_json
+from ..environment import cache_root
 
 
 def default_dir() -> Path:
-    return Path(os.environ.get("FERBENCH_CACHE") or Path.home() / ".cache" / "ferbench") / "llm"
+    return cache_root() / "llm"
 
 
 def cache_key(*, model: str, base_url: str | None, prompt: str, response_format: dict | None,

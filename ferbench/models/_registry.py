@@ -56,11 +56,13 @@ def model_info(name: str) -> ModelInfo:
 
 
 def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = None,
-                 weights: str | None = None, **kwargs) -> FERModel:
+                 weights: str | None = None, keras_defaults: bool = False, **kwargs) -> FERModel:
     """Build registered model ``name`` wrapped with its declared input adaptation.
 
     ``pretrained`` defaults to the architecture's own default; ``weights`` names a local ImageNet
     weight file. Missing pretrained weights raise :class:`ferbench.errors.WeightsUnavailable`.
+    ``keras_defaults`` gives the layers Keras' initializers and BatchNorm momentum/epsilon (for the
+    studies written in Keras; pretrained weights are kept).
     """
     info = model_info(name)
     builder = _REGISTRY[name][1]
@@ -70,6 +72,10 @@ def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = N
     elif pretrained:
         raise ValueError(f"model {name!r} has no pretrained weights; remove 'pretrained: true'")
     net = builder(num_classes=num_classes, **kwargs)
+    if keras_defaults:
+        from .keras import apply_keras_defaults
+
+        apply_keras_defaults(net, keep_pretrained=bool(kwargs.get("pretrained")))
     return FERModel(net, info.input, name=name, num_classes=num_classes)
 
 

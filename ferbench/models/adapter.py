@@ -53,7 +53,12 @@ class InputAdapter(nn.Module):
 
 
 class FERModel(nn.Module):
-    """A network plus its input adaptation. ``forward`` takes float (N, 1, 48, 48) in [0, 1]."""
+    """A network plus its input adaptation. ``forward`` takes float (N, 1, 48, 48) in [0, 1].
+
+    Transfer networks (:class:`~ferbench.models.layers.TransferNet`) have a ``backbone`` and a
+    ``head``; the engine trains them through the operations below (freeze, unfreeze the top
+    blocks, features/classify for the frozen-feature cache) and never reaches into ``net``.
+    """
 
     def __init__(self, net: nn.Module, spec: InputSpec, name: str = "", num_classes: int = 7):
         super().__init__()
@@ -61,46 +66,71 @@ class FERModel(nn.Module):
         self.net = net
         self.name = name
         self.num_classes = num_classes
+        self.outputs = "logits"  # what forward returns; loaded models may return (log-)probabilities
 
     @property
     def spec(self) -> InputSpec:
         return self.adapter.spec
 
     def set_input_size(self, size: int) -> None:
-        """Run at another input size (e.g. a CPU profile's 112 px instead of 224 px)."""
-        self.adapter = InputAdapter(self.spec.with_size(size)).to(next(self.net.parameters()).device)
+        """Run at another input size (e.g. a CPU profile's 64 px instead of 224 px)."""
+        device = next(iter(self.net.parameters()), torch.zeros(0)).device
+        self.adapter = InputAdapter(self.spec.with_size(size)).to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.adapter(x))
 
-    def train(self, mode: bool = True) -> "FERModel":
-        super().train(mode)
-        # A fully frozen backbone runs in inference mode (BatchNorm statistics stay ImageNet's),
-        # as Keras does for a base with trainable=False; this also keeps cached features valid.
-        if mode and self.backbone_frozen:
-            self.net.backbone.eval()
-        return self
+    # --- the parts of a transfer network ------------------------------------------------------------
+    @property
+    def has_backbone(self) -> bool:
+        return hasattr(self.net, "backbone") and hasattr(self.net, "head")
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.net.backbone.parameters()) if self.has_backbone else []
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Everything that is not backbone (the whole network for models without one)."""
+        backbone = set(map(id, self.backbone_parameters()))
+        return [p for p in self.parameters() if id(p) not in backbone]
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone output for input batches (what the frozen-feature cache stores)."""
+        return self.net.backbone(self.adapter(x))
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.net.head(features)
 
     @property
     def backbone_frozen(self) -> bool:
-        return self.has_backbone and not any(p.requires_grad for p in self.net.backbone.parameters())
-
-    # Transfer models expose `backbone` and `head`; freezing acts on the backbone.
-    @property
-    def has_backbone(self) -> bool:
-        return hasattr(self.net, "backbone")
+        return self.has_backbone and not any(p.requires_grad for p in self.backbone_parameters())
 
     def freeze_backbone(self, frozen: bool = True) -> None:
         if not self.has_backbone:
             raise ValueError(f"model {self.name!r} has no backbone to freeze")
-        for p in self.net.backbone.parameters():
+        for p in self.backbone_parameters():
             p.requires_grad = not frozen
 
     def unfreeze_top(self, n: int) -> None:
-        """Unfreeze the last ``n`` child blocks of the backbone (all others stay frozen)."""
+        """Unfreeze the last ``n`` blocks of the backbone (all others stay frozen)."""
         blocks = list(self.net.backbone_blocks()) if hasattr(self.net, "backbone_blocks") \
             else list(self.net.backbone.children())
         self.freeze_backbone(True)
         for block in blocks[len(blocks) - n:] if n > 0 else []:
             for p in block.parameters():
                 p.requires_grad = True
+
+    def train(self, mode: bool = True) -> "FERModel":
+        super().train(mode)
+        if mode and self.has_backbone:
+            if self.backbone_frozen:
+                # A fully frozen backbone runs in inference mode (BatchNorm statistics stay ImageNet's),
+                # as Keras does for a base with trainable=False; this also keeps cached features valid.
+                self.net.backbone.eval()
+            else:
+                # Keras runs a BatchNorm layer whose weights are frozen in inference mode even while
+                # the rest trains (partial unfreezing): its moving statistics stay as loaded.
+                for m in self.net.backbone.modules():
+                    if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None \
+                            and not m.weight.requires_grad:
+                        m.eval()
+        return self

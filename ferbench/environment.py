@@ -1,0 +1,36 @@
+"""Where ferbench runs: library versions, platform, git commit (recorded in run.json), and the
+one cache folder every cache lives under (``$FERBENCH_CACHE``, default ``~/.cache/ferbench``)."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+from . import __version__
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("FERBENCH_CACHE") or Path.home() / ".cache" / "ferbench")
+
+
+def environment() -> dict:
+    import importlib.metadata as md
+
+    import torch
+
+    vers = {"python": platform.python_version(), "ferbench": __version__}
+    for pkg in ("torch", "torchvision", "timm", "numpy", "scikit-learn", "openai"):
+        try:
+            vers[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    env = {"versions": vers, "platform": platform.platform(), "cpu_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    try:
+        env["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                           check=True, cwd=Path(__file__).resolve().parent).stdout.strip()
+    except Exception:
+        pass  # not a git checkout (an installed package): no commit to record
+    return env

@@ -1,0 +1,42 @@
+"""What a handler gets (:class:`Context`) and what it gives back (:class:`Outcome`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..data.splits import SplitData
+from ..store import Checkpoint, RunStore
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run treats its experiments (from the command line)."""
+    eval_only: bool = False  # re-evaluate trained experiments from model.pt
+    force: bool = False  # re-run experiments that are complete
+    dry_run: bool = False  # list what would run; train nothing, send nothing
+    llm: Any = None  # ferbench.llm options object (cache, refresh, max cost)
+
+
+@dataclass
+class Context:
+    split: SplitData
+    device: Any  # torch.device
+    store: RunStore
+    config_hash: str  # the experiment's config hash with the data fingerprint
+    options: RunOptions = RunOptions()
+    progress: Callable[[str, Any], None] | None = None  # ("epoch", record) / ("batch", (step, steps, loss))
+    console: Any = None
+
+
+@dataclass
+class Outcome:
+    """What an experiment produced, before the store writes it."""
+    fields: dict[str, Any]  # kind-specific result fields, validated into the typed result by the runner
+    status: str = "ok"
+    error: str | None = None
+    reason: str | None = None
+    predictions: tuple[list[str], list[list]] | None = None  # header, rows
+    model_payload: dict | None = None  # model.pt
+    files: dict[str, bytes] = field(default_factory=dict)  # figures
+    written: list[str] = field(default_factory=list)  # files the handler wrote itself that the result vouches for
+    checkpoint: Checkpoint | None = None  # removed once the result is stored

@@ -1,0 +1,53 @@
+"""Scoring a model, trained or loaded, the same way: val and test metrics, predictions, Grad-CAM."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from .. import figures
+from ..data.splits import SplitData
+from ..engine import measure_inference, predict_proba, prepare_model
+from ..gradcam import gradcam
+from ..metrics import summarize
+from ..schema.train import TrainConfig
+
+
+def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConfig, label: str,
+                   gradcam_reason: str | None = None) -> tuple[dict, tuple[list[str], list[list]], dict[str, bytes]]:
+    """(result fields, predictions (header, rows), figure files) of ``model`` on the split's val and test."""
+    t0 = time.perf_counter()
+    k = len(split.classes)
+    # Trained, reloaded and user models all run in the same memory format: identical weights give
+    # identical predictions.
+    prepare_model(model, cfg.model_copy(update={"input_size": None}), device)
+    metrics, rows, preds = {}, [], {}
+    for part_name, part in (("val", split.val), ("test", split.test)):
+        if part is None or len(part) == 0:
+            continue
+        proba = predict_proba(model, part.images, device, cfg.eval_batch_size)
+        pred = preds[part_name] = proba.argmax(1)
+        metrics[part_name] = summarize(part.labels, pred, proba, num_classes=k)
+        rows += [[i, part_name, int(t), int(p), *(f"{q:.5f}" for q in pr)]
+                 for i, t, p, pr in zip(part.ids, part.labels, pred, proba)]
+    header = ["id", "split", "true", "predicted", *(f"p_{c}" for c in split.classes)]
+    evaluation_seconds = time.perf_counter() - t0
+    files, gc = {}, {"available": False, "reason": gradcam_reason}
+    if gradcam_reason is None:
+        te = split.test
+        # Grad-CAM on the first test image of every class; captions reuse the test predictions.
+        idx = np.concatenate([np.flatnonzero(te.labels == c)[:1] for c in range(k)]).astype(int)
+        cams = gradcam(model, te.images[idx], device) if len(idx) else None
+        if cams is None:
+            gc["reason"] = "the model has no convolution"
+        else:
+            files["gradcam.png"] = figures.gradcam_grid(te.images[idx], cams, te.labels[idx], preds["test"][idx],
+                                                        split.classes, None, f"Grad-CAM: {label}")
+            gc = {"available": True, "reason": None}
+    fields = {
+        "metrics": metrics, "input": model.spec.describe(), "gradcam": gc,
+        "timing": {"inference": measure_inference(model, device, batch_size=64),
+                   "evaluation_seconds": evaluation_seconds},
+    }
+    return fields, (header, rows), files

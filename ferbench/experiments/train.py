@@ -1,0 +1,63 @@
+"""``kind: train``: train a registered model (resuming from its checkpoint), then evaluate it.
+With ``--eval-only`` the saved model.pt is evaluated again instead."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine import fit, seed_everything
+from ..errors import FerbenchError
+from ..models import count_parameters, create_model, model_info
+from ..schema.experiment import TrainExperiment
+from ..schema.suite import UserModelConfig
+from .context import Context, Outcome
+from .evaluate import evaluate_model
+
+
+def run_train(exp: TrainExperiment, ctx: Context) -> Outcome:
+    if ctx.options.eval_only:
+        return _reevaluate(exp, ctx)
+    split = ctx.split
+    checkpoint = ctx.store.checkpoint(exp.id, ctx.config_hash)
+    seed_everything(exp.seed)  # weight initialisation is part of what the seed fixes
+    model = create_model(exp.model, num_classes=len(split.classes), pretrained=exp.pretrained, weights=exp.weights,
+                         keras_defaults=exp.keras_defaults, **exp.model_args)
+    tr, va = split.train, split.val
+    progress = ctx.progress
+    fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,
+             va.labels if va is not None else None, exp.train, device=ctx.device, seed=exp.seed,
+             checkpoint=checkpoint, on_epoch=progress and (lambda rec: progress("epoch", rec)),
+             on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))))
+    fields, predictions, files = evaluate_model(model, split, ctx.device, exp.train, exp.label)
+    hist = fr.history
+    fields["timing"].update(train_seconds=fr.train_seconds,
+                            seconds_per_epoch=float(np.mean([r["seconds"] for r in hist])) if hist else None)
+    fields.update(
+        model=exp.model, history=hist, model_info=model_info(exp.model).as_dict(),
+        parameters={"total": count_parameters(model), "trainable": count_parameters(model, trainable_only=True)},
+        training={"epochs_run": len(hist), "best_epoch": fr.best_epoch, "reported_epoch": fr.reported_epoch,
+                  "stopped_early": fr.stopped_early, "resumed_from_epoch": fr.resumed_from_epoch,
+                  "feature_cache": fr.feature_cache_used, "checkpoint_discarded": fr.checkpoint_discarded})
+    payload = {"state_dict": model.state_dict(), "model": exp.model, "model_args": exp.model_args,
+               "input": {"size": model.spec.size, "channels": model.spec.channels, "mean": list(model.spec.mean),
+                         "std": list(model.spec.std)},
+               "classes": list(split.classes), "config_hash": ctx.config_hash}
+    return Outcome(fields, predictions=predictions, model_payload=payload, files=files, checkpoint=checkpoint)
+
+
+def _reevaluate(exp: TrainExperiment, ctx: Context) -> Outcome:
+    """--eval-only: score the model.pt an earlier run of this very config saved; no training."""
+    from ..models.loading import load_user_model
+
+    path = ctx.store.model_path(exp.id)
+    previous, _ = ctx.store.completed(exp.id, ctx.config_hash)
+    if previous is None or not path.exists():
+        raise FerbenchError(f"--eval-only: no complete trained model for {exp.id} under this config "
+                            f"(looked for {path} and its result.json); run without --eval-only first")
+    loaded = load_user_model(UserModelConfig(name=exp.model, checkpoint=str(path)), ctx.split.classes)
+    fields, predictions, files = evaluate_model(loaded.model, ctx.split, ctx.device, exp.train, exp.label)
+    fields["timing"] = {**previous.timing.model_dump(), **{k: v for k, v in fields["timing"].items() if v is not None}}
+    fields.update(model=exp.model, history=[h.model_dump() for h in previous.history],
+                  model_info=model_info(exp.model).as_dict(), parameters=previous.parameters.model_dump(),
+                  training={**previous.training.model_dump(), "eval_only": True})
+    # model.pt is unchanged: the new result vouches for the same file.
+    return Outcome(fields, predictions=predictions, files=files, written=["model.pt"])

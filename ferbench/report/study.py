@@ -1,0 +1,133 @@
+"""The model part of a study's report: every model result, trained or loaded, in every table and figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .. import figures
+from ..schema.results import ModelResult, StudyMeta
+from ..store import RunData
+from .document import Figure, Paragraph
+from .format import CI, DASH, Num, pct, run_label
+from .tables import Table
+
+DEGENERATE_SHARE = 0.9  # a model that predicts one class this often has learned a prior, not faces
+
+
+def n_seeds(results) -> int:
+    return len({r.seed for r in results})
+
+
+def label_of(r, seeds: int) -> str:
+    return run_label(r.label, r.fold, r.seed, seeds)
+
+
+def degenerate(r: ModelResult, classes: list[str]) -> str | None:
+    """'predicts happy for 93% of test images' when one class takes at least 90 % of the predictions."""
+    cm = np.array(r.metrics["test"].confusion)
+    share = cm.sum(0) / max(cm.sum(), 1)
+    j = int(share.argmax())
+    if share[j] >= DEGENERATE_SHARE:
+        return f"degenerate: predicts {classes[j]} for {share[j]:.0%} of test images"
+    return None
+
+
+def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
+    """Table-1 style: every model experiment of the study, failed ones included, each flagged if degenerate."""
+    results = [r for r in run.of_study(study.name) if r.is_model]
+    if not results:
+        return None
+    seeds = n_seeds(results)
+    rows = []
+    for r in results:
+        name = label_of(r, seeds) + (" (loaded)" if r.kind == "load" else "")
+        if not r.ok:
+            rows.append([name, r.status.upper(), *[DASH] * 10, (r.error or r.reason or "").splitlines()[0][:120]])
+            continue
+        te, va = r.metrics["test"], r.metrics.get("val")
+        t = r.timing
+        rows.append([name, Num.pct(te.accuracy), CI.of(te.accuracy_ci), Num.of(te.macro_f1), Num.of(te.weighted_f1),
+                     Num.pct(te.top2_accuracy, 1), Num.pct(va.accuracy if va else None),
+                     Num(r.parameters.total / 1e6, f"{r.parameters.total / 1e6:.2f}") if r.parameters and
+                     r.parameters.total else Num(None, DASH),
+                     Num.of(t.seconds_per_epoch, "{:.1f}"), Num.of(t.train_seconds, "{:.0f}"),
+                     Num.of(t.inference.ms_per_image if t.inference else None, "{:.3f}"),
+                     Num(r.training.reported_epoch, str(r.training.reported_epoch)) if r.training and
+                     r.training.reported_epoch else Num(None, DASH),
+                     degenerate(r, study.classes) or ""])
+    return Table(f"{study.name}_accuracy", "Test accuracy",
+                 ["model", "test acc %", "95% CI (Wilson)", "macro F1", "weighted F1", "top-2 %", "val acc %",
+                  "params (M)", "s/epoch", "train s", "ms/image", "epoch reported", "flags"], rows,
+                 "The epoch reported is the one whose weights were evaluated (best validation epoch when "
+                 "restored, else the last). A model flagged degenerate predicts one class for most images.")
+
+
+def per_class_table(study: StudyMeta, run: RunData) -> Table | None:
+    ok = run.models(study.name)
+    if not ok:
+        return None
+    seeds = n_seeds(ok)
+    rows = [[label_of(r, seeds), *(Num.of(v, "{:.2f}") for v in r.metrics["test"].per_class.f1),
+             Num.of(r.metrics["test"].macro_f1), Num.of(r.metrics["test"].weighted_f1)] for r in ok]
+    support = ok[0].metrics["test"].per_class.support
+    return Table(f"{study.name}_f1", "Per-class F1 on test", ["model", *study.classes, "macro", "weighted"], rows,
+                 "Test images per class: " + ", ".join(f"{c} {n}" for c, n in zip(study.classes, support)) + ".")
+
+
+def cv_table(study: StudyMeta, run: RunData) -> Table | None:
+    folds = [r for r in run.models(study.name) if r.fold is not None and "val" in r.metrics]
+    if not folds:
+        return None
+    by: dict[str, list[float]] = {}
+    for r in folds:
+        by.setdefault(r.label, []).append(r.metrics["val"].accuracy)
+    return Table(f"{study.name}_cv", "Cross-validation (val accuracy over folds)", ["model", "folds", "mean %", "sd %"],
+                 [[k, Num(len(v), str(len(v))), Num.pct(float(np.mean(v))),
+                   Num.pct(float(np.std(v, ddof=1)) if len(v) > 1 else None)] for k, v in by.items()])
+
+
+def seeds_table(study: StudyMeta, run: RunData) -> Table | None:
+    by: dict[str, list[float]] = {}
+    for r in run.models(study.name):
+        if r.fold is None:
+            by.setdefault(r.label, []).append(r.metrics["test"].accuracy)
+    if not any(len(v) > 1 for v in by.values()):
+        return None
+    return Table(f"{study.name}_seeds", "Across training seeds (test accuracy)",
+                 ["model", "seeds", "mean %", "sd %", "min %", "max %"],
+                 [[k, Num(len(v), str(len(v))), Num.pct(float(np.mean(v))),
+                   Num.pct(float(np.std(v, ddof=1)) if len(v) > 1 else None), Num.pct(min(v)), Num.pct(max(v))]
+                  for k, v in by.items()],
+                 "The spread across seeds is training noise that a single-run comparison hides.")
+
+
+def model_figures(study: StudyMeta, run: RunData, fig_dir: Path) -> tuple[list[Figure], list[Paragraph]]:
+    """Curves, confusion matrices, P/R/F1 bars and Grad-CAM for every model; why Grad-CAM is absent."""
+    ok = run.models(study.name)
+    seeds = n_seeds(ok)
+    figs, notes = [], []
+    trained = [r for r in ok if r.history]
+    if trained:
+        figs.append(Figure("Training and validation curves", figures.curves(
+            {label_of(r, seeds): [h.model_dump() for h in r.history] for r in trained},
+            fig_dir / f"{study.name}_curves.png", study.title or study.name),
+            "Accuracy (left) and loss (right) per epoch: solid lines train, dashed lines validation."))
+    for r in ok:
+        name = label_of(r, seeds)
+        te = r.metrics["test"]
+        figs.append(Figure(f"Confusion matrix: {name}", figures.confusion(
+            np.array(te.confusion), study.classes, fig_dir / f"{r.id}_cm.png", f"{name} (test)",
+            no_answer=te.confusion_no_answer),
+            f"Counts on the {te.n:,} test images; colour is the share of the true class (row)."))
+        figs.append(Figure(f"Per-class precision / recall / F1: {name}", figures.prf_bars(
+            te.per_class.model_dump(), study.classes, fig_dir / f"{r.id}_prf.png", name),
+            f"Macro F1 {te.macro_f1:.3f}, accuracy {pct(te.accuracy)} %."))
+        gc = run.root / r.id / "gradcam.png"
+        if r.gradcam and r.gradcam.available and gc.exists():
+            figs.append(Figure(f"Grad-CAM: {name}", gc,
+                               "First test image of each class; caption true → predicted class; heat is the "
+                               "last convolution's class evidence (colour bar: 0 none, 1 most)."))
+        elif r.gradcam and r.gradcam.reason:
+            notes.append(Paragraph(f"No Grad-CAM for {name}: {r.gradcam.reason}.", style="small"))
+    return figs, notes

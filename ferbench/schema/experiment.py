@@ -1,0 +1,67 @@
+"""Experiments: the units of work a suite expands into, as a tagged union on ``kind``.
+
+``train`` trains a registered model, ``load`` evaluates a model file, ``llm`` asks one LLM endpoint
+about a study's sample. Each carries everything that determines its result, so
+:meth:`config_hash` decides whether a stored result can be reused.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from .llm import EndpointConfig, LLMConfig
+from .suite import SplitConfig, UserModelConfig
+from .train import TrainConfig
+
+
+class _ExperimentBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str  # also the experiment's folder name: built from validated, folder-safe parts
+    study: str
+    label: str
+    split: SplitConfig
+    fold: int | None = None
+    seed: int = 0
+    deviations: list[str] = Field(default_factory=list)  # from the paper's protocol, in this run
+
+    def config_hash(self) -> str:
+        """Hash of everything that determines the result (not the id or the deviation text)."""
+        d = self.model_dump(mode="json", exclude={"deviations"})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def is_model(self) -> bool:
+        """Trained or loaded: a model scored on the study's test set (everything but an LLM)."""
+        return self.kind in ("train", "load")
+
+
+class TrainExperiment(_ExperimentBase):
+    kind: Literal["train"] = "train"
+    model: str
+    pretrained: bool | None = None
+    weights: str | None = None
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    keras_defaults: bool = False
+    train: TrainConfig
+
+
+class LoadExperiment(_ExperimentBase):
+    kind: Literal["load"] = "load"
+    model: str | None = None  # the registered architecture of a state dict; None for model files
+    user_model: UserModelConfig
+    user_model_fingerprint: str  # size + mtime of the file: a new file is re-evaluated
+    train: TrainConfig  # evaluation batch size and memory format
+
+
+class LLMExperiment(_ExperimentBase):
+    kind: Literal["llm"] = "llm"
+    llm_endpoint: EndpointConfig
+    llm: LLMConfig  # sample, prompt, image size, request settings (endpoints: just this one)
+
+
+Experiment = Annotated[Union[TrainExperiment, LoadExperiment, LLMExperiment], Field(discriminator="kind")]
+EXPERIMENT = TypeAdapter(Experiment)

@@ -1,0 +1,226 @@
+"""The typed result contract: what ``run.json`` and each ``result.json`` hold.
+
+Written and read only through :class:`ferbench.store.RunStore`. ``ModelResult`` covers every model
+scored on a study's test set, trained (``kind: train``) or loaded from a file (``kind: load``);
+``LLMResult`` covers one LLM endpoint on the study's sample. A file written by another result
+format is refused with one message (:class:`ResultFormatError`), never misread.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from .experiment import LLMExperiment, LoadExperiment, TrainExperiment
+
+RESULT_FORMAT = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SplitInfo(_Strict):
+    description: str
+    sizes: dict[str, int]
+    classes: list[str]
+    leaky: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
+class PerClass(_Strict):
+    precision: list[float]
+    recall: list[float]
+    f1: list[float]
+    support: list[int]
+
+
+class EvalMetrics(_Strict):
+    """One evaluation (a model on val or test, an LLM on its sample)."""
+    n: int
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    macro_f1: float
+    macro_f1_ci: tuple[float, float]
+    weighted_f1: float
+    weighted_f1_ci: tuple[float, float] | None = None
+    per_class: PerClass
+    per_class_accuracy: list[float | None]
+    confusion: list[list[int]]  # rows: true class; columns: predicted class, then 'no answer' if listed
+    confusion_no_answer: bool = False  # True: a last column counts answers naming no class (LLMs)
+    top2_accuracy: float | None = None
+    unparsed: int | None = None  # LLM answers naming no class
+    errors: int | None = None  # LLM requests that got no answer
+    truncated: int | None = None  # LLM answers cut by the completion budget
+
+
+class EpochRecord(_Strict):
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    lr: float
+    val_loss: float | None = None
+    val_accuracy: float | None = None
+    seconds: float
+
+
+class InferenceTiming(_Strict):
+    batch_size: int
+    ms_per_image: float
+    images_per_second: float
+
+
+class Timing(_Strict):
+    inference: InferenceTiming | None = None
+    train_seconds: float | None = None
+    seconds_per_epoch: float | None = None
+    evaluation_seconds: float | None = None
+
+
+class Parameters(_Strict):
+    total: int
+    trainable: int
+    counted_from: str = "module parameters"  # or 'ONNX initializers', 'exported program state'
+
+
+class TrainingInfo(_Strict):
+    epochs_run: int = 0
+    best_epoch: int | None = None
+    reported_epoch: int | None = None  # the epoch whose weights were evaluated
+    stopped_early: bool = False
+    resumed_from_epoch: int | None = None
+    feature_cache: bool = False
+    eval_only: bool = False
+    checkpoint_discarded: str | None = None  # why an unreadable checkpoint was not resumed from
+
+
+class LoadInfo(_Strict):
+    file: str
+    format: Literal["torchscript", "export", "onnx", "state_dict"]
+    outputs: Literal["logits", "probabilities", "log_probabilities"]
+    outputs_detected: bool  # True: inferred on the dry run; False: declared in the suite
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
+    notes: list[str] = Field(default_factory=list)
+
+
+class GradCAMInfo(_Strict):
+    available: bool
+    reason: str | None = None  # why not, when not
+
+
+class ModelInfoRecord(_Strict):
+    name: str
+    study: str
+    paper: str
+    input: str
+    pretrained: bool = False
+    notes: str = ""
+    weights: str | None = None
+
+
+class _ResultBase(_Strict):
+    format: int = RESULT_FORMAT
+    id: str
+    study: str
+    label: str
+    status: Literal["ok", "failed", "skipped"]
+    config_hash: str
+    profile: str
+    device: str
+    seed: int = 0
+    fold: int | None = None
+    deviations: list[str] = Field(default_factory=list)
+    split: SplitInfo | None = None
+    error: str | None = None
+    reason: str | None = None
+    wall_seconds: float = 0.0
+    finished: str = ""
+    files: dict[str, str] = Field(default_factory=dict)  # file name -> sha256 this result vouches for
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def is_model(self) -> bool:
+        return self.kind in ("train", "load")
+
+
+class ModelResult(_ResultBase):
+    """A trained or loaded model, evaluated on the study's val and test partitions."""
+    kind: Literal["train", "load"]
+    config: Annotated[Union[TrainExperiment, LoadExperiment], Field(discriminator="kind")]
+    model: str | None = None
+    metrics: dict[Literal["val", "test"], EvalMetrics] = Field(default_factory=dict)
+    timing: Timing | None = None
+    parameters: Parameters | None = None
+    input: str | None = None
+    history: list[EpochRecord] = Field(default_factory=list)
+    training: TrainingInfo | None = None
+    load: LoadInfo | None = None
+    model_info: ModelInfoRecord | None = None
+    gradcam: GradCAMInfo | None = None
+
+    @model_validator(mode="after")
+    def _complete_when_ok(self):
+        if self.status == "ok" and "test" not in self.metrics:
+            raise ValueError("a result with status ok needs test metrics")
+        return self
+
+
+class LLMResult(_ResultBase):
+    """One LLM endpoint asked about every image of the study's sample."""
+    kind: Literal["llm"]
+    config: LLMExperiment
+    endpoint: dict[str, Any] = Field(default_factory=dict)
+    prompt: str | None = None
+    response_format: dict[str, Any] | None = None
+    sample: dict[str, Any] | None = None
+    metrics: dict[Literal["sample"], EvalMetrics] = Field(default_factory=dict)
+    usage: dict[str, Any] = Field(default_factory=dict)
+    unparsed: list[dict[str, Any]] = Field(default_factory=list)
+    adaptations: list[dict[str, Any]] = Field(default_factory=list)
+
+
+ExperimentResult = Annotated[Union[ModelResult, LLMResult], Field(discriminator="kind")]
+RESULT = TypeAdapter(ExperimentResult)
+
+
+class DataInfo(_Strict):
+    source: str
+    origin: str  # where the source came from: --data, $FERBENCH_DATA, the suite's data:
+    counts: dict[str, dict[str, int]]
+    images: int
+    fingerprint: str
+    skipped_unreadable: list[str] = Field(default_factory=list)
+
+
+class StudyMeta(_Strict):
+    name: str
+    paper: str | None = None
+    title: str | None = None
+    description: str = ""
+    split: str
+    split_sizes: dict[str, int]
+    classes: list[str]
+    leaky: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+
+class RunHeader(_Strict):
+    """``run.json``: what was run, on what, where, with which versions."""
+    format: int = RESULT_FORMAT
+    suite: str
+    description: str = ""
+    suite_file: str
+    profile: str
+    profile_description: str = ""
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    data: DataInfo
+    device: str
+    environment: dict[str, Any]
+    started: str
+    finished: str | None = None
+    wall_seconds: float | None = None
+    experiments: list[str]
+    studies: list[StudyMeta]

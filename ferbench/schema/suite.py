@@ -1,0 +1,252 @@
+"""The suite file format: what a suite YAML may say, validated, with bounds.
+
+Model names are checked against the model registry passed as validation context
+(``{"models": [...]}``) by :func:`ferbench.suite.load_suite`; without a context (objects built in
+code) they are not re-checked. Nothing here imports torch.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from .. import CLASSES
+from ..labels import canonical_class
+from .llm import LLMConfig
+
+STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
+USAGE_NAMES = ("Training", "PublicTest", "PrivateTest")
+
+# Labels become folder names under the results folder: letters, digits, space, _ . + - only,
+# never a leading dot or space and never "..", so no label can name a path outside the run folder.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9_+\-][A-Za-z0-9 _.+\-]{0,79}$")
+SAFE_NAME_RULE = ("1-80 characters: letters, digits, space, '_', '.', '+', '-'; no leading '.' or space "
+                  "and no '..' (it names a folder under the results folder)")
+
+# Bounds that keep a hostile or mistyped suite from exhausting memory or time before it runs.
+MAX_FOLDS = 20
+MAX_COPIES = 20
+MAX_SEEDS = 100
+MAX_EXPERIMENTS_PER_STUDY = 200
+MAX_STUDIES = 100
+
+
+def check_safe_name(value: str, what: str) -> str:
+    if not SAFE_NAME.match(value) or ".." in value:
+        raise ValueError(f"{what} {value!r} is not allowed: {SAFE_NAME_RULE}")
+    return value
+
+
+def safe_id_part(text: str) -> str:
+    """A folder-safe rendering of free text (e.g. an LLM model name 'org/model:tag')."""
+    out = re.sub(r"[^A-Za-z0-9 _.+\-]", "_", text).strip(" .") or "_"
+    return re.sub(r"\.{2,}", "_", out)[:80]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_model_name(name: str, info: ValidationInfo) -> None:
+    known = (info.context or {}).get("models")
+    if known is not None and name not in known:
+        import difflib
+
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} Available: {', '.join(sorted(known))}")
+
+
+class SplitConfig(_Strict):
+    """How a study partitions FER2013 (see :func:`ferbench.data.splits.make_split`)."""
+    kind: Literal["official", "kaggle", "holdout", "kfold", "augmented"] = "official"
+    seed: int = 0  # the partition's seed; training seeds vary separately
+    classes: list[str] | None = None
+    test: Literal["PrivateTest", "PublicTest"] = "PrivateTest"  # holdout / kfold: which challenge half tests
+    val_fraction: float | None = Field(0.1, gt=0, lt=1)  # kaggle: None = no validation set
+    k: int = Field(3, ge=2, le=MAX_FOLDS)
+    folds: list[int] | None = None  # kfold: which folds to run (0-based); default all k
+    copies: int = Field(5, ge=1, le=MAX_COPIES)
+    ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    order: Literal["split_then_augment", "augment_then_split"] = "split_then_augment"
+    train_per_class: int | None = Field(None, gt=0)
+    train_fraction: float | None = Field(None, gt=0, le=1)
+    eval_per_class: int | None = Field(None, gt=0)
+
+    @field_validator("classes")
+    @classmethod
+    def _known_classes(cls, v):
+        if v is not None:
+            bad = [c for c in v if canonical_class(c) is None]
+            if bad:
+                raise ValueError(f"unknown class(es) {bad}; expected names from {', '.join(CLASSES)}")
+            if len(v) < 2:
+                raise ValueError("a class subset needs at least 2 classes")
+        return v
+
+    @model_validator(mode="after")
+    def _possible(self):
+        if self.folds is not None and any(not 0 <= f < self.k for f in self.folds):
+            raise ValueError(f"folds {self.folds} do not exist for k={self.k} (valid: 0..{self.k - 1})")
+        if abs(sum(self.ratios) - 1) > 1e-6 or min(self.ratios) <= 0:
+            raise ValueError(f"ratios must be three positive numbers summing to 1; got {list(self.ratios)}")
+        if self.val_fraction is None and self.kind != "kaggle":
+            raise ValueError(f"val_fraction: null (no validation set) is only possible with kind: kaggle, "
+                             f"not {self.kind}")
+        return self
+
+    def fold_list(self) -> list[int | None]:
+        return list(self.folds if self.folds is not None else range(self.k)) if self.kind == "kfold" else [None]
+
+
+class InputConfig(_Strict):
+    """How a user's model expects its input: NCHW float tensors of ``size`` x ``size`` with ``channels``
+    channels, normalized as ``(pixel / 255 - mean) / std`` (mean and std apply to pixels in [0, 1])."""
+    size: int = Field(48, ge=8, le=1024)
+    channels: Literal[1, 3] = 1
+    mean: list[float] = Field(default_factory=lambda: [0.0])
+    std: list[float] = Field(default_factory=lambda: [1.0])
+
+    @model_validator(mode="after")
+    def _lengths(self):
+        if len(self.mean) != len(self.std) or len(self.mean) not in (1, self.channels):
+            raise ValueError(f"mean and std need 1 or {self.channels} values each; got {self.mean} and {self.std}")
+        if any(v <= 0 for v in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
+class UserModelConfig(_Strict):
+    """A model to load, not train: ``{load: file}`` (TorchScript .pt, torch.export .pt2, .onnx) or
+    ``{name: registered_architecture, checkpoint: state_dict_file}``. Paths are relative to the suite file."""
+    load: str | None = None
+    name: str | None = None
+    checkpoint: str | None = None
+    input: InputConfig | None = None
+    classes: list[str] | None = None  # the model's output order, if not the canonical one
+    # What the model outputs; 'auto' detects it on the dry run (rows summing to 1 -> probabilities,
+    # rows of log-probabilities -> log_probabilities, else logits) and records the answer.
+    outputs: Literal["auto", "logits", "probabilities", "log_probabilities"] = "auto"
+    layout: Literal["auto", "NCHW", "NHWC"] = "auto"  # NHWC: transposed for the model (recorded)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v, info: ValidationInfo):
+        if v is not None:
+            _check_model_name(v, info)
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if bool(self.load) == bool(self.checkpoint):
+            raise ValueError("give either 'load: FILE' (TorchScript/torch.export/ONNX) or 'name' + 'checkpoint'")
+        if self.checkpoint and not self.name:
+            raise ValueError("'checkpoint' needs 'name', the registered architecture it belongs to")
+        if self.load and self.input is None:
+            raise ValueError("a loaded model needs 'input: {size, channels, mean, std}'")
+        if self.classes and any(canonical_class(c) is None for c in self.classes):
+            raise ValueError(f"unknown class name in {self.classes}")
+        return self
+
+
+class ExperimentConfig(_Strict):
+    model: str | list[str] | UserModelConfig
+    label: str | None = None  # distinguishes two entries of the same model; names the result folder
+    pretrained: bool | None = None
+    weights: str | None = None
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    keras_defaults: bool | None = None  # Keras' BatchNorm momentum/epsilon and initializers
+    train: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v, info: ValidationInfo):
+        if isinstance(v, UserModelConfig):
+            return v
+        names = [v] if isinstance(v, str) else v
+        if not names:
+            raise ValueError("an empty model list runs nothing")
+        for name in names:
+            _check_model_name(name, info)
+        return v
+
+    @field_validator("label")
+    @classmethod
+    def _safe_label(cls, v):
+        return v if v is None else check_safe_name(v, "label")
+
+    @model_validator(mode="after")
+    def _label_for_one_model(self):
+        if self.label and isinstance(self.model, list) and len(self.model) > 1:
+            raise ValueError("'label' names one experiment; give each model of a list its own entry")
+        return self
+
+
+class StudyConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    paper: str | None = None  # short name of the study whose baselines apply
+    title: str | None = None
+    description: str = ""
+    split: SplitConfig = SplitConfig()
+    train: dict[str, Any] = Field(default_factory=dict)
+    keras_defaults: bool = False  # the study's models were Keras models: use Keras' layer defaults
+    seeds: list[int] | None = Field(None, min_length=1, max_length=MAX_SEEDS)
+    experiments: list[ExperimentConfig] = Field(min_length=1, max_length=MAX_EXPERIMENTS_PER_STUDY)
+    llm: LLMConfig | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    @field_validator("paper")
+    @classmethod
+    def _known_paper(cls, v):
+        if v is not None and v not in STUDY_NAMES:
+            raise ValueError(f"unknown paper {v!r}; expected one of {', '.join(STUDY_NAMES)}")
+        return v
+
+
+class ProfileConfig(_Strict):
+    """A named way to scale a suite without editing it (``--profile``); every change is a deviation."""
+    description: str = ""
+    max_epochs: int | None = Field(None, gt=0)
+    train_per_class: int | None = Field(None, gt=0)
+    eval_per_class: int | None = Field(None, gt=0)
+    max_input_size: int | None = Field(None, gt=0)
+    pretrained: bool | None = None
+    max_folds: int | None = Field(None, gt=0)
+    augmented_copies: int | None = Field(None, gt=0)
+    train: dict[str, Any] = Field(default_factory=dict)
+
+
+BUILTIN_PROFILES: dict[str, ProfileConfig] = {
+    "paper": ProfileConfig(description="the published settings: full data, the papers' epochs and input sizes"),
+    "quick": ProfileConfig(
+        description="sized for a 2-core CPU: at most 8 epochs, at most 1,000 training images per class, "
+                    "224-px models run at 64 px, 1 CV fold, 2 augmented copies; full test sets",
+        max_epochs=8, train_per_class=1000, max_input_size=64, max_folds=1, augmented_copies=2),
+    "smoke": ProfileConfig(
+        description="seconds per experiment, for CI: 1 epoch, 30 training and 20 evaluation images per class, "
+                    "32-px inputs for large models, no pretrained weights, 1 fold, 1 augmented copy",
+        max_epochs=1, train_per_class=30, eval_per_class=20, max_input_size=32, pretrained=False, max_folds=1,
+        augmented_copies=1),
+}
+
+
+class SuiteConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    description: str = ""
+    data: str | None = None
+    include: list[str] = Field(default_factory=list, max_length=50)  # other suite files whose studies are added
+    defaults: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS)
+    profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
+    studies: list[StudyConfig] = Field(default_factory=list, max_length=MAX_STUDIES)
+
+    @model_validator(mode="after")
+    def _unique_and_trainable(self):
+        if not self.studies and not self.include:
+            raise ValueError("a suite needs at least one study (or an 'include' of other suites)")
+        names = [s.name for s in self.studies]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"study names must be unique; repeated: {', '.join(dup)}")
+        return self

@@ -1,0 +1,169 @@
+"""Profiles and expansion: a validated suite becomes the list of experiments one run executes.
+
+One experiment per model x seed x fold, one per user model, one per LLM endpoint. Every change a
+profile or a command-line override makes to a study's published settings is recorded as a
+deviation on the experiment it changes (the report lists them).
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SuiteError
+from ..schema.experiment import LLMExperiment, LoadExperiment, TrainExperiment
+from ..schema.suite import (BUILTIN_PROFILES, ExperimentConfig, ProfileConfig, SplitConfig, StudyConfig,
+                            UserModelConfig, safe_id_part)
+from ..schema.train import TrainConfig
+from .loading import LoadedSuite, _deep_merge
+
+MAX_EXPERIMENTS = 5_000
+
+Experiment = TrainExperiment | LoadExperiment | LLMExperiment
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Command-line changes to every experiment of a run; each is recorded as a deviation."""
+    pretrained: bool | None = None  # False: --no-pretrained
+    epochs: int | None = None  # --epochs
+    seed: int | None = None  # --seed (replaces the suite's seed list)
+    limit: int | None = None  # --limit: images per class in every partition and the LLM sample
+
+
+def resolve_profile(suite: LoadedSuite, name: str) -> ProfileConfig:
+    if name in suite.config.profiles:
+        return suite.config.profiles[name]
+    if name in BUILTIN_PROFILES:
+        return BUILTIN_PROFILES[name]
+    avail = sorted(set(BUILTIN_PROFILES) | set(suite.config.profiles))
+    raise SuiteError(suite.path, [f"unknown profile {name!r}; available: {', '.join(avail)}"])
+
+
+def _study_split(st: StudyConfig, prof: ProfileConfig, ov: Overrides) -> tuple[SplitConfig, list, list[str]]:
+    """The study's split under the profile, the folds to run, and the deviations that made."""
+    split = st.split.model_copy()
+    dev: list[str] = []
+    if prof.train_per_class and (split.train_per_class is None or split.train_per_class > prof.train_per_class):
+        split.train_per_class = prof.train_per_class
+        dev.append(f"train capped at {prof.train_per_class} images per class")
+    if prof.eval_per_class:
+        split.eval_per_class = prof.eval_per_class
+        dev.append(f"val/test capped at {prof.eval_per_class} images per class")
+    if ov.limit:
+        split.train_per_class = min(split.train_per_class or ov.limit, ov.limit)
+        split.eval_per_class = min(split.eval_per_class or ov.limit, ov.limit)
+        dev.append(f"--limit {ov.limit}: at most {ov.limit} images per class in train, val and test")
+    if split.kind == "augmented" and prof.augmented_copies and prof.augmented_copies < split.copies:
+        dev.append(f"{prof.augmented_copies} augmented copies instead of {split.copies}")
+        split.copies = prof.augmented_copies
+    folds = split.fold_list()
+    if prof.max_folds and len(folds) > prof.max_folds:
+        dev.append(f"{prof.max_folds} of {len(folds)} CV folds run")
+        folds = folds[:prof.max_folds]
+    return split, folds, dev
+
+
+def _train_config(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, prof: ProfileConfig,
+                  ov: Overrides, native_size: int, dev: list[str]) -> TrainConfig:
+    tcfg = TrainConfig.model_validate(_deep_merge(suite.config.defaults, st.train, ex.train, prof.train))
+    cap = ov.epochs or prof.max_epochs
+    if cap and (tcfg.epochs > cap or (ov.epochs and tcfg.epochs != cap)):
+        why = "--epochs" if ov.epochs else "profile"
+        dev.append(f"{cap} epoch{'s' if cap > 1 else ''} instead of {tcfg.epochs} ({why})")
+        tcfg.epochs = cap
+        tcfg.freeze_epochs = min(tcfg.freeze_epochs, max(cap - 1, 0))
+    size = tcfg.input_size or native_size
+    # Only upscaled ImageNet-size inputs shrink; 48-px networks have fixed flatten sizes.
+    if prof.max_input_size and size > 48 and size > prof.max_input_size:
+        dev.append(f"input {prof.max_input_size} px instead of {size} px")
+        tcfg.input_size = prof.max_input_size
+    return tcfg
+
+
+def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
+                     prof: ProfileConfig, dev: list[str]) -> LoadExperiment:
+    um: UserModelConfig = ex.model.model_copy()
+    for attr in ("load", "checkpoint"):
+        v = getattr(um, attr)
+        if v and not Path(v).is_absolute():
+            setattr(um, attr, str(suite.dir / v))
+    f = Path(um.load or um.checkpoint)
+    fp = f"{f.stat().st_size}-{f.stat().st_mtime_ns}" if f.is_file() else "missing"
+    label = ex.label or safe_id_part(um.name if um.checkpoint else f.stem)
+    tcfg = TrainConfig.model_validate(_deep_merge(suite.config.defaults, st.train, ex.train, prof.train))
+    return LoadExperiment(id=f"{st.name}.{label}", study=st.name, model=um.name, label=label, split=split,
+                          user_model=um, user_model_fingerprint=fp, train=tcfg, deviations=list(dev))
+
+
+def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
+                       folds: list, seeds: list[int], prof: ProfileConfig, profile: str, ov: Overrides,
+                       split_dev: list[str]) -> list[TrainExperiment]:
+    from ..models import model_info
+
+    out = []
+    for model in [ex.model] if isinstance(ex.model, str) else ex.model:
+        info = model_info(model)
+        dev = list(split_dev)
+        tcfg = _train_config(suite, st, ex, prof, ov, info.input.size, dev)
+        pre = ex.pretrained if ex.pretrained is not None else (info.pretrained or None)
+        for forced, why in ((prof.pretrained, f"profile {profile!r}"), (ov.pretrained, "--no-pretrained")):
+            if forced is not None and pre and forced != pre:
+                dev.append(f"ImageNet weights not used ({why}): trained from scratch")
+                pre = forced
+        keras = st.keras_defaults if ex.keras_defaults is None else ex.keras_defaults
+        label = ex.label or model
+        for seed in seeds:
+            for fold in folds:
+                eid = f"{st.name}.{label}" + (f".fold{fold}" if fold is not None else "") \
+                      + (f".seed{seed}" if len(seeds) > 1 else "")
+                out.append(TrainExperiment(id=eid, study=st.name, model=model, label=label,
+                                           pretrained=pre if info.pretrained else None, weights=ex.weights,
+                                           model_args=ex.model_args, keras_defaults=keras, split=split, fold=fold,
+                                           seed=seed, train=tcfg, deviations=dev))
+    return out
+
+
+def _llm_experiments(st: StudyConfig, split: SplitConfig, prof: ProfileConfig, ov: Overrides) -> list[LLMExperiment]:
+    llm = st.llm.model_copy(deep=True)
+    dev = []
+    caps = [c for c in (prof.eval_per_class and min(prof.eval_per_class, 5), ov.limit) if c]
+    if caps and (llm.sample.per_class is None or llm.sample.per_class > min(caps)):
+        dev.append(f"LLM sample of {min(caps)} images per class instead of "
+                   f"{llm.sample.per_class or 'the whole split'}")
+        llm.sample.per_class = min(caps)
+    out = []
+    for ep in llm.endpoints:
+        label = ep.label or ep.model
+        out.append(LLMExperiment(id=f"{st.name}.llm.{safe_id_part(label)}", study=st.name, label=label, split=split,
+                                 llm_endpoint=ep, llm=llm.model_copy(update={"endpoints": [ep]}),
+                                 seed=llm.sample.seed, deviations=dev))
+    return out
+
+
+def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
+           overrides: Overrides = Overrides()) -> list[Experiment]:
+    """All experiments of ``suite`` under ``profile``, optionally filtered by an id (or study) glob."""
+    prof = resolve_profile(suite, profile)
+    exps: list[Experiment] = []
+    for st in suite.studies:
+        split, folds, split_dev = _study_split(st, prof, overrides)
+        seeds = [overrides.seed] if overrides.seed is not None else (st.seeds or suite.config.seeds)
+        if overrides.seed is not None:
+            split_dev = [*split_dev, f"--seed {overrides.seed} instead of the suite's seeds {st.seeds or suite.config.seeds}"]
+        for ex in st.experiments:
+            if isinstance(ex.model, UserModelConfig):
+                exps.append(_load_experiment(suite, st, ex, split, prof, split_dev))
+            else:
+                exps += _model_experiments(suite, st, ex, split, folds, seeds, prof, profile, overrides, split_dev)
+            if len(exps) > MAX_EXPERIMENTS:
+                raise SuiteError(suite.path, [f"the suite expands to more than {MAX_EXPERIMENTS:,} experiments"])
+        if st.llm is not None:
+            exps += _llm_experiments(st, split, prof, overrides)
+    ids = [e.id for e in exps]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise SuiteError(suite.path, [f"experiment ids collide: {', '.join(dup)}; give repeated models a 'label'"])
+    if only:
+        exps = [e for e in exps if fnmatch.fnmatch(e.id, only) or fnmatch.fnmatch(e.study, only)]
+    return exps
