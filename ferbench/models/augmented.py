@@ -1,10 +1,13 @@
 """CNN, ResNet, MobileNetV2 and ViT-tiny from the "Facial Expression Recognition Report"
-(shared/papers/003), sections "CNN Model" to "Vision Transformer (ViT) Model".
+(shared/papers/003), section "Model Building" ("CNN Model" to "Vision Transformer (ViT) Model").
 
 The study does not give the ResNet's depth nor MobileNetV2's input size and head; a three-stage
 residual network and a 96x96 MobileNetV2 input with a GAP > dense128 > dropout head are our stated
-choices. MobileNetV2 trains its head with the base frozen first, then unfreezes the top N feature
-blocks at a lower learning rate (engine options ``freeze_epochs``, ``unfreeze_top``, ``unfreeze_lr_factor``).
+choices. MobileNetV2 trains its head with the base frozen first, then unfreezes the top N base layers
+at a lower learning rate (engine options ``freeze_epochs``, ``unfreeze_top``, ``unfreeze_lr_factor``;
+ferbench counts N in feature blocks, Keras in layers). CNN, ResNet and MobileNetV2 were Keras models
+(ImageDataGenerator, Keras callbacks): the suite turns on Keras' layer defaults for them
+(ferbench.models.keras); ViT-tiny came from timm (PyTorch) and keeps torch's.
 """
 from __future__ import annotations
 
@@ -15,11 +18,12 @@ from .layers import ResidualBlock, TransferNet, conv_bn_relu
 from .pretrained import timm_pretrained, torchvision_state_dict
 from ._registry import ModelInfo, register_model
 
-_PAPER = "augmented, 'Model Architecture'"
+_PAPER = "augmented, 'Model Building'"
 
 
 @register_model(ModelInfo("cnn3", "augmented", _PAPER + " / CNN Model", InputSpec(),
-                          notes="3 blocks conv3x3 32/64/128 + BN + pool + dropout 0.25 > dense512 > dropout 0.5 > 7"))
+                          notes="3 blocks of one conv3x3 32/64/128 + BN + ReLU + 2x2 pool + dropout 0.25 > dense512 > "
+                          "dropout 0.5 > 7 softmax (dropout rates assumed)"))
 def cnn3(num_classes: int = 7) -> nn.Module:
     layers: list[nn.Module] = []
     cin = 1
@@ -31,7 +35,9 @@ def cnn3(num_classes: int = 7) -> nn.Module:
 
 
 @register_model(ModelInfo("resnet_custom", "augmented", _PAPER + " / ResNet Model", InputSpec(),
-                          notes="conv32+BN > residual blocks 32, 64 (s2), 128 (s2) > GAP > dense128 > 7 (depth assumed)"))
+                          notes="conv32 + BN > residual blocks 32, 64 (stride 2), 128 (stride 2) > GAP > dense128 > "
+                          "dropout 0.3 > 7 (depth, widths and dropout assumed; the study gives residual "
+                          "connections, BN + ReLU after each conv, GAP, dense layers, softmax)"))
 def resnet_custom(num_classes: int = 7) -> nn.Module:
     return nn.Sequential(*conv_bn_relu(1, 32), ResidualBlock(32, 32), ResidualBlock(32, 64, 2),
                          ResidualBlock(64, 128, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
@@ -46,8 +52,10 @@ class _MobileNetTransfer(TransferNet):
 @register_model(ModelInfo("mobilenet_v2_transfer", "augmented", _PAPER + " / MobileNetV2 Model",
                           InputSpec(96, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True,
                           weights="torchvision:MobileNet_V2_Weights.IMAGENET1K_V1",
-                          notes="ImageNet MobileNetV2 (96x96 input assumed), GAP > dense128 > dropout 0.3 > 7; "
-                          "head first with base frozen, then top N blocks unfrozen at a lower LR"))
+                          notes="ImageNet MobileNetV2 (torchvision weights; 96x96 RGB input and ImageNet mean/std "
+                          "assumed, the study scaled pixels to [0, 1]), GAP > dense128 > dropout 0.3 > 7 "
+                          "(the head 'mirrors the ResNet approach'); head first with the base frozen, then "
+                          "the top N feature blocks unfrozen at a lower LR (N, epochs and LR not given)"))
 def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
     from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
 
@@ -63,7 +71,8 @@ def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights
 @register_model(ModelInfo("vit_tiny", "augmented", _PAPER + " / Vision Transformer (ViT) Model",
                           InputSpec(224, 3, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), pretrained=True,
                           weights="timm:vit_tiny_patch16_224",
-                          notes="timm vit_tiny_patch16_224 (ImageNet), new linear head, fine-tuned end to end"))
+                          notes="timm vit_tiny_patch16_224 (ImageNet), new linear head, fine-tuned end to end at 224 px; "
+                          "mean/std 0.5 as timm's weights expect (the study scaled pixels to [0, 1])"))
 def vit_tiny(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
     import timm
 

@@ -1,11 +1,15 @@
 """EmotionCNN, CNN with fixed custom kernels, SimpleResNetFER and CNN+CBAM from the
-"Facial Expression Recognition Project" (shared/papers/002), section "Models".
+"Facial Expression Recognition Project" (shared/papers/002), section "Model Architectures" (items
+1-4); normalization (mean 0.5, std 0.5) from "Dataset and Preprocessing".
 
-The fixed kernel layer is a non-trainable 3x3 convolution with 5 filters: Sobel x, Sobel y,
-Laplacian (named in the study) and the two diagonal Sobel edges (the study's "two more edge/shape
-filters" are not named; diagonals are our stated choice). CBAM follows Woo et al. 2018: channel
-attention (shared MLP over avg- and max-pooled descriptors) then spatial attention (7x7 conv over
-channel-wise avg and max). Class-weighted cross-entropy and L2 are training options (engine).
+The fixed kernel layer is a non-trainable 3x3 convolution with 5 filters. The study gives the count
+("Custom Kernel Layer (5 filters)") and says it "Applies edge and shape filters like Sobel and
+Laplacian"; it names no other filter, so Sobel x, Sobel y, Laplacian and the two diagonal Sobel
+kernels are our stated choice. CBAM follows Woo et al. 2018: channel attention (shared MLP over avg-
+and max-pooled descriptors) then spatial attention (7x7 conv over channel-wise avg and max); the
+study gives no reduction ratio or kernel size. Class-weighted cross-entropy ("Challenges"; the same
+loss for every model per "Loss Function and Optimizer") and L2 ("Results") are training options
+(engine). The study used PyTorch (inferred from its torchvision-style transforms): torch's defaults.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from .adapter import InputSpec
 from .layers import ResidualBlock, conv_bn_relu
 from ._registry import ModelInfo, register_model
 
-_PAPER = "cbam, section 'Models' 1-4"
+_PAPER = "cbam, 'Model Architectures'"
 # Normalized to mean 0.5, std 0.5 as the study did.
 _SPEC = InputSpec(48, 1, (0.5,), (0.5,))
 
@@ -84,27 +88,33 @@ def _three_convs(cin: int) -> list[nn.Module]:
 
 
 @register_model(ModelInfo("emotion_cnn", "cbam", _PAPER, _SPEC,
-                          notes="conv 32/64/128, each + pool + dropout 0.25 > FC256 > dropout 0.5 > 7"))
+                          notes="conv 32/64/128 (3x3, 'same', ReLU), each + 2x2 pool + dropout 0.25 > FC256 > dropout "
+                          "0.5 > 7. The study lists pool + dropout after conv 1 and 2 only; ferbench also "
+                          "pools after conv 3. Widths of the FC layers and dropout rates assumed"))
 def emotion_cnn(num_classes: int = 7) -> nn.Module:
     return nn.Sequential(*_three_convs(1), nn.Linear(256, num_classes))
 
 
 @register_model(ModelInfo("kernel_cnn", "cbam", _PAPER, _SPEC,
-                          notes="fixed 5-filter kernel layer (Sobel x/y, Laplacian, two diagonals) > emotion_cnn body"))
+                          notes="fixed 5-filter kernel layer (Sobel x/y and Laplacian named by the study; the two "
+                          "diagonal Sobel kernels our choice) > the emotion_cnn body"))
 def kernel_cnn(num_classes: int = 7) -> nn.Module:
     return nn.Sequential(FixedKernels(), *_three_convs(FixedKernels.out_channels), nn.Linear(256, num_classes))
 
 
 @register_model(ModelInfo("simple_resnet_fer", "cbam", _PAPER, _SPEC,
-                          notes="fixed kernels > conv32+BN > residual blocks 64/128/256 (stride 2) > GAP > FC"))
+                          notes="fixed kernels > conv32 + BN > residual blocks 64/128/256 > GAP > FC 7; strides (2 per "
+                          "block) and 1x1 projection shortcuts assumed"))
 def simple_resnet_fer(num_classes: int = 7) -> nn.Module:
     return nn.Sequential(FixedKernels(), *conv_bn_relu(FixedKernels.out_channels, 32),
                          ResidualBlock(32, 64, 2), ResidualBlock(64, 128, 2), ResidualBlock(128, 256, 2),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(256, num_classes))
 
 
-@register_model(ModelInfo("cbam_cnn", "cbam", _PAPER + " (best model)", _SPEC,
-                          notes="fixed kernels > [conv+BN+ReLU > CBAM > pool] x 64/128/256 > FC512 > dropout 0.5 > 7"))
+@register_model(ModelInfo("cbam_cnn", "cbam", _PAPER + " (4. CustomFERCNN with CBAM and Kernels)", _SPEC,
+                          notes="fixed kernels > [conv3x3 + BN + ReLU > CBAM > 2x2 pool] x 64/128/256 > FC512 > "
+                          "dropout 0.5 > 7 (the study: 'Flatten + FC Layer (512 → 7)' with dropout; rate, "
+                          "BatchNorm and CBAM reduction 16 assumed)"))
 def cbam_cnn(num_classes: int = 7) -> nn.Module:
     layers: list[nn.Module] = [FixedKernels()]
     cin = FixedKernels.out_channels

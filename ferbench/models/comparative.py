@@ -1,8 +1,10 @@
 """Comparative study: Basic CNN, Deep CNN and ResNet-50 transfer.
 
 "Can You Read Emotions from Faces? A Comparative Study of Deep Learning Approaches for FER"
-(shared/papers/000), section "Model architectures". Keras models; 'valid' padding is Keras' default
-and is kept for the Basic CNN, whose text gives every layer.
+(shared/papers/000), sections "Model architectures" and "Model Training and Optimization"; the
+Introduction gives the Deep CNN "6 convolutional layers". Written with "TensorFlow 2.10 with the Keras
+API" (section "Implementation"): the suite turns on Keras' layer defaults (ferbench.models.keras).
+'valid' padding is Keras' default and is kept for the Basic CNN, whose text gives every layer.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ _PAPER = "comparative, 'Model architectures'"
 
 
 @register_model(ModelInfo("basic_cnn", "comparative", _PAPER, InputSpec(),
-                          notes="conv32-3x3 > pool > conv64-3x3 > pool > dense128 > softmax"))
+                          notes="conv32-3x3 > pool > conv64-3x3 > pool > dense128 ReLU > 7 softmax, 'valid' padding "
+                          "(Keras' default), as listed in 'Model architectures'"))
 def basic_cnn(num_classes: int = 7) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
@@ -32,8 +35,10 @@ def _block(cin: int, cout: int, drop: float) -> list[nn.Module]:
 
 
 @register_model(ModelInfo("deep_cnn", "comparative", _PAPER + " and Introduction ('6 convolutional layers')",
-                          InputSpec(), notes="3 blocks of two convs 32/64/128 + BN + pool + dropout 0.25 "
-                          "(block dropout rate not given; 0.25 assumed) > dense512 > dropout 0.5"))
+                          InputSpec(), notes="3 blocks of two 3x3 convs 32/64/128 (+ BN + ReLU) > 2x2 pool > dropout, then dense512 > "
+                          "dropout 0.5 > 7. Assumed: two convs per block (from the Introduction's '6 "
+                          "convolutional layers'), 'same' padding, block dropout 0.25 (the paper gives 0.5 "
+                          "only for the fully connected layers)"))
 def deep_cnn(num_classes: int = 7) -> nn.Module:
     return nn.Sequential(*_block(1, 32, 0.25), *_block(32, 64, 0.25), *_block(64, 128, 0.25),
                          nn.Flatten(), nn.Linear(128 * 6 * 6, 512), nn.ReLU(), nn.Dropout(0.5),
@@ -48,9 +53,10 @@ class _ResNet50Transfer(TransferNet):
 
 @register_model(ModelInfo("resnet50_transfer", "comparative", _PAPER,
                           InputSpec(224, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True, weights="torchvision:ResNet50_Weights.IMAGENET1K_V1",
-                          notes="ImageNet ResNet-50, frozen base, GAP > dense256 ReLU > dropout 0.5; "
-                          "Adam 1e-4, mixed precision. Uses torchvision's ImageNet normalization "
-                          "(the paper rescaled to [0,1] only)."))
+                          notes="ImageNet ResNet-50 (torchvision weights), frozen base in inference mode, GAP > "
+                          "dense256 ReLU > dropout 0.5 > 7; Adam 1e-4, mixed precision. Differs: ImageNet "
+                          "mean/std input normalization, as the torchvision weights expect; the paper "
+                          "rescaled to [0, 1] 'across all pipelines' (section 'Data preparation')"))
 def resnet50_transfer(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
     from torchvision.models import ResNet50_Weights, resnet50
 
