@@ -93,7 +93,7 @@ def _summary_json(s) -> dict:
                       "why": p.why_rerun} for p in s.plan],
             "results": [{"id": r.id, "status": r.status, "kind": r.kind,
                          **({"accuracy": m.accuracy, "accuracy_ci": list(m.accuracy_ci), "n": m.n}
-                            if (m := (r.metrics.get("test") or r.metrics.get("sample"))) is not None else {}),
+                            if (m := r.headline) is not None else {}),
                          **({"error": r.error} if r.error else {})} for r in s.results]}
 
 
@@ -109,7 +109,7 @@ def _print_plan(s) -> None:
 def _print_summary(s) -> None:
     t = Table("experiment", "status", "accuracy %", "95% CI", "n", title="results")
     for r in s.results:
-        m = r.metrics.get("test") or r.metrics.get("sample") if r.status != "skipped" else None
+        m = r.headline
         t.add_row(r.id, r.status + (" (reused)" if r.id in s.reused else ""),
                   f"{100 * m.accuracy:.2f}" if m else "–",
                   f"[{100 * m.accuracy_ci[0]:.1f}, {100 * m.accuracy_ci[1]:.1f}]" if m else "–", str(m.n) if m else "–")

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from .augment import augment_batch
 from .schema.train import AugmentConfig, TrainConfig  # noqa: F401 - re-exported
 from .models import FERModel
+from .models.keras import KERAS_ADAM_EPS, keras_plateau_kwargs
 
 
 def select_device(pref: str = "auto") -> torch.device:
@@ -137,7 +138,7 @@ def build_optimizer(model: FERModel, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=KERAS_ADAM_EPS if cfg.keras_defaults else 1e-8)
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, has_val: bool):
@@ -145,6 +146,9 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, has_val: bool)
     ('same': the early-stopping metric), which falls back to the training loss without a validation set."""
     if cfg.schedule == "plateau":
         watched = plateau_metric(cfg, has_val)
+        if cfg.keras_defaults:  # Keras cuts after `patience` flat epochs, with an absolute min_delta
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **keras_plateau_kwargs(
+                monitor=watched, factor=cfg.plateau_factor, patience=max(cfg.plateau_patience, 1), min_lr=cfg.min_lr))
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="max" if watched.endswith("accuracy") else "min", factor=cfg.plateau_factor,
             patience=cfg.plateau_patience, min_lr=cfg.min_lr)

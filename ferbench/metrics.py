@@ -218,6 +218,8 @@ def summarize(y_true, y_pred, proba=None, *, num_classes: int, n_boot: int = 500
         "macro_f1_ci": list(bootstrap_f1_ci(t, p, num_classes=num_classes, average="macro", n_boot=n_boot)),
         "weighted_f1": f1(t, p, num_classes=num_classes, average="weighted"),
         "weighted_f1_ci": list(bootstrap_f1_ci(t, p, num_classes=num_classes, average="weighted", n_boot=n_boot)),
+        "errors_total": int((t != p).sum()),
+        **_averaged_precision_recall(t, p, num_classes),
         "per_class": per_class_report(t, p, num_classes=num_classes),
         "per_class_accuracy": per_class_accuracy(t, p, num_classes=num_classes),
         "confusion": confusion_matrix(t, p, num_classes=num_classes).tolist(),
@@ -226,6 +228,18 @@ def summarize(y_true, y_pred, proba=None, *, num_classes: int, n_boot: int = 500
         missing = np.bincount(t[(p < 0) | (p >= num_classes)], minlength=num_classes)
         out["confusion"] = [row + [int(m)] for row, m in zip(out["confusion"], missing)]
         out["confusion_no_answer"] = True
-    if proba is not None and num_classes > 2:
-        out["top2_accuracy"] = top_k_accuracy(t, proba, k=2)
+    if proba is not None:
+        pr = np.asarray(proba, dtype=np.float64)
+        # unweighted cross-entropy of the predicted probabilities (what a paper's "loss" usually is)
+        out["loss"] = float(-np.log(np.clip(pr[np.arange(len(t)), t], 1e-12, None)).mean())
+        if num_classes > 2:
+            out["top2_accuracy"] = top_k_accuracy(t, proba, k=2)
+    return out
+
+
+def _averaged_precision_recall(t: np.ndarray, p: np.ndarray, k: int) -> dict[str, float]:
+    out = {}
+    for avg in ("macro", "weighted"):
+        pr, rc, _, _ = precision_recall_fscore_support(t, p, labels=list(range(k)), average=avg, zero_division=0)
+        out[f"{avg}_precision"], out[f"{avg}_recall"] = float(pr), float(rc)
     return out

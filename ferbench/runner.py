@@ -175,8 +175,8 @@ def status_line(r: ExperimentResult) -> str:
         return f"[red]FAILED[/] {escape((r.error or '').splitlines()[0] if r.error else '')}"
     if r.status == "skipped":
         return f"[yellow]skipped[/] {escape(r.reason or '')}"
-    m = r.metrics.get("test") or r.metrics.get("sample")
-    acc = f"test acc {m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}, {m.accuracy_ci[1]:.3f}]" if m else ""
+    part, m = r.headline_split, r.headline
+    acc = f"{part} acc {m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}, {m.accuracy_ci[1]:.3f}]" if m else ""
     return f"[green]ok[/] {acc} ({r.wall_seconds:.1f} s)"
 
 

@@ -87,3 +87,63 @@ def test_subsample_caps_train_per_class(synth):
 def test_impossible_splits(synth, kw, msg):
     with pytest.raises(DataError, match=msg):
         make_split(synth, **kw)
+
+
+# --- issue 12: the Kaggle release, pooled splits, the test option -----------------------------------
+
+def _counts(part, k=7):
+    return np.bincount(part.labels, minlength=k).tolist()
+
+
+# --- synthetic data (the `synth` fixture of tests/conftest.py) -----------------------------------------
+
+def _usage_counts(synth, usage, k=7):
+    return np.bincount(synth.labels[synth.usage == usage], minlength=k).tolist()
+
+
+def test_kaggle_split_train_is_training_test_is_both_halves(synth):
+    s = make_split(synth, "kaggle", val_fraction=None)
+    assert s.val is None
+    assert _counts(s.train) == _usage_counts(synth, "Training")
+    both = [a + b for a, b in zip(_usage_counts(synth, "PublicTest"), _usage_counts(synth, "PrivateTest"))]
+    assert _counts(s.test) == both
+    assert set(s.test.usage) == {"PublicTest", "PrivateTest"}
+
+
+def test_kaggle_split_with_validation_cut_from_training(synth):
+    s = make_split(synth, "kaggle", val_fraction=0.1, seed=3)
+    n_train = int((synth.usage == "Training").sum())
+    assert len(s.train) + len(s.val) == n_train and set(s.val.usage) == {"Training"}
+    assert len(s.val) == int(np.ceil(0.1 * n_train))
+    assert not set(s.train.ids) & set(s.val.ids)
+
+
+@pytest.mark.parametrize("test,usages", [("PublicTest", {"PublicTest"}), ("PrivateTest", {"PrivateTest"}),
+                                         ("both", {"PublicTest", "PrivateTest"})])
+def test_holdout_and_kfold_test_option(synth, test, usages):
+    for kind, kw in (("holdout", {"val_fraction": 0.2}), ("kfold", {"k": 3, "fold": 1})):
+        s = make_split(synth, kind, test=test, **kw)
+        assert set(s.test.usage) == usages, (kind, test)
+        assert set(s.train.usage) == set(s.val.usage) == {"Training"}
+
+
+def test_holdout_default_test_is_still_private(synth):
+    assert set(make_split(synth, "holdout").test.usage) == {"PrivateTest"}
+
+
+def test_pooled_split_uses_every_usage_and_has_no_test(synth):
+    s = make_split(synth, "pooled", val_fraction=0.1, classes=["happy", "sad", "neutral"], test="none")
+    assert s.test is None
+    pool = np.isin(synth.labels, [3, 4, 6])
+    assert len(s.train) + len(s.val) == int(pool.sum())
+    assert len(s.val) == int(np.ceil(0.1 * pool.sum()))
+    assert {"Training", "PublicTest", "PrivateTest"} <= set(s.train.usage) | set(s.val.usage)
+
+
+def test_bad_combinations_are_clear_errors(synth):
+    from ferbench.errors import DataError
+
+    with pytest.raises(DataError, match="val_fraction"):
+        make_split(synth, "holdout", val_fraction=None)
+    with pytest.raises(DataError, match="test"):
+        make_split(synth, "holdout", test="none")

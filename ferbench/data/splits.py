@@ -15,7 +15,7 @@ from ..errors import DataError
 from ..labels import canonical_class
 from .dataset import FERData
 
-KINDS = ("official", "kaggle", "holdout", "kfold", "augmented")
+KINDS = ("official", "kaggle", "pooled", "holdout", "kfold", "augmented")
 # The augmented-dataset study: rotation +-10 deg, shifts +-10 %, zoom +-10 %, horizontal flip.
 PAPER_AUGMENT = AugmentConfig(rotation=10, shift=0.1, zoom=0.1, flip=True)
 
@@ -24,7 +24,7 @@ PAPER_AUGMENT = AugmentConfig(rotation=10, shift=0.1, zoom=0.1, flip=True)
 class SplitData:
     train: FERData
     val: FERData | None
-    test: FERData
+    test: FERData | None  # None: the study reports its validation set (a pooled split with test: none)
     classes: tuple[str, ...]
     description: str
     leaky: bool = False
@@ -32,7 +32,7 @@ class SplitData:
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val) if self.val is not None else 0,
-                "test": len(self.test)}
+                "test": len(self.test) if self.test is not None else 0}
 
 
 def select_classes(data: FERData, classes: list[str] | None) -> FERData:
@@ -107,7 +107,9 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
     official   the 2013 challenge's three-way split: Training / PublicTest / PrivateTest.
     kaggle     the Kaggle image-folder release: Training as train, its whole test/ folder (PublicTest +
                PrivateTest, 7,178 images) as test; val a stratified ``val_fraction`` of Training, or none.
-    holdout    stratified ``val_fraction`` of Training as val; ``test`` (PrivateTest or PublicTest) as test.
+    pooled     every usage pooled; a stratified ``val_fraction`` of the pool as val, the rest as train;
+               ``test`` none (the study reports val), or a challenge half / both kept out of the pool.
+    holdout    stratified ``val_fraction`` of Training as val; ``test`` (PrivateTest, PublicTest or both) as test.
     kfold      fold ``fold`` of a stratified ``k``-fold split of Training as val; ``test`` kept apart.
     augmented  ``copies`` augmented copies per image, stratified re-split by ``ratios``.
                order='split_then_augment' splits originals first and augments only train (leak-free);
@@ -122,9 +124,14 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
     notes: list[str] = []
     leaky = False
     train_all = data.subset(data.where_usage("Training"))
-    if test not in ("PrivateTest", "PublicTest"):
-        raise DataError(f"test must be PrivateTest or PublicTest; got {test!r}")
-    held_out = data.subset(data.where_usage(test))
+    test_usages = {"PrivateTest": ["PrivateTest"], "PublicTest": ["PublicTest"],
+                   "both": ["PublicTest", "PrivateTest"], "none": []}
+    if test not in test_usages:
+        raise DataError(f"test must be PrivateTest, PublicTest, both or none; got {test!r}")
+    if test == "none" and kind != "pooled":
+        raise DataError(f"test: none (no test set) is only possible with kind: pooled, not {kind}")
+    held_out = data.subset(np.flatnonzero(np.isin(data.usage, test_usages[test]))) if test != "none" else None
+    test_name = {"both": "PublicTest + PrivateTest"}.get(test, test)
     if kind == "official":
         train, val, test_part = train_all, data.subset(data.where_usage("PublicTest")), \
             data.subset(data.where_usage("PrivateTest"))
@@ -139,19 +146,28 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
             train, val, test_part = train_all.subset(rest), train_all.subset(cut), both
             desc = (f"kaggle: stratified {val_fraction:.0%} of Training as val, PublicTest + PrivateTest "
                     "(the release's test/ folder) as test")
+    elif kind == "pooled":
+        if val_fraction is None or not 0 < val_fraction < 1:
+            raise DataError(f"pooled val_fraction must be in (0, 1); got {val_fraction}")
+        pool = data.subset(np.flatnonzero(~np.isin(data.usage, test_usages[test])))
+        rest, cut = _stratified_cut(pool, val_fraction, seed)
+        train, val, test_part = pool.subset(rest), pool.subset(cut), held_out
+        desc = (f"pooled: {'every usage' if test == 'none' else 'usages other than ' + test_name} pooled, stratified "
+                f"{val_fraction:.0%} as val" + (", no test set (val is what is reported)" if test == "none"
+                                                 else f", {test_name} as test"))
     elif kind == "holdout":
         if val_fraction is None or not 0 < val_fraction < 1:
             raise DataError(f"holdout val_fraction must be in (0, 1); got {val_fraction}")
         rest, cut = _stratified_cut(train_all, val_fraction, seed)
         train, val, test_part = train_all.subset(rest), train_all.subset(cut), held_out
-        desc = f"holdout: stratified {val_fraction:.0%} of Training as val, {test} as test"
+        desc = f"holdout: stratified {val_fraction:.0%} of Training as val, {test_name} as test"
     elif kind == "kfold":
         if k < 2 or not 0 <= fold < k:
             raise DataError(f"kfold needs k >= 2 and 0 <= fold < k; got k={k}, fold={fold}")
         skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
         tr, va = list(skf.split(np.zeros(len(train_all)), train_all.labels))[fold]
         train, val, test_part = train_all.subset(tr), train_all.subset(va), held_out
-        desc = f"kfold: fold {fold + 1}/{k} of stratified {k}-fold CV on Training, {test} as test"
+        desc = f"kfold: fold {fold + 1}/{k} of stratified {k}-fold CV on Training, {test_name} as test"
     else:
         if len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) <= 0:
             raise DataError(f"augmented ratios must be three positive numbers summing to 1; got {ratios}")
@@ -178,9 +194,9 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
         notes.append(f"train subsampled per class: {len(train)} of {before} images")
     if eval_per_class is not None:
         val = cap_per_class(val, eval_per_class, None, seed) if val is not None else None
-        test_part = cap_per_class(test_part, eval_per_class, None, seed)
+        test_part = cap_per_class(test_part, eval_per_class, None, seed) if test_part is not None else None
         notes.append(f"val/test capped at {eval_per_class} images per class (smoke-sized evaluation)")
-    for name, part in (("train", train), ("test", test_part)):
-        if len(part) == 0:
+    for name, part in (("train", train), ("test", test_part), ("val", val)):
+        if part is not None and len(part) == 0:
             raise DataError(f"split '{kind}'{desc_cls} leaves the {name} partition empty")
     return SplitData(train, val, test_part, data.classes, desc + desc_cls, leaky, notes)

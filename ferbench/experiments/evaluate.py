@@ -34,15 +34,16 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
     header = ["id", "split", "true", "predicted", *(f"p_{c}" for c in split.classes)]
     evaluation_seconds = time.perf_counter() - t0
     files, gc = {}, {"available": False, "reason": gradcam_reason}
+    te = split.test if split.test is not None else split.val  # no test set: the reported val partition
     if gradcam_reason is None:
-        te = split.test
         # Grad-CAM on the first test image of every class; captions reuse the test predictions.
         idx = np.concatenate([np.flatnonzero(te.labels == c)[:1] for c in range(k)]).astype(int)
         cams = gradcam(model, te.images[idx], device) if len(idx) else None
         if cams is None:
             gc["reason"] = "the model has no convolution"
         else:
-            files["gradcam.png"] = figures.gradcam_grid(te.images[idx], cams, te.labels[idx], preds["test"][idx],
+            files["gradcam.png"] = figures.gradcam_grid(te.images[idx], cams, te.labels[idx],
+                                                        preds["test" if split.test is not None else "val"][idx],
                                                         split.classes, None, f"Grad-CAM: {label}")
             gc = {"available": True, "reason": None}
     fields = {

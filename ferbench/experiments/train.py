@@ -20,7 +20,7 @@ def run_train(exp: TrainExperiment, ctx: Context) -> Outcome:
     checkpoint = ctx.store.checkpoint(exp.id, ctx.config_hash)
     seed_everything(exp.seed)  # weight initialisation is part of what the seed fixes
     model = create_model(exp.model, num_classes=len(split.classes), pretrained=exp.pretrained, weights=exp.weights,
-                         keras_defaults=exp.keras_defaults, **exp.model_args)
+                         keras_defaults=exp.train.keras_defaults, **exp.model_args)
     tr, va = split.train, split.val
     progress = ctx.progress
     fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,

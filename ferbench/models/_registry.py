@@ -20,6 +20,7 @@ class ModelInfo:
     pretrained: bool = False  # whether the architecture starts from ImageNet weights by default
     notes: str = ""
     weights: str | None = None  # "torchvision:<WeightsEnum>.<member>" or "timm:<model name>"
+    keras_kernel_init: str = "glorot_uniform"  # the Keras initializer the paper names (keras_defaults)
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -72,11 +73,14 @@ def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = N
     elif pretrained:
         raise ValueError(f"model {name!r} has no pretrained weights; remove 'pretrained: true'")
     net = builder(num_classes=num_classes, **kwargs)
+    model = FERModel(net, info.input, name=name, num_classes=num_classes)
     if keras_defaults:
         from .keras import apply_keras_defaults
 
-        apply_keras_defaults(net, keep_pretrained=bool(kwargs.get("pretrained")))
-    return FERModel(net, info.input, name=name, num_classes=num_classes)
+        # An ImageNet backbone keeps its own initialization and normalization; only new layers change.
+        skip = [net.backbone] if kwargs.get("pretrained") and model.has_backbone else []
+        apply_keras_defaults(net, kernel_init=info.keras_kernel_init, skip=skip)
+    return model
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

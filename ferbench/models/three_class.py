@@ -22,7 +22,8 @@ def _block(cin: int, cout: int, k: int, drop: float) -> list[nn.Module]:
 
 @register_model(ModelInfo("dcnn_elu", "three_class", "three_class, 3.3. Model Architecture", InputSpec(),
                           notes="ELU + he_normal for every conv and dense kernel (named in Block 1 and for "
-                          "the network in 3.3), zero biases; conv > ELU > BN order; 'same' padding assumed"))
+                          "the network in 3.3), zero biases; conv > ELU > BN order; 'same' padding assumed",
+                          keras_kernel_init="he_normal"))
 def dcnn_elu(num_classes: int = 3) -> nn.Module:
     net = nn.Sequential(*_block(1, 64, 5, 0.4), *_block(64, 128, 3, 0.4), *_block(128, 256, 3, 0.5),
                         nn.Flatten(), nn.Linear(256 * 6 * 6, 128), nn.ELU(), nn.BatchNorm1d(128),

@@ -23,13 +23,18 @@ def label_of(r, seeds: int) -> str:
     return run_label(r.label, r.fold, r.seed, seeds)
 
 
+def reported_part(study: StudyMeta) -> str:
+    """The partition a study reports: test, or val when its split has no test set."""
+    return "test" if study.split_sizes.get("test") else "val"
+
+
 def degenerate(r: ModelResult, classes: list[str]) -> str | None:
     """'predicts happy for 93% of test images' when one class takes at least 90 % of the predictions."""
-    cm = np.array(r.metrics["test"].confusion)
+    cm = np.array(r.headline.confusion)[:, :len(classes)]
     share = cm.sum(0) / max(cm.sum(), 1)
     j = int(share.argmax())
     if share[j] >= DEGENERATE_SHARE:
-        return f"degenerate: predicts {classes[j]} for {share[j]:.0%} of test images"
+        return f"degenerate: predicts {classes[j]} for {share[j]:.0%} of {r.headline_split} images"
     return None
 
 
@@ -39,13 +44,14 @@ def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
     if not results:
         return None
     seeds = n_seeds(results)
+    part = reported_part(study)
     rows = []
     for r in results:
         name = label_of(r, seeds) + (" (loaded)" if r.kind == "load" else "")
         if not r.ok:
             rows.append([name, r.status.upper(), *[DASH] * 10, (r.error or r.reason or "").splitlines()[0][:120]])
             continue
-        te, va = r.metrics["test"], r.metrics.get("val")
+        te, va = r.headline, r.metrics.get("val") if part == "test" else None
         t = r.timing
         rows.append([name, Num.pct(te.accuracy), CI.of(te.accuracy_ci), Num.of(te.macro_f1), Num.of(te.weighted_f1),
                      Num.pct(te.top2_accuracy, 1), Num.pct(va.accuracy if va else None),
@@ -56,8 +62,8 @@ def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
                      Num(r.training.reported_epoch, str(r.training.reported_epoch)) if r.training and
                      r.training.reported_epoch else Num(None, DASH),
                      degenerate(r, study.classes) or ""])
-    return Table(f"{study.name}_accuracy", "Test accuracy",
-                 ["model", "test acc %", "95% CI (Wilson)", "macro F1", "weighted F1", "top-2 %", "val acc %",
+    return Table(f"{study.name}_accuracy", f"{'Test' if part == 'test' else 'Validation'} accuracy",
+                 ["model", f"{part} acc %", "95% CI (Wilson)", "macro F1", "weighted F1", "top-2 %", "val acc %",
                   "params (M)", "s/epoch", "train s", "ms/image", "epoch reported", "flags"], rows,
                  "The epoch reported is the one whose weights were evaluated (best validation epoch when "
                  "restored, else the last). A model flagged degenerate predicts one class for most images.")
@@ -68,11 +74,13 @@ def per_class_table(study: StudyMeta, run: RunData) -> Table | None:
     if not ok:
         return None
     seeds = n_seeds(ok)
-    rows = [[label_of(r, seeds), *(Num.of(v, "{:.2f}") for v in r.metrics["test"].per_class.f1),
-             Num.of(r.metrics["test"].macro_f1), Num.of(r.metrics["test"].weighted_f1)] for r in ok]
-    support = ok[0].metrics["test"].per_class.support
-    return Table(f"{study.name}_f1", "Per-class F1 on test", ["model", *study.classes, "macro", "weighted"], rows,
-                 "Test images per class: " + ", ".join(f"{c} {n}" for c, n in zip(study.classes, support)) + ".")
+    part = reported_part(study)
+    rows = [[label_of(r, seeds), *(Num.of(v, "{:.2f}") for v in r.headline.per_class.f1),
+             Num.of(r.headline.macro_f1), Num.of(r.headline.weighted_f1)] for r in ok]
+    support = ok[0].headline.per_class.support
+    return Table(f"{study.name}_f1", f"Per-class F1 on {part}", ["model", *study.classes, "macro", "weighted"], rows,
+                 f"{part.capitalize()} images per class: " + ", ".join(f"{c} {n}" for c, n in zip(study.classes, support))
+                 + ".")
 
 
 def cv_table(study: StudyMeta, run: RunData) -> Table | None:
@@ -91,10 +99,10 @@ def seeds_table(study: StudyMeta, run: RunData) -> Table | None:
     by: dict[str, list[float]] = {}
     for r in run.models(study.name):
         if r.fold is None:
-            by.setdefault(r.label, []).append(r.metrics["test"].accuracy)
+            by.setdefault(r.label, []).append(r.headline.accuracy)
     if not any(len(v) > 1 for v in by.values()):
         return None
-    return Table(f"{study.name}_seeds", "Across training seeds (test accuracy)",
+    return Table(f"{study.name}_seeds", f"Across training seeds ({reported_part(study)} accuracy)",
                  ["model", "seeds", "mean %", "sd %", "min %", "max %"],
                  [[k, Num(len(v), str(len(v))), Num.pct(float(np.mean(v))),
                    Num.pct(float(np.std(v, ddof=1)) if len(v) > 1 else None), Num.pct(min(v)), Num.pct(max(v))]

@@ -45,7 +45,6 @@ class TrainExperiment(_ExperimentBase):
     pretrained: bool | None = None
     weights: str | None = None
     model_args: dict[str, Any] = Field(default_factory=dict)
-    keras_defaults: bool = False
     train: TrainConfig
 
 

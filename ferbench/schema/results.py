@@ -44,6 +44,12 @@ class EvalMetrics(_Strict):
     macro_f1_ci: tuple[float, float]
     weighted_f1: float
     weighted_f1_ci: tuple[float, float] | None = None
+    macro_precision: float | None = None
+    macro_recall: float | None = None
+    weighted_precision: float | None = None
+    weighted_recall: float | None = None
+    errors_total: int | None = None  # images classified wrongly (n - correct)
+    loss: float | None = None  # mean unweighted cross-entropy of the predicted probabilities (models)
     per_class: PerClass
     per_class_accuracy: list[float | None]
     confusion: list[list[int]]  # rows: true class; columns: predicted class, then 'no answer' if listed
@@ -145,6 +151,16 @@ class _ResultBase(_Strict):
     def is_model(self) -> bool:
         return self.kind in ("train", "load")
 
+    @property
+    def headline_split(self) -> str | None:
+        """What the result is judged by: test, an LLM's sample, or val for a study without a test set."""
+        return next((k for k in ("test", "sample", "val") if k in getattr(self, "metrics", {})), None)
+
+    @property
+    def headline(self) -> "EvalMetrics | None":
+        part = self.headline_split
+        return self.metrics[part] if part else None
+
 
 class ModelResult(_ResultBase):
     """A trained or loaded model, evaluated on the study's val and test partitions."""
@@ -163,9 +179,10 @@ class ModelResult(_ResultBase):
 
     @model_validator(mode="after")
     def _complete_when_ok(self):
-        if self.status == "ok" and "test" not in self.metrics:
-            raise ValueError("a result with status ok needs test metrics")
+        if self.status == "ok" and not self.metrics:
+            raise ValueError("a result with status ok needs test (or, without a test set, val) metrics")
         return self
+
 
 
 class LLMResult(_ResultBase):

@@ -60,10 +60,12 @@ def _check_model_name(name: str, info: ValidationInfo) -> None:
 
 class SplitConfig(_Strict):
     """How a study partitions FER2013 (see :func:`ferbench.data.splits.make_split`)."""
-    kind: Literal["official", "kaggle", "holdout", "kfold", "augmented"] = "official"
+    kind: Literal["official", "kaggle", "pooled", "holdout", "kfold", "augmented"] = "official"
     seed: int = 0  # the partition's seed; training seeds vary separately
     classes: list[str] | None = None
-    test: Literal["PrivateTest", "PublicTest"] = "PrivateTest"  # holdout / kfold: which challenge half tests
+    # holdout / kfold: which images test (a challenge half, or both = the Kaggle test/ folder);
+    # pooled: 'none' (the study reports its validation set) or 'PrivateTest'/'PublicTest'/'both' kept apart
+    test: Literal["PrivateTest", "PublicTest", "both", "none"] = "PrivateTest"
     val_fraction: float | None = Field(0.1, gt=0, lt=1)  # kaggle: None = no validation set
     k: int = Field(3, ge=2, le=MAX_FOLDS)
     folds: list[int] | None = None  # kfold: which folds to run (0-based); default all k
@@ -94,7 +96,15 @@ class SplitConfig(_Strict):
         if self.val_fraction is None and self.kind != "kaggle":
             raise ValueError(f"val_fraction: null (no validation set) is only possible with kind: kaggle, "
                              f"not {self.kind}")
+        if self.test == "none" and self.kind != "pooled":
+            raise ValueError(f"test: none (no test set) is only possible with kind: pooled, not {self.kind}")
+        if self.test != "PrivateTest" and self.kind in ("official", "kaggle", "augmented"):
+            raise ValueError(f"kind: {self.kind} fixes its own test set; 'test' applies to holdout, kfold and pooled")
         return self
+
+    @property
+    def has_val(self) -> bool:
+        return not (self.kind == "kaggle" and self.val_fraction is None)
 
     def fold_list(self) -> list[int | None]:
         return list(self.folds if self.folds is not None else range(self.k)) if self.kind == "kfold" else [None]
@@ -156,7 +166,6 @@ class ExperimentConfig(_Strict):
     pretrained: bool | None = None
     weights: str | None = None
     model_args: dict[str, Any] = Field(default_factory=dict)
-    keras_defaults: bool | None = None  # Keras' BatchNorm momentum/epsilon and initializers
     train: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("model")
@@ -190,7 +199,6 @@ class StudyConfig(_Strict):
     description: str = ""
     split: SplitConfig = SplitConfig()
     train: dict[str, Any] = Field(default_factory=dict)
-    keras_defaults: bool = False  # the study's models were Keras models: use Keras' layer defaults
     seeds: list[int] | None = Field(None, min_length=1, max_length=MAX_SEEDS)
     experiments: list[ExperimentConfig] = Field(min_length=1, max_length=MAX_EXPERIMENTS_PER_STUDY)
     llm: LLMConfig | None = None

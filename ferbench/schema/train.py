@@ -13,7 +13,7 @@ class AugmentConfig(BaseModel):
     rotation: float = Field(0.0, ge=0, le=180)  # max degrees, uniform in [-r, r]
     shift: float = Field(0.0, ge=0, le=1)  # max fraction of width/height
     zoom: float = Field(0.0, ge=0, lt=1)  # Keras zoom_range: width and height scale each uniform in [1-z, 1+z]
-    shear: float = Field(0.0, ge=0, lt=90)  # max shear angle in degrees
+    shear: float = Field(0.0, ge=0, lt=90)  # max shear angle in degrees (Keras' shear_range unit)
     flip: bool = False  # horizontal flip with p = 0.5
     crop_scale: tuple[float, float] | None = None  # random resized crop: area fraction range
 
@@ -53,3 +53,6 @@ class TrainConfig(BaseModel):
     input_size: int | None = Field(None, gt=0, le=1024)  # override the model's input size (CPU profiles)
     channels_last: bool = True  # NHWC convolutions: +14-36 % training throughput measured on CPU
     compile: bool = False
+    # The study was written in Keras: Keras' layer initializers and BatchNorm momentum/epsilon
+    # (pretrained backbones keep theirs), Adam epsilon 1e-7 and Keras' ReduceLROnPlateau timing.
+    keras_defaults: bool = False

@@ -111,7 +111,9 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
             if forced is not None and pre and forced != pre:
                 dev.append(f"ImageNet weights not used ({why}): trained from scratch")
                 pre = forced
-        keras = st.keras_defaults if ex.keras_defaults is None else ex.keras_defaults
+        if tcfg.early_stopping and not split.has_val:
+            raise SuiteError(suite.path, [f"study {st.name}: early_stopping needs a validation set, and its split "
+                                          "has none (val_fraction: null)"])
         label = ex.label or model
         for seed in seeds:
             for fold in folds:
@@ -119,7 +121,7 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
                       + (f".seed{seed}" if len(seeds) > 1 else "")
                 out.append(TrainExperiment(id=eid, study=st.name, model=model, label=label,
                                            pretrained=pre if info.pretrained else None, weights=ex.weights,
-                                           model_args=ex.model_args, keras_defaults=keras, split=split, fold=fold,
+                                           model_args=ex.model_args, split=split, fold=fold,
                                            seed=seed, train=tcfg, deviations=dev))
     return out
 
