@@ -14,8 +14,9 @@ What it emulates (the real ``openai`` client talks to it):
 - Files and Batches (``/files``, ``/files/{id}/content``, ``/batches``, ``/batches/{id}``): a batch runs each
   line through the same model rules and script when :meth:`FakeOpenAI.finish_batches` is called (or after
   ``batch_polls`` status checks); lines that do not answer 200 go to the error file.
-- Faults (``Reply(fault=...)``): ``trickle``, ``malformed``, ``html``, ``no_choices``, ``non_utf8``,
-  ``surrogate``, ``huge``; ``Reply(content=[...])`` sends a non-string content.
+- Faults (``Reply(fault=...)``): ``trickle``, ``cut`` (hangs up mid-body), ``bad_gzip``, ``malformed``,
+  ``html``, ``no_choices``, ``non_utf8``, ``surrogate``, ``huge``; ``Reply(content=[...])`` sends a
+  non-string content.
 
 ``script(n, image_sha256, body) -> Reply`` decides every answer; ``requests`` records every model request.
 """
@@ -77,7 +78,7 @@ class FakeOpenAI:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     # --- plumbing ----------------------------------------------------------------------------------
     @property
@@ -101,10 +102,17 @@ class FakeOpenAI:
         try:
             h.send_response(status)
             h.send_header("Content-Type", "text/html" if fault == "html" else "application/json")
+            if fault == "bad_gzip":
+                h.send_header("Content-Encoding", "gzip")
             h.send_header("Content-Length", str(len(data)))
             for k, v in (headers or {}).items():
                 h.send_header(k, v)
             h.end_headers()
+            if fault == "cut":  # promised more than it sends, then hangs up
+                h.wfile.write(data[: len(data) // 2])
+                h.wfile.flush()
+                h.close_connection = True
+                return
             if fault == "trickle":
                 for i in range(len(data)):
                     h.wfile.write(data[i:i + 1])
@@ -228,6 +236,8 @@ class FakeOpenAI:
         fault_bodies = {"malformed": b'{"id": "x", "choices": [', "html": b"<!DOCTYPE html><html>502 Bad Gateway</html>",
                         "no_choices": json.dumps({"id": "x", "object": "chat.completion"}).encode(),
                         "non_utf8": b'{"choices": [{"message": {"content": "\xff\xfe happy"}}]}'}
+        if r.fault == "bad_gzip":
+            return 200, b"\x1f\x8b\x08\x00 this is not gzip", r.headers, r.fault, r.delay
         if r.fault in fault_bodies:
             return 200, fault_bodies[r.fault], r.headers, r.fault, r.delay
         if r.fault == "surrogate":
@@ -351,9 +361,8 @@ import pytest  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def fast_bootstrap(monkeypatch):
-    """The macro-F1 bootstrap CI (500 sklearn calls, ~3 s) is not what these tests check: 20 resamples."""
-    import functools
+    """The macro-F1 bootstrap CI (500 sklearn calls, ~3 s an evaluation) is not what these tests check."""
+    import ferbench.metrics as m
 
-    import ferbench.llm.query as q
-
-    monkeypatch.setattr(q, "summarize", functools.partial(q.summarize, n_boot=20))
+    orig = m.bootstrap_ci
+    monkeypatch.setattr(m, "bootstrap_ci", lambda *a, **k: orig(*a, **{**k, "n_boot": min(k.get("n_boot", 20), 20)}))

@@ -132,11 +132,7 @@ def test_end_to_end_table2_cache_and_secrets(tmp_path, monkeypatch):
         assert len(srv.requests) == 35
         res2 = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
         assert res2["usage"]["cache_hits"] == 35 and res2["metrics"]["sample"] == m
-        # --refresh-llm asks again
-        for f in (tmp_path / "res/llmtest/s.llm.fake-vision").iterdir():
-            f.unlink()
-        assert _run(suite, tmp_path, "--refresh-llm").exit_code == 0
-        assert len(srv.requests) == 70
+        # (--refresh-llm asking again: test_llm_faults.py::test_refresh_asks_finished_experiments_again)
 
 
 

@@ -133,3 +133,15 @@ def test_batch_expired_keeps_what_was_answered(tmp_path, env):
     assert m["answered"] == 1 + 6 and m["errors"] == 7 and "status expired" in res["error"] + str(
         read_predictions(tmp_path / "r/s.llm.m/predictions.csv")["error"].tolist())
     assert np.array_equal(np.array(m["confusion"]).sum(1), [2] * 7)
+
+
+def test_both_evaluation_partitions_estimate(env):
+    split, _ = env
+    exp = llm_experiment(model="gpt-5.1", per_class=None, batch=True, reasoning_effort="low", **PRICES)
+    exp.llm.sample.split = "PublicTest+PrivateTest"
+    est = estimate_llm_experiment(exp, split)
+    n = len(split.val.ids) + len(split.test.ids)
+    assert est["requests"] == n and est["completion_tokens_per_request"] == 8 + 256
+    pt = est["prompt_tokens_per_request"]
+    one = (pt * 1.25 + 264 * 10.0) / 1e6
+    assert est["estimated_cost_usd"] == pytest.approx(one + 0.5 * one * (n - 1))

@@ -153,8 +153,9 @@ def test_default_token_param():
 
 
 def test_schema_errors_are_clear():
-    with pytest.raises(ValueError, match="now 'max_completion_tokens'"):
-        EndpointConfig(model="m", max_tokens=16)
+    assert EndpointConfig(model="m", max_tokens=16).max_completion_tokens == 16  # the older name
+    with pytest.raises(ValueError, match="max_completion_tokens only"):
+        EndpointConfig(model="m", max_tokens=16, max_completion_tokens=32)
     with pytest.raises(ValueError, match="needs api_version"):
         EndpointConfig(model="m", provider="azure")
     with pytest.raises(ValueError, match="Responses API"):
@@ -212,3 +213,22 @@ def test_changed_images_under_the_same_ids_are_asked_again(tmp_path, env):
         flipped = dataclasses.replace(split, test=test)
         run_llm_experiment(exp, flipped, store, options=_opts(tmp_path, no_cache=True))
         assert len(srv.requests) == 14
+
+
+def test_pairwise_mcnemar_on_shared_images():
+    from ferbench.llm.compare import pairwise_mcnemar
+    from ferbench.llm.cost import min_detectable_difference
+
+    ids = np.array([f"i{n}" for n in range(40)])
+    t = np.arange(40) % 7
+    cnn = (ids, t, t.copy())  # all right
+    small = (ids[:10], t[:10], np.where(np.arange(10) < 5, t[:10], -1))  # 5 right, 5 without answer
+    big = (ids[::-1], t[::-1], np.where(np.arange(40) % 2 == 0, t[::-1], (t[::-1] + 1) % 7))
+    rows = pairwise_mcnemar({"cnn": cnn, "A": small, "B": big}, ["A", "B"], "cnn")
+    by = {(r["a"], r["b"]): r for r in rows}
+    assert set(by) == {("A", "cnn"), ("B", "cnn"), ("A", "B")}
+    assert by[("A", "cnn")]["n"] == 10 and by[("A", "cnn")]["c_only_b_right"] == 5
+    assert by[("B", "cnn")]["n"] == 40 and by[("B", "cnn")]["acc_a"] == 0.5
+    assert by[("A", "B")]["n"] == 10  # only the images both were asked about
+    assert min_detectable_difference(35, 0.5) == pytest.approx(0.335, abs=0.001)
+    assert min_detectable_difference(7178, 0.5) == pytest.approx(0.0234, abs=0.0005)

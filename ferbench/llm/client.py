@@ -252,6 +252,10 @@ class _TooBig(Exception):
     pass
 
 
+class _Dropped(Exception):
+    """The connection broke, or the body could not be decoded, in the middle of an answer."""
+
+
 def _retry_after(exc: Exception) -> float | None:
     resp = getattr(exc, "response", None)
     value = resp.headers.get("retry-after") if resp is not None else None
@@ -289,13 +293,18 @@ class Endpoint:
         api = self.client.responses if self.ep.api == "responses" else self.client.chat.completions
         with api.with_streaming_response.create(**body) as resp:
             chunks, size = [], 0
-            for chunk in resp.iter_bytes():
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise _TooBig
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise _Deadline
+            try:
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise _TooBig
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise _Deadline
+            except httpx2.TimeoutException:
+                raise _Deadline from None
+            except httpx2.RequestError as exc:  # raised while reading the body, past the client's own handling
+                raise _Dropped(type(exc).__name__) from None
             return b"".join(chunks)
 
     def ask(self, png: bytes, budget: int, meter=None) -> Answer:
@@ -336,10 +345,11 @@ class Endpoint:
                     continue  # the same image again, with the adapted request
                 ans = Answer(None, "error", attempts=attempt, error=redact(f"HTTP 400: {_message(exc)}", self.key))
                 return ans
-            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, _Deadline) as exc:
-                # a timeout may still be billed by the server: its reservation is counted as spent
-                charged = isinstance(exc, (openai.APITimeoutError, _Deadline))
-                name = "APITimeoutError" if isinstance(exc, _Deadline) else type(exc).__name__
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, _Deadline,
+                    _Dropped) as exc:
+                # a timeout or a broken answer may still be billed: its reservation is counted as spent
+                charged = isinstance(exc, (openai.APITimeoutError, _Deadline, _Dropped))
+                name = {_Deadline: "APITimeoutError", _Dropped: "answer cut off"}.get(type(exc), type(exc).__name__)
                 if attempt > self.max_retries:
                     if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
                         self.stop.set()

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
+from ..data.dataset import FERData
 from ..data.splits import SplitData
 from ..metrics import summarize
 from ..store import RunStore
@@ -79,6 +80,13 @@ def png_bytes(img: np.ndarray, size: int) -> bytes:
 
 
 def sample_partition(split: SplitData, which: str):
+    if "+" in which:  # both evaluation partitions (FER2013: PublicTest + PrivateTest, 7,178 images)
+        parts = [split.val, split.test]
+        if parts[0] is None:
+            raise ValueError("the study's split has no val partition to sample from")
+        return FERData(images=np.concatenate([p.images for p in parts]), labels=np.concatenate([p.labels for p in parts]),
+                       ids=np.concatenate([p.ids for p in parts]), usage=np.concatenate([p.usage for p in parts]),
+                       classes=split.test.classes, source=split.test.source)
     part = split.test if which in ("test", "PrivateTest") else split.val
     if part is None:
         raise ValueError(f"the study's split has no {which} partition to sample from")
@@ -141,7 +149,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     has its own spend cap; pass one :class:`LLMRunOptions` per run instead.
     """
     opts = options or LLMRunOptions(**flags)
-    log = console.print if console is not None else (lambda *a, **k: None)
+    log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
     ep, cfg = exp.llm_endpoint, exp.llm
     part, idx, notes = _sample(exp, split)
     k = len(split.classes)
@@ -170,6 +178,11 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
         return {**base, "status": "skipped",
                 "reason": f"${ep.api_key_env} is not set: LLM comparison with {ep.model} skipped "
                           f"(set it, and OPENAI_BASE_URL or base_url for a non-OpenAI server, to run it)"}
+    log(f"  {ep.label or ep.model}: {est['requests']} image(s)"
+        + (f", {est['batch_requests']} through the Batch API" if ep.batch else "")
+        + f"; estimated cost {_usd(est['estimated_cost_usd'])}, at most {_usd(est['max_cost_usd'])}"
+        + (f" (--max-cost {opts.max_cost:g}, {_usd(opts.spend.remaining)} left)" if opts.max_cost is not None else ""),
+        markup=False)
     # The sampled images stay beside the answers so the report can show them.
     store.write_arrays(exp.id, "sample_images", ids=part.ids[idx].astype(str), images=part.images[idx])
     pngs = {str(part.ids[i]): png_bytes(part.images[i], cfg.image_size) for i in idx}
@@ -247,6 +260,15 @@ class _Run:
 
     # --- asking ------------------------------------------------------------------------------------
     def _ask(self, iid: str) -> dict:
+        try:
+            return self._ask_unguarded(iid)
+        except EndpointFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever an endpoint does costs one image, not the experiment
+            msg = redact(f"unexpected {type(exc).__name__}: {exc}", self.key)[:500]
+            return self._record(iid, Answer(None, "error", attempts=1, error=msg), "sync")
+
+    def _ask_unguarded(self, iid: str) -> dict:
         e, budget = self.endpoint, self.ep.max_completion_tokens
         ans = e.ask(self.pngs[iid], budget, self.meter)
         retried = False
@@ -418,7 +440,8 @@ class _Run:
                 unparsed.append({"id": iid, "raw": rec.get("text") or ""})
             if status == "truncated" and pred >= 0:
                 status = "ok"  # cut off, yet it named a class
-            rows.append([iid, self.cfg.sample.split, int(part.labels[i]), pred, rec.get("text") or "", status,
+            where = str(part.usage[i]) if "+" in self.cfg.sample.split else self.cfg.sample.split
+            rows.append([iid, where, int(part.labels[i]), pred, rec.get("text") or "", status,
                          rec.get("error") or "", rec.get("finish_reason") or ""])
             y_pred.append(pred)
         self.store.write_predictions(self.exp.id, ["id", "split", "true", "predicted", "raw", "status", "error",

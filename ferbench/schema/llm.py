@@ -55,9 +55,12 @@ class EndpointConfig(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data):
+        # older suites say max_tokens: the same budget, now sent under the field name each server accepts
         if isinstance(data, dict) and "max_tokens" in data:
-            raise ValueError("'max_tokens' is now 'max_completion_tokens' (the completion budget, hidden reasoning "
-                             "included; ferbench sends it under the field name each server accepts)")
+            if "max_completion_tokens" in data:
+                raise ValueError("give max_completion_tokens only (max_tokens is its older name)")
+            data = {**data, "max_completion_tokens": data["max_tokens"]}
+            del data["max_tokens"]
         return data
 
     @field_validator("api_key_env")
@@ -86,7 +89,8 @@ class EndpointConfig(_Strict):
 
 
 class SampleConfig(_Strict):
-    split: Literal["test", "val", "PrivateTest", "PublicTest"] = "PrivateTest"
+    split: Literal["test", "val", "PrivateTest", "PublicTest", "val+test", "PublicTest+PrivateTest"] = Field(
+        "PrivateTest", description="Partition sampled: test (PrivateTest), val (PublicTest) or both (7,178 images).")
     per_class: int | None = Field(5, gt=0, description="Images per class; None: the whole split.")
     seed: int = 0
 
