@@ -144,6 +144,10 @@ class FakeOpenAI:
                 return self._send(h, 200, self._create_batch(json.loads(raw)))
             if method == "GET" and path.endswith("/batches"):
                 return self._send(h, 200, {"object": "list", "data": list(self.batches.values()), "has_more": False})
+            if method == "POST" and re.search(r"/batches/[^/]+/cancel$", path):
+                b = self.batches[path.split("/")[-2]]
+                b["status"] = "cancelled"
+                return self._send(h, 200, self._public(b))
             if method == "GET" and re.search(r"/batches/[^/]+$", path):
                 return self._send(h, 200, self._poll_batch(path.rsplit("/", 1)[1]))
             if method == "POST" and (path.endswith("/chat/completions") or path.endswith("/responses")):

@@ -145,3 +145,32 @@ def test_both_evaluation_partitions_estimate(env):
     pt = est["prompt_tokens_per_request"]
     one = (pt * 1.25 + 264 * 10.0) / 1e6
     assert est["estimated_cost_usd"] == pytest.approx(one + 0.5 * one * (n - 1))
+
+
+def test_refresh_abandons_a_pending_batch_and_asks_again(tmp_path, env):
+    split, truth = env
+    store = RunStore(tmp_path, "r")
+    with FakeOpenAI(correct(truth)) as srv:
+        exp = llm_experiment(model="m", base_url=srv.base_url, batch=True, batch_wait=0, per_class=1)
+        assert run_llm_experiment(exp, split, store, options=_opts(tmp_path))["status"] == "pending"
+        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, refresh=True))
+        assert srv.batches["batch_1"]["status"] == "cancelled" and len(srv.batches) == 2
+        assert res["status"] == "pending" and res["batch"]["batch_id"] == "batch_2"
+
+
+def test_a_tampered_journal_is_checked(tmp_path, env):
+    split, truth = env
+    store = RunStore(tmp_path, "r")
+    with FakeOpenAI(correct(truth)) as srv:
+        exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1)
+        run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        path = tmp_path / "r/s.llm.m/answers.jsonl"
+        lines = path.read_text().splitlines()
+        rec = json.loads(lines[1])
+        rec.update(prompt_tokens="lots", text=["not", "text"])
+        rec2 = json.loads(lines[2])
+        rec2.update(completion_tokens=10**12, status="ok", text="happy \ud800")
+        path.write_text("\n".join([lines[0], json.dumps(rec), json.dumps(rec2), *lines[3:]]) + "\n")
+        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        assert len(srv.requests) == 7 + 1  # the unusable record is asked again
+        assert res["usage"]["resumed_answers"] == 6 and res["usage"]["completion_tokens"] < 10**6

@@ -56,6 +56,16 @@ class BatchRunner:
     def _save(self, st: dict) -> None:
         self.store.write_state(self.eid, STATE, {**st, "config_hash": self.h})
 
+    def abandon(self, st: dict) -> None:
+        """Forget a recorded job (best effort: cancel it, so it is not billed for answers nobody reads)."""
+        bid = st.get("batch_id")
+        if bid:
+            try:
+                self.client.batches.cancel(bid)
+            except openai.OpenAIError:
+                pass
+        self.close({"abandoned": bid})
+
     def close(self, note: dict | None = None) -> None:
         self.store.write_state(self.eid, STATE, {"config_hash": self.h, "open": False, **(note or {})})
 

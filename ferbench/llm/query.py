@@ -293,9 +293,9 @@ class _Run:
         records: dict[str, dict] = {}
         todo = []
         for iid in self.pngs:
-            old = done.get(iid)
-            if isinstance(old, dict) and old.get("status") in ("ok", "truncated") and isinstance(old.get("text"), (str, type(None))):
-                records[iid] = {**old, "text": finish_text(Answer(old["text"]), self.key).text, "resumed": True}
+            old = _resumed(iid, done.get(iid), self.key)
+            if old is not None:
+                records[iid] = old
                 continue
             hit = self.cache.get(self._ck(iid))
             if hit is not None:
@@ -313,6 +313,9 @@ class _Run:
                                 poll_interval=self.cfg.batch_poll_interval, sleep=opts.sleep,
                                 log=self.log) if ep.batch else None
             open_batch = batch.state() if batch else None
+            if open_batch and opts.refresh:  # --refresh-llm: the pending job's answers are not wanted
+                batch.abandon(open_batch)
+                open_batch = None
             if todo and not open_batch:
                 first = todo.pop(0)  # alone: adapt to the server and measure the prompt before fanning out
                 records[first] = self._ask(first)
@@ -468,6 +471,24 @@ class _Run:
             result.update(status="failed", error=f"{metrics['errors']} of {len(rows)} image(s) got no answer "
                                                  "(see predictions.csv); re-run to retry them")
         return result
+
+
+def _resumed(iid: str, old, key: str) -> dict | None:
+    """A journaled final answer, checked field by field (the journal is a file anyone could have edited)."""
+    if not isinstance(old, dict) or old.get("status") not in ("ok", "truncated") \
+            or not isinstance(old.get("text"), (str, type(None))):
+        return None
+
+    def count(k):
+        v = old.get(k)
+        return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**9 else 0
+
+    fr = old.get("finish_reason")
+    return {"id": iid, "text": finish_text(Answer(old["text"]), key).text, "status": old["status"],
+            "finish_reason": fr[:40] if isinstance(fr, str) else None, "error": None,
+            **{k: count(k) for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "attempts")},
+            "via": old.get("via") if old.get("via") in ("sync", "batch", "batch+sync", "cache") else "sync",
+            "resumed": True}
 
 
 def _deviation(note: dict) -> str:
