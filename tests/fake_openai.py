@@ -33,6 +33,8 @@ from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+import pytest
+
 _MISSING = object()
 
 
@@ -129,10 +131,9 @@ class FakeOpenAI:
         with self.lock:
             self.http_log.append((method, path))
         raw = h.rfile.read(int(h.headers.get("Content-Length") or 0)) if method == "POST" else b""
-        if self.profile == "azure":
-            if "api-version" not in query or not h.headers.get("api-key"):
-                return self._send(h, 400 if "api-version" not in query else 401,
-                                  openai_error("Azure: api-version query and api-key header required"))
+        if self.profile == "azure" and ("api-version" not in query or not h.headers.get("api-key")):
+            return self._send(h, 400 if "api-version" not in query else 401,
+                              openai_error("Azure: api-version query and api-key header required"))
         auth = h.headers.get("api-key") if self.profile == "azure" else h.headers.get("Authorization")
         try:
             if method == "POST" and path.endswith("/files"):
@@ -150,7 +151,7 @@ class FakeOpenAI:
                 return self._send(h, 200, self._public(b))
             if method == "GET" and re.search(r"/batches/[^/]+$", path):
                 return self._send(h, 200, self._poll_batch(path.rsplit("/", 1)[1]))
-            if method == "POST" and (path.endswith("/chat/completions") or path.endswith("/responses")):
+            if method == "POST" and path.endswith(("/chat/completions", "/responses")):
                 kind = "responses" if path.endswith("/responses") else "chat"
                 body = json.loads(raw)
                 dep = re.search(r"/deployments/([^/]+)/", path)
@@ -345,9 +346,9 @@ def llm_experiment(eid="s.llm.m", *, per_class=3, prompt="paper", image_size=48,
 
 
 def truth_by_sha(split, size: int = 48) -> dict:
-    from ferbench.llm.query import png_bytes
-
     import hashlib as _h
+
+    from ferbench.llm.query import png_bytes
     out = {}
     for part in (split.test, split.val):
         for img, y in zip(part.images, part.labels):
@@ -358,9 +359,6 @@ def truth_by_sha(split, size: int = 48) -> dict:
 def correct(truth):
     """A script that answers every image with its true class."""
     return lambda n, sha, body: Reply(truth[sha])
-
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

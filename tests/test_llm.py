@@ -6,6 +6,15 @@ import socket
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fake_openai import (  # noqa: F401 - autouse fixture
+    FakeOpenAI,
+    Reply,
+    correct,
+    fast_bootstrap,
+    llm_experiment,
+    synthetic_split,
+    truth_by_sha,
+)
 
 from ferbench import CLASSES
 from ferbench.cli import main
@@ -16,8 +25,6 @@ from ferbench.llm.query import LLMRunOptions, png_bytes, run_llm_experiment
 from ferbench.llm.sampler import stratified_sample
 from ferbench.store import RunStore
 from ferbench.suite import EndpointConfig
-
-from fake_openai import FakeOpenAI, Reply, correct, llm_experiment, synthetic_split, truth_by_sha, fast_bootstrap  # noqa: F401 - autouse fixture
 
 SECRET = "sk-test-" + "S3CR3T" * 6
 DATA = "synthetic:3500:5"  # >= 5 disgust faces in PrivateTest

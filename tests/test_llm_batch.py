@@ -3,11 +3,22 @@ import json
 
 import numpy as np
 import pytest
+from fake_openai import (  # noqa: F401
+    FakeOpenAI,
+    Reply,
+    correct,
+    fast_bootstrap,
+    llm_experiment,
+    synthetic_split,
+    truth_by_sha,
+)
 
-from ferbench.llm.query import LLMRunOptions, estimate_llm_experiment, run_llm_experiment
+from ferbench.llm.query import (
+    LLMRunOptions,
+    estimate_llm_experiment,
+    run_llm_experiment,
+)
 from ferbench.store import RunStore, read_predictions
-
-from fake_openai import FakeOpenAI, Reply, correct, fast_bootstrap, llm_experiment, synthetic_split, truth_by_sha  # noqa: F401
 
 KEY = "test-key-0123"
 PRICES = {"price_input_per_1m": 1.25, "price_output_per_1m": 10.0}

@@ -3,6 +3,15 @@ import dataclasses
 
 import numpy as np
 import pytest
+from fake_openai import (  # noqa: F401 - autouse fixture
+    FakeOpenAI,
+    Reply,
+    correct,
+    fast_bootstrap,
+    llm_experiment,
+    synthetic_split,
+    truth_by_sha,
+)
 
 from ferbench.llm.cache import cache_key
 from ferbench.llm.client import Adaptations, default_token_param, request_body
@@ -10,8 +19,6 @@ from ferbench.llm.prompts import JSON_SCHEMA
 from ferbench.llm.query import LLMRunOptions, run_llm_experiment
 from ferbench.store import RunStore
 from ferbench.suite import EndpointConfig
-
-from fake_openai import FakeOpenAI, Reply, correct, llm_experiment, synthetic_split, truth_by_sha, fast_bootstrap  # noqa: F401 - autouse fixture
 
 KEY = "test-key-0123"
 
@@ -203,7 +210,7 @@ def test_changed_prompt_asks_every_image_again(tmp_path, env):
 
 
 def test_changed_images_under_the_same_ids_are_asked_again(tmp_path, env):
-    split, truth = env
+    split, _ = env
     store = RunStore(tmp_path, "r")
     with FakeOpenAI(lambda n, sha, body: Reply("happy")) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1)

@@ -3,13 +3,20 @@ import csv
 import time
 
 import pytest
+from fake_openai import (  # noqa: F401 - autouse fixture
+    FakeOpenAI,
+    Reply,
+    correct,
+    fast_bootstrap,
+    llm_experiment,
+    synthetic_split,
+    truth_by_sha,
+)
 
 from ferbench.errors import FerbenchError
 from ferbench.llm.cost import check_max_cost
 from ferbench.llm.query import LLMRunOptions, run_llm_experiment
 from ferbench.store import RunStore, read_predictions
-
-from fake_openai import FakeOpenAI, Reply, correct, llm_experiment, synthetic_split, truth_by_sha, fast_bootstrap  # noqa: F401 - autouse fixture
 
 KEY = "test-key-0123"
 
@@ -88,7 +95,7 @@ def test_auth_failure_stops_the_endpoint_at_once(tmp_path, env, status):
 
 
 def test_long_answers_are_capped_and_files_stay_readable(tmp_path, env):
-    split, truth = env
+    split, _ = env
     with FakeOpenAI(lambda n, sha, body: Reply("sad " * 100_000)) as srv:  # 400 kB: under the body cap
         exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1)
         res = run_llm_experiment(exp, split, RunStore(tmp_path, "r"), options=_opts(tmp_path))

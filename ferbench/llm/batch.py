@@ -13,7 +13,16 @@ from dataclasses import dataclass
 
 import openai
 
-from .client import MAX_BODY_BYTES, Answer, BadAnswer, Endpoint, EndpointFailure, answer_from_json, finish_text, redact
+from .client import (
+    MAX_BODY_BYTES,
+    Answer,
+    BadAnswer,
+    Endpoint,
+    EndpointFailure,
+    answer_from_json,
+    finish_text,
+    redact,
+)
 from .cost import Spend, cost_usd
 
 STATE = "llm_batch"

@@ -82,7 +82,7 @@ class Adaptations:
         return {"token_param": self.token_param, "dropped": sorted(self.dropped), "notes": self.notes}
 
     @classmethod
-    def from_state(cls, d: dict | None, default_token_param: str) -> "Adaptations":
+    def from_state(cls, d: dict | None, default_token_param: str) -> Adaptations:
         if not isinstance(d, dict):
             return cls(default_token_param)
         tp = d.get("token_param")

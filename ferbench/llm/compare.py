@@ -41,7 +41,7 @@ def pairwise_mcnemar(models: dict[str, tuple], llms: list[str], best_trained: st
             raise ValueError(f"{a} and {b} disagree on the true labels of shared image ids: not the same images")
         res = mcnemar_exact(ta, pa, pb)
         acc_a, acc_b = float((pa == ta).mean()), float((pb == tb).mean())
-        rows.append({"a": a, "b": b, "n": int(len(sa)), "acc_a": acc_a, "acc_b": acc_b,
+        rows.append({"a": a, "b": b, "n": len(sa), "acc_a": acc_a, "acc_b": acc_b,
                      "b_only_a_right": res["b"], "c_only_b_right": res["c"], "p_value": res["p_value"],
                      "min_detectable_difference": min_detectable_difference(len(sa), (acc_a + acc_b) / 2)})
     return rows

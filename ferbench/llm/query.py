@@ -12,23 +12,40 @@ import io
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
 from ..data.dataset import FERData
 from ..data.splits import SplitData
+from ..errors import FerbenchError
 from ..metrics import summarize
 from ..store import RunStore
 from .batch import BatchRunner
 from .cache import ResponseCache, cache_key
-from .client import Adaptations, Answer, Endpoint, EndpointFailure, default_token_param, finish_text, redact, retry_budget
-from .cost import (Meter, Spend, check_max_cost, cost_usd, expected_completion_tokens, min_detectable_difference,
-                   prompt_tokens_estimate)
+from .client import (
+    Adaptations,
+    Answer,
+    Endpoint,
+    EndpointFailure,
+    default_token_param,
+    finish_text,
+    redact,
+    retry_budget,
+)
+from .cost import (
+    Meter,
+    Spend,
+    check_max_cost,
+    cost_usd,
+    expected_completion_tokens,
+    min_detectable_difference,
+    prompt_tokens_estimate,
+)
 from .parse import parse_answer
 from .prompts import get_prompt
 from .sampler import stratified_sample
@@ -111,7 +128,7 @@ def estimate_llm_experiment(exp, split: SplitData) -> dict:
     ep, cfg = exp.llm_endpoint, exp.llm
     _, idx, _ = _sample(exp, split)
     prompt, fmt = get_prompt(cfg.prompt)
-    n = int(len(idx))
+    n = len(idx)
     pt = prompt_tokens_estimate(prompt, cfg.image_size, ep.detail)
     ct, why = expected_completion_tokens(ep)
     n_batch = max(n - 1, 0) if ep.batch else 0  # one image goes alone first (see the module docstring)
@@ -152,11 +169,10 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
     ep, cfg = exp.llm_endpoint, exp.llm
     part, idx, notes = _sample(exp, split)
-    k = len(split.classes)
     prompt, fmt = get_prompt(cfg.prompt)
     base_url = _base_url(ep)
     sample_info = {"split": cfg.sample.split, "per_class": cfg.sample.per_class, "seed": cfg.sample.seed,
-                   "n": int(len(idx)), "ids": part.ids[idx].tolist(), "notes": notes,
+                   "n": len(idx), "ids": part.ids[idx].tolist(), "notes": notes,
                    "image": f"{cfg.image_size}x{cfg.image_size} PNG (grayscale"
                             + (", bicubic upscale)" if cfg.image_size != 48 else ", original)")}
     est = estimate_llm_experiment(exp, split)
@@ -171,7 +187,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
               f"completion tokens {est['completion_assumption']}")}
     try:
         check_max_cost([exp], opts.max_cost)
-    except Exception as exc:
+    except FerbenchError as exc:
         return {**base, "status": "failed", "error": str(exc)}
     key = os.environ.get(ep.api_key_env)
     if not key:
