@@ -185,3 +185,14 @@ def test_a_tampered_journal_is_checked(tmp_path, env):
         res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
         assert len(srv.requests) == 7 + 1  # the unusable record is asked again
         assert res["usage"]["resumed_answers"] == 6 and res["usage"]["completion_tokens"] < 10**6
+
+
+def test_batch_through_the_responses_api(tmp_path, env):
+    split, truth = env
+    with FakeOpenAI(correct(truth), batch_polls=1) as srv:
+        exp = llm_experiment(model="gpt-5-nano", base_url=srv.base_url, api="responses", batch=True, batch_wait=30,
+                             per_class=1, temperature=None, reasoning_effort="minimal")
+        res = run_llm_experiment(exp, split, RunStore(tmp_path, "r"), options=_opts(tmp_path))
+        line = json.loads(srv.files["file-1"]["data"].decode().splitlines()[0])
+    assert line["url"] == "/v1/responses" and line["body"]["reasoning"] == {"effort": "minimal"}
+    assert res["metrics"]["sample"]["accuracy"] == 1.0 and res["usage"]["via_batch"] == 6
