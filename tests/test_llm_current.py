@@ -239,3 +239,11 @@ def test_pairwise_mcnemar_on_shared_images():
     assert by[("A", "B")]["n"] == 10  # only the images both were asked about
     assert min_detectable_difference(35, 0.5) == pytest.approx(0.335, abs=0.001)
     assert min_detectable_difference(7178, 0.5) == pytest.approx(0.0234, abs=0.0005)
+
+
+def test_remembered_adaptations_are_checked():
+    ad = Adaptations.from_state({"token_param": "rm -rf", "dropped": ["temperature", "model", 3],
+                                 "notes": [{"param": "temperature", "code": "unsupported_value"}, {"no": "param"}, 7]},
+                                "max_tokens")
+    assert ad.token_param == "max_tokens" and ad.dropped == {"temperature"} and len(ad.notes) == 1
+    assert Adaptations.from_state({"dropped": "temperature"}, "max_tokens").dropped == set()

@@ -86,8 +86,10 @@ class Adaptations:
         if not isinstance(d, dict):
             return cls(default_token_param)
         tp = d.get("token_param")
-        dropped = {p for p in d.get("dropped", []) if isinstance(p, str) and p in ADAPTABLE}
-        notes = [n for n in d.get("notes", []) if isinstance(n, dict)]
+        dropped = {p for p in d.get("dropped", []) if isinstance(p, str) and p in ADAPTABLE} \
+            if isinstance(d.get("dropped"), list) else set()
+        notes = [{k: str(n.get(k, ""))[:300] for k in ("param", "code", "action", "server_said")}
+                 for n in d.get("notes", []) if isinstance(n, dict) and n.get("param") in ADAPTABLE]
         return cls(tp if tp in ("max_tokens", "max_completion_tokens") else default_token_param, dropped, notes)
 
     def apply(self, param: str, code: str, message: str) -> bool:

@@ -79,7 +79,7 @@ class LLMRunOptions:
             return
         for exp in llm_experiments:
             past = store.read_state(exp.id, SPEND_STATE)
-            if past and past.get("config_hash", "").startswith(exp.config_hash()):
+            if past and str(past.get("config_hash", "")).startswith(exp.config_hash()):
                 self.spend.add_past(exp.id, _num(past.get("usd")) + _num(past.get("pending_usd")))
 
 
