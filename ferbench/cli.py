@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from . import __version__
@@ -68,8 +69,10 @@ def run(suite, data, profile, results_dir, only, device, no_pretrained, epochs, 
     from .suite import Overrides
 
     out = Console(stderr=True, width=console.width) if as_json else console
+    from .llm.query import LLMRunOptions
+
     options = RunOptions(eval_only=eval_only, force=force, dry_run=dry_run,
-                         llm={"no_cache": no_cache, "refresh": refresh_llm, "dry_run": dry_run, "max_cost": max_cost})
+                         llm=LLMRunOptions(no_cache=no_cache, refresh=refresh_llm, dry_run=dry_run, max_cost=max_cost))
     overrides = Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit)
     try:
         s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
@@ -84,13 +87,15 @@ def run(suite, data, profile, results_dir, only, device, no_pretrained, epochs, 
         _print_summary(s)
     if s.failed:
         sys.exit(1)
+    if s.pending:
+        sys.exit(3)  # complete but for Batch API jobs still running: run again later to collect them
 
 
 def _summary_json(s) -> dict:
     return {"run_dir": str(s.run_dir), "seconds": s.seconds, "report": str(s.report) if s.report else None,
-            "done": s.done, "reused": s.reused, "failed": s.failed, "skipped": s.skipped,
+            "done": s.done, "reused": s.reused, "failed": s.failed, "skipped": s.skipped, "pending": s.pending,
             "plan": [{"id": p.exp.id, "kind": p.exp.kind, "action": "reuse" if p.reuse else "run",
-                      "why": p.why_rerun} for p in s.plan],
+                      "why": p.why_rerun, **({"estimate": p.estimate} if p.estimate else {})} for p in s.plan],
             "results": [{"id": r.id, "status": r.status, "kind": r.kind,
                          **({"accuracy": m.accuracy, "accuracy_ci": list(m.accuracy_ci), "n": m.n}
                             if (m := r.headline) is not None else {}),
@@ -98,10 +103,20 @@ def _summary_json(s) -> dict:
 
 
 def _print_plan(s) -> None:
-    t = Table("experiment", "kind", "action", "why", title=f"dry run: {s.run_dir}")
+    t = Table("experiment", "kind", "action", "why / what", title=f"dry run: {s.run_dir}")
     for p in s.plan:
-        t.add_row(p.exp.id, p.exp.kind, "reuse" if p.reuse else "run", p.why_rerun or "")
+        what = p.why_rerun or ""
+        if p.estimate:
+            e = p.estimate
+            cost = "unpriced" if e["estimated_cost_usd"] is None else \
+                f"~${e['estimated_cost_usd']:.4f} (at most ${e['max_cost_usd']:.4f})"
+            what = (f"{e['requests']} requests, ~{e['estimated_prompt_tokens']:,} prompt + "
+                    f"~{e['estimated_completion_tokens']:,} completion tokens, {cost}")
+        t.add_row(p.exp.id, p.exp.kind, "reuse" if p.reuse else "run", what)
     console.print(t)
+    for p in s.plan:
+        if p.estimate:
+            console.print(f"[bold]{escape(p.exp.id)}[/] prompt: {escape(p.estimate['prompt'])}")
     n_run = sum(p.reuse is None for p in s.plan)
     console.print(f"{n_run} would run, {len(s.plan) - n_run} would be reused; nothing was trained or sent.")
 
@@ -115,7 +130,11 @@ def _print_summary(s) -> None:
                   f"[{100 * m.accuracy_ci[0]:.1f}, {100 * m.accuracy_ci[1]:.1f}]" if m else "–", str(m.n) if m else "–")
     console.print(t)
     console.print(f"{len(s.done)} run, {len(s.reused)} reused, {len(s.skipped)} skipped, "
-                  f"{len(s.failed)} failed in {s.seconds:.1f} s")
+                  f"{len(s.failed)} failed" + (f", {len(s.pending)} pending" if s.pending else "")
+                  + f" in {s.seconds:.1f} s")
+    if s.pending:
+        console.print(f"[yellow]pending:[/] {', '.join(s.pending)}: Batch API jobs still running; run the same "
+                      "command again later to collect them (nothing is sent twice)")
     if s.report:
         console.print(f"report: {s.report} and {s.report.with_suffix('.html')}")
     if s.failed:

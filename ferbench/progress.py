@@ -14,7 +14,7 @@ class RunProgress:
     def __init__(self, console: Console, total: int, weights: dict[str, float] | None = None):
         self.console_, self.total = console, total
         self.weights = weights or {}
-        self.counts = {"done": 0, "reused": 0, "failed": 0, "skipped": 0, "running": 0}
+        self.counts = {"done": 0, "reused": 0, "failed": 0, "skipped": 0, "pending": 0, "running": 0}
         self.n = 0
         cols = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
                 TimeElapsedColumn(), TimeRemainingColumn())

@@ -37,6 +37,7 @@ class PlannedExperiment:
     config_hash: str
     reuse: ExperimentResult | None = None
     why_rerun: str | None = None  # why a stored result is not reused (config changed, files differ...)
+    estimate: dict | None = None  # dry run of an LLM experiment: prompt, requests, tokens, cost
 
 
 @dataclass
@@ -46,6 +47,7 @@ class RunSummary:
     reused: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)  # Batch API jobs still running: the next run collects them
     results: list[ExperimentResult] = field(default_factory=list)
     plan: list[PlannedExperiment] = field(default_factory=list)
     report: Path | None = None
@@ -117,7 +119,7 @@ def _keep_earlier(header: RunHeader, earlier: RunHeader | None) -> None:
 
 def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions) -> list[PlannedExperiment]:
     """Which experiments run and which stored results are reused (and why not, when not)."""
-    refresh_llm = bool(options.llm and options.llm.get("refresh"))
+    refresh_llm = bool(options.llm is not None and options.llm.refresh)
     out = []
     for exp in exps:
         h = exp.config_hash() + fp
@@ -173,8 +175,8 @@ def store_failure(store: RunStore, base: dict, exc: BaseException, seconds: floa
 def status_line(r: ExperimentResult) -> str:
     if r.status == "failed":
         return f"[red]FAILED[/] {escape((r.error or '').splitlines()[0] if r.error else '')}"
-    if r.status == "skipped":
-        return f"[yellow]skipped[/] {escape(r.reason or '')}"
+    if r.status in ("skipped", "pending"):
+        return f"[yellow]{r.status}[/] {escape(r.reason or '')}"
     part, m = r.headline_split, r.headline
     acc = f"{part} acc {m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}, {m.accuracy_ci[1]:.3f}]" if m else ""
     return f"[green]ok[/] {acc} ({r.wall_seconds:.1f} s)"
@@ -193,6 +195,11 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     exps = expand(suite, profile, only, overrides)
     if not exps:
         raise FerbenchError(f"no experiment of suite {suite.name!r} matches --only {only!r}")
+    llm_exps = [e for e in exps if e.kind == "llm"]
+    if options.llm is not None:
+        from .llm.cost import check_max_cost
+
+        check_max_cost(llm_exps, options.llm.max_cost)  # an unenforceable cap fails before anything is trained
     spec, origin = resolve_data_spec(data, suite.config.data, suite.dir)
     store = RunStore(Path(results_dir) / run_folder_name(suite.name, profile, overrides))
     console.print(f"[bold]ferbench[/] suite [cyan]{escape(suite.name)}[/], profile [cyan]{escape(profile)}[/], "
@@ -215,8 +222,15 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     summary = RunSummary(store.root)
     with store.lock():
         _keep_earlier(header, _check_same_data(store, header))
+        if options.llm is not None:
+            options.llm.preload_spend(store, llm_exps)  # what earlier runs spent counts against --max-cost
         summary.plan = plan_experiments(store, exps, fp, options)
         if options.dry_run:
+            from .llm.query import estimate_llm_experiment
+
+            for item in summary.plan:
+                if item.exp.kind == "llm" and item.reuse is None:
+                    item.estimate = estimate_llm_experiment(item.exp, splits.get(item.exp))
             summary.seconds = time.perf_counter() - t_start
             return summary
         store.write_run(header)
@@ -260,6 +274,7 @@ def _run_one(item: PlannedExperiment, store: RunStore, splits: SplitCache, dev, 
     except Exception as exc:  # one failure must not stop the suite
         base = _base_fields(exp, item.config_hash, profile, str(dev), split)
         result = store_failure(store, base, exc, time.perf_counter() - t0)
-    {"ok": summary.done, "failed": summary.failed}.get(result.status, summary.skipped).append(exp.id)
+    {"ok": summary.done, "failed": summary.failed, "pending": summary.pending}.get(
+        result.status, summary.skipped).append(exp.id)
     summary.results.append(result)
     bar.finished(exp.id, result.status, status_line(result))

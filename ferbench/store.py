@@ -98,6 +98,11 @@ class Predictions:
     def rows(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.split == split)
 
+    def __getitem__(self, column: str) -> np.ndarray:
+        """A column by its CSV name (``id``, ``split``, ``true``, ``predicted``, ``raw``, ``status``...)."""
+        named = {"id": self.ids, "split": self.split, "true": self.true, "predicted": self.predicted}
+        return named[column] if column in named else self.extra[column]
+
 
 def read_predictions(path: Path) -> Predictions:
     """Parse predictions.csv; raises ResultFormatError on a torn or malformed file."""

@@ -1,25 +1,69 @@
-"""A real HTTP server on 127.0.0.1 speaking OpenAI chat completions, scriptable per request."""
+"""A real HTTP server on 127.0.0.1 that answers as OpenAI's API (and its look-alikes) do, scriptable per request.
+
+What it emulates (the real ``openai`` client talks to it):
+
+- ``/chat/completions`` and ``/responses`` under any prefix (``/v1``, Gemini's ``/v1beta/openai``), and
+  Azure OpenAI's ``/openai/deployments/{name}/chat/completions?api-version=...`` with an ``api-key`` header.
+- Current OpenAI models, by name (``gpt-5*``, ``o1``/``o3``/``o4*``): ``max_tokens`` and a temperature other
+  than 1 are refused with the documented 400 ``unsupported_parameter`` / ``unsupported_value`` errors, and
+  hidden reasoning burns the completion budget first (too small a budget: empty content,
+  ``finish_reason: "length"``).
+- ``profile``: ``openai`` (default), ``azure``, ``anthropic`` (temperature capped at 1, response_format and
+  reasoning_effort ignored, as its compatibility layer documents), ``local`` (vLLM / Ollama / LM Studio: only
+  ``max_tokens``, unknown fields ignored, vLLM's error shape, optionally no ``usage``).
+- Files and Batches (``/files``, ``/files/{id}/content``, ``/batches``, ``/batches/{id}``): a batch runs each
+  line through the same model rules and script when :meth:`FakeOpenAI.finish_batches` is called (or after
+  ``batch_polls`` status checks); lines that do not answer 200 go to the error file.
+- Faults (``Reply(fault=...)``): ``trickle``, ``cut`` (hangs up mid-body), ``bad_gzip``, ``malformed``,
+  ``html``, ``no_choices``, ``non_utf8``, ``surrogate``, ``huge``; ``Reply(content=[...])`` sends a
+  non-string content.
+
+``script(n, image_sha256, body) -> Reply`` decides every answer; ``requests`` records every model request.
+"""
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import re
 import threading
 import time
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+
+_MISSING = object()
 
 
 class Reply:
-    def __init__(self, text=None, status=200, headers=None, delay=0.0):
+    def __init__(self, text=None, status=200, headers=None, delay=0.0, fault=None, content=_MISSING,
+                 error=None, usage=True, finish_reason="stop"):
         self.text, self.status, self.headers, self.delay = text, status, headers or {}, delay
+        self.fault, self.content, self.error, self.usage, self.finish_reason = fault, content, error, usage, finish_reason
+
+
+REASONING_BY_EFFORT = {"none": 0, "minimal": 16, "low": 120, "medium": 300, "high": 1200, "xhigh": 2400}
+CURRENT = re.compile(r"^(gpt-5|o\d)")
+
+
+def openai_error(message, *, param=None, code=None, type_="invalid_request_error"):
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 class FakeOpenAI:
-    """``script(n, image_sha256, body) -> Reply`` decides every answer; ``requests`` records them."""
-
-    def __init__(self, script):
-        self.script = script
-        self.requests: list[dict] = []
+    def __init__(self, script=None, *, profile="openai", usage=True, trickle_delay=0.05, batch_polls=None,
+                 prompt_tokens=100, answer_tokens=2):
+        self.script = script or (lambda n, sha, body: Reply("happy"))
+        self.profile, self.usage, self.trickle_delay = profile, usage, trickle_delay
+        self.prompt_tokens, self.answer_tokens = prompt_tokens, answer_tokens
+        self.requests: list[dict] = []  # every model request (HTTP or batch line) that reached the rules
+        self.http_log: list[tuple[str, str]] = []  # (method, path) of every HTTP request
+        self.files: dict[str, dict] = {}
+        self.batches: dict[str, dict] = {}
+        self.batch_polls = batch_polls
+        self.reasoning = dict(REASONING_BY_EFFORT)
         self.lock = threading.Lock()
         outer = self
 
@@ -27,47 +71,24 @@ class FakeOpenAI:
             def log_message(self, *a):
                 pass
 
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                if self.path != "/v1/chat/completions":
-                    return self._send(404, {"error": {"message": "not found"}})
-                img = next(c for c in body["messages"][0]["content"] if c["type"] == "image_url")
-                raw = base64.b64decode(img["image_url"]["url"].split(",", 1)[1])
-                sha = hashlib.sha256(raw).hexdigest()
-                with outer.lock:
-                    n = len(outer.requests)
-                    outer.requests.append({"body": body, "sha": sha, "auth": self.headers.get("Authorization")})
-                r = outer.script(n, sha, body)
-                if r.delay:
-                    time.sleep(r.delay)
-                if r.status != 200:
-                    return self._send(r.status, {"error": {"message": f"scripted {r.status}"}}, r.headers)
-                self._send(200, {
-                    "id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": r.text}}],
-                    "usage": {"prompt_tokens": 100, "completion_tokens": 3, "total_tokens": 103}})
+            def do_GET(self):
+                outer._route(self, "GET")
 
-            def _send(self, status, obj, headers=None):
-                data = json.dumps(obj).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for k, v in (headers or {}).items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout test)
+            def do_POST(self):
+                outer._route(self, "POST")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    # --- plumbing ----------------------------------------------------------------------------------
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        return self.root + "/v1"
 
     def __enter__(self):
         self.thread.start()
@@ -76,3 +97,266 @@ class FakeOpenAI:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+    def _send(self, h, status, payload, headers=None, fault=None):
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", "text/html" if fault == "html" else "application/json")
+            if fault == "bad_gzip":
+                h.send_header("Content-Encoding", "gzip")
+            h.send_header("Content-Length", str(len(data)))
+            for k, v in (headers or {}).items():
+                h.send_header(k, v)
+            h.end_headers()
+            if fault == "cut":  # promised more than it sends, then hangs up
+                h.wfile.write(data[: len(data) // 2])
+                h.wfile.flush()
+                h.close_connection = True
+                return
+            if fault == "trickle":
+                for i in range(len(data)):
+                    h.wfile.write(data[i:i + 1])
+                    h.wfile.flush()
+                    time.sleep(self.trickle_delay)
+            else:
+                h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout tests)
+
+    def _route(self, h, method):
+        url = urlparse(h.path)
+        path, query = url.path, parse_qs(url.query)
+        with self.lock:
+            self.http_log.append((method, path))
+        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0)) if method == "POST" else b""
+        if self.profile == "azure" and ("api-version" not in query or not h.headers.get("api-key")):
+            return self._send(h, 400 if "api-version" not in query else 401,
+                              openai_error("Azure: api-version query and api-key header required"))
+        auth = h.headers.get("api-key") if self.profile == "azure" else h.headers.get("Authorization")
+        try:
+            if method == "POST" and path.endswith("/files"):
+                return self._send(h, 200, self._upload(h, raw))
+            if method == "GET" and re.search(r"/files/[^/]+/content$", path):
+                f = self.files.get(path.split("/")[-2])
+                return self._send(h, 200, f["data"]) if f else self._send(h, 404, openai_error("no such file"))
+            if method == "POST" and path.endswith("/batches"):
+                return self._send(h, 200, self._create_batch(json.loads(raw)))
+            if method == "GET" and path.endswith("/batches"):
+                return self._send(h, 200, {"object": "list", "data": list(self.batches.values()), "has_more": False})
+            if method == "POST" and re.search(r"/batches/[^/]+/cancel$", path):
+                b = self.batches[path.split("/")[-2]]
+                b["status"] = "cancelled"
+                return self._send(h, 200, self._public(b))
+            if method == "GET" and re.search(r"/batches/[^/]+$", path):
+                return self._send(h, 200, self._poll_batch(path.rsplit("/", 1)[1]))
+            if method == "POST" and path.endswith(("/chat/completions", "/responses")):
+                kind = "responses" if path.endswith("/responses") else "chat"
+                body = json.loads(raw)
+                dep = re.search(r"/deployments/([^/]+)/", path)
+                status, payload, headers, fault, delay = self.answer(kind, body, auth=auth,
+                                                                      deployment=dep and dep.group(1))
+                if delay:
+                    time.sleep(delay)
+                return self._send(h, status, payload, headers, fault)
+        except (ValueError, KeyError) as exc:
+            return self._send(h, 400, openai_error(f"fake server: bad request ({exc})"))
+        return self._send(h, 404, openai_error(f"not found: {path}"))
+
+    # --- model requests ----------------------------------------------------------------------------
+    def _error(self, status, message, param=None, code=None):
+        if self.profile == "local":  # vLLM's shape: no OpenAI error codes
+            return status, {"object": "error", "message": message, "type": "BadRequestError", "param": None,
+                            "code": status}
+        return status, openai_error(message, param=param, code=code)
+
+    def answer(self, kind, body, *, auth=None, deployment=None):
+        """(status, payload, headers, fault, delay) for one model request; also used for batch lines."""
+        model = deployment or body.get("model", "")
+        if kind == "chat":
+            parts = body["messages"][0]["content"]
+            url = next(c for c in parts if c["type"] == "image_url")["image_url"]["url"]
+            budget_field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+            budget = body.get(budget_field)
+            effort = body.get("reasoning_effort")
+        else:
+            parts = body["input"][0]["content"]
+            url = next(c for c in parts if c["type"] == "input_image")["image_url"]
+            budget_field, budget = "max_output_tokens", body.get("max_output_tokens")
+            effort = (body.get("reasoning") or {}).get("effort")
+        sha = hashlib.sha256(base64.b64decode(url.split(",", 1)[1])).hexdigest()
+        with self.lock:
+            n = len(self.requests)
+            self.requests.append({"body": body, "sha": sha, "auth": auth, "kind": kind, "model": model,
+                                  "deployment": deployment})
+        current = bool(CURRENT.match(model)) and self.profile in ("openai", "azure")
+        if current and kind == "chat" and "max_tokens" in body:
+            return (*self._error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                                      "Use 'max_completion_tokens' instead.", "max_tokens", "unsupported_parameter"),
+                    {}, None, 0)
+        temp = body.get("temperature")
+        if current and temp is not None and temp != 1:
+            return (*self._error(400, f"Unsupported value: 'temperature' does not support {temp:g} with this model. "
+                                      "Only the default (1) value is supported.", "temperature", "unsupported_value"),
+                    {}, None, 0)
+        if self.profile == "local" and "max_completion_tokens" in body:
+            budget = None  # an older local server ignores the field it does not know
+        r = self.script(n, sha, body)
+        if r.status != 200:
+            payload = r.error or self._error(r.status, f"scripted {r.status}")[1]
+            return r.status, payload, r.headers, None, r.delay
+        reasoning = self.reasoning.get(effort or "medium", 300) if current else 0
+        text = r.text
+        finish = r.finish_reason
+        completion = reasoning + self.answer_tokens
+        if budget is not None and completion > budget:
+            text, finish, completion = "", "length", budget  # the hidden reasoning ate the budget
+            reasoning = min(reasoning, budget)
+        if r.fault == "huge":
+            text = "happy " * ((2 << 20) // 6)
+        content = r.content if r.content is not _MISSING else text
+        usage_on = r.usage and self.usage
+        if kind == "chat":
+            payload = {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": model,
+                       "choices": [{"index": 0, "finish_reason": finish,
+                                    "message": {"role": "assistant", "content": content}}]}
+            if usage_on:
+                payload["usage"] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
+                                    "total_tokens": self.prompt_tokens + completion,
+                                    "completion_tokens_details": {"reasoning_tokens": reasoning}}
+        else:
+            out = [{"type": "reasoning", "id": f"rs_{n}", "summary": []}] if reasoning else []
+            if finish != "length":
+                out.append({"type": "message", "id": f"msg_{n}", "role": "assistant", "status": "completed",
+                            "content": [{"type": "output_text", "text": content, "annotations": []}]})
+            payload = {"id": f"resp_{n}", "object": "response", "created_at": 0, "model": model,
+                       "status": "incomplete" if finish == "length" else "completed",
+                       "incomplete_details": {"reason": "max_output_tokens"} if finish == "length" else None,
+                       "output": out}
+            if usage_on:
+                payload["usage"] = {"input_tokens": self.prompt_tokens, "output_tokens": completion,
+                                    "total_tokens": self.prompt_tokens + completion,
+                                    "output_tokens_details": {"reasoning_tokens": reasoning}}
+        fault_bodies = {"malformed": b'{"id": "x", "choices": [', "html": b"<!DOCTYPE html><html>502 Bad Gateway</html>",
+                        "no_choices": json.dumps({"id": "x", "object": "chat.completion"}).encode(),
+                        "non_utf8": b'{"choices": [{"message": {"content": "\xff\xfe happy"}}]}'}
+        if r.fault == "bad_gzip":
+            return 200, b"\x1f\x8b\x08\x00 this is not gzip", r.headers, r.fault, r.delay
+        if r.fault in fault_bodies:
+            return 200, fault_bodies[r.fault], r.headers, r.fault, r.delay
+        if r.fault == "surrogate":
+            data = json.dumps(payload).replace(json.dumps(content)[1:-1], "happy \\ud800", 1).encode()
+            return 200, data, r.headers, None, r.delay
+        return 200, payload, r.headers, r.fault, r.delay
+
+    # --- files and batches -------------------------------------------------------------------------
+    def _upload(self, h, raw):
+        msg = BytesParser(policy=HTTP).parsebytes(
+            b"Content-Type: " + h.headers["Content-Type"].encode() + b"\r\n\r\n" + raw)
+        fields = {p.get_param("name", header="content-disposition"): p for p in msg.iter_parts()}
+        data = fields["file"].get_payload(decode=True)
+        purpose = fields["purpose"].get_payload(decode=True).decode()
+        with self.lock:
+            fid = f"file-{len(self.files) + 1}"
+            self.files[fid] = {"data": data, "purpose": purpose}
+        return {"id": fid, "object": "file", "bytes": len(data), "created_at": 0,
+                "filename": fields["file"].get_filename(), "purpose": purpose, "status": "processed"}
+
+    def _create_batch(self, body):
+        if body.get("input_file_id") not in self.files or body.get("completion_window") != "24h":
+            raise ValueError("unknown input file or completion window")
+        with self.lock:
+            bid = f"batch_{len(self.batches) + 1}"
+            self.batches[bid] = {"id": bid, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+                                 "input_file_id": body["input_file_id"], "completion_window": "24h",
+                                 "status": "validating", "output_file_id": None, "error_file_id": None,
+                                 "created_at": 0, "metadata": body.get("metadata"), "polls": 0,
+                                 "request_counts": {"total": 0, "completed": 0, "failed": 0}}
+        return self._public(self.batches[bid])
+
+    @staticmethod
+    def _public(b):
+        return {k: v for k, v in b.items() if k != "polls"}
+
+    def _poll_batch(self, bid):
+        b = self.batches[bid]
+        b["polls"] += 1
+        if b["status"] == "validating":
+            b["status"] = "in_progress"
+        if self.batch_polls is not None and b["polls"] >= self.batch_polls and b["status"] == "in_progress":
+            self._run_batch(b)
+        return self._public(b)
+
+    def finish_batches(self, status="completed"):
+        for b in self.batches.values():
+            if b["status"] in ("validating", "in_progress"):
+                self._run_batch(b, status)
+
+    def _run_batch(self, b, status="completed"):
+        out, err = [], []
+        lines = self.files[b["input_file_id"]]["data"].decode().splitlines()
+        if status == "expired":
+            lines = lines[: len(lines) // 2]  # an expired batch answered only some requests
+        for line in lines:
+            req = json.loads(line)
+            kind = "responses" if req["url"].endswith("/responses") else "chat"
+            code, payload, _, fault, _ = self.answer(kind, req["body"])
+            if fault is not None or isinstance(payload, bytes):
+                payload = {"not": "a completion"}
+            entry = {"id": f"batch_req_{len(out) + len(err)}", "custom_id": req["custom_id"],
+                     "response": {"status_code": code, "request_id": "r", "body": payload}, "error": None}
+            (out if code == 200 else err).append(json.dumps(entry))
+        with self.lock:
+            for name, rows in (("output_file_id", out), ("error_file_id", err)):
+                if rows:
+                    fid = f"file-{len(self.files) + 1}"
+                    self.files[fid] = {"data": ("\n".join(rows) + "\n").encode(), "purpose": "batch_output"}
+                    b[name] = fid
+        b["status"] = status
+        b["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(err)}
+
+
+# --- helpers for the LLM tests: one LLM experiment on synthetic data, no training, no CLI ---------------
+
+_SPLITS: dict = {}
+
+
+def synthetic_split(n: int = 1400):
+    """The official split of ``n`` synthetic faces (cached per process: building it takes seconds)."""
+    if n not in _SPLITS:
+        from ferbench.data.splits import make_split
+        from ferbench.data.synthetic import make_synthetic
+
+        _SPLITS[n] = make_split(make_synthetic(n, 0), "official")
+    return _SPLITS[n]
+
+
+def llm_experiment(eid="s.llm.m", *, per_class=3, prompt="paper", image_size=48, concurrency=4, max_retries=1,
+                   timeout=10.0, batch_wait=0.0, batch_poll_interval=0.01, deviations=(), **endpoint):
+    from ferbench.schema.experiment import LLMExperiment as Experiment
+    from ferbench.schema.llm import EndpointConfig, LLMConfig
+    from ferbench.schema.suite import SplitConfig
+
+    endpoint.setdefault("api_key_env", "FAKE_KEY")
+    ep = EndpointConfig(**endpoint)
+    llm = LLMConfig(endpoints=[ep], sample={"per_class": per_class}, prompt=prompt, image_size=image_size,
+                    concurrency=concurrency, max_retries=max_retries, timeout=timeout, batch_wait=batch_wait,
+                    batch_poll_interval=batch_poll_interval)
+    return Experiment(id=eid, study="s", kind="llm", label=ep.label or ep.model, split=SplitConfig(),
+                      llm_endpoint=ep, llm=llm, deviations=list(deviations))
+
+
+def truth_by_sha(split, size: int = 48) -> dict:
+    import hashlib as _h
+
+    from ferbench.llm.query import png_bytes
+    out = {}
+    for part in (split.test, split.val):
+        for img, y in zip(part.images, part.labels):
+            out[_h.sha256(png_bytes(img, size)).hexdigest()] = split.classes[y]
+    return out
+
+
+def correct(truth):
+    """A script that answers every image with its true class."""
+    return lambda n, sha, body: Reply(truth[sha])

@@ -6,16 +6,24 @@ import socket
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fake_openai import (  # noqa: F401 - autouse fixture
+    FakeOpenAI,
+    Reply,
+    correct,
+    llm_experiment,
+    synthetic_split,
+    truth_by_sha,
+)
 
 from ferbench import CLASSES
 from ferbench.cli import main
 from ferbench.data import load_data
-from ferbench.llm.client import ask, make_client
+from ferbench.llm.client import Endpoint
 from ferbench.llm.parse import parse_answer
-from ferbench.llm.query import png_bytes
+from ferbench.llm.query import LLMRunOptions, png_bytes, run_llm_experiment
 from ferbench.llm.sampler import stratified_sample
-
-from fake_openai import FakeOpenAI, Reply
+from ferbench.store import RunStore
+from ferbench.schema.llm import EndpointConfig
 
 SECRET = "sk-test-" + "S3CR3T" * 6
 DATA = "synthetic:3500:5"  # >= 5 disgust faces in PrivateTest
@@ -97,7 +105,8 @@ def test_end_to_end_table2_cache_and_secrets(tmp_path, monkeypatch):
         assert len(srv.requests) == 35
         assert all(q["auth"] == f"Bearer {SECRET}" for q in srv.requests)
         body = srv.requests[0]["body"]
-        assert body["temperature"] == 0 and body["messages"][0]["content"][0]["text"].startswith(
+        assert body["temperature"] == 0 and body["max_tokens"] == 1024  # a local server: max_tokens
+        assert body["messages"][0]["content"][0]["text"].startswith(
             "From the image provided, what emotion")
         res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
         m = res["metrics"]["sample"]
@@ -105,8 +114,12 @@ def test_end_to_end_table2_cache_and_secrets(tmp_path, monkeypatch):
         expected = {"angry": 1, "disgust": 0, "fear": 1, "happy": 1, "sad": 1, "surprise": 0, "neutral": 1}
         assert m["per_class_accuracy"] == [expected[c] for c in CLASSES]
         assert m["accuracy"] == pytest.approx(25 / 35) and m["unparsed"] == 5
+        # the no-answer column: every row sums to the images of that class
+        assert [sum(r) for r in m["confusion"]] == [5] * 7 and m["confusion"][1][7] == 5
+        assert m["confusion_no_answer"] is True
         assert res["usage"]["prompt_tokens"] == 3500 and res["usage"]["estimated_cost_usd"] == pytest.approx(
-            (3500 * 1.0 + 105 * 2.0) / 1e6)
+            (3500 * 1.0 + 70 * 2.0) / 1e6)
+        assert res["adaptations"] == [] and 0.3 < m["min_detectable_difference"] < 0.4
         md = (tmp_path / "res/llmtest/report.md").read_text()
         row = next(line for line in md.splitlines() if line.startswith("| fake-vision (LLM)"))
         cells = [c.strip() for c in row.strip("|").split("|")]
@@ -125,11 +138,16 @@ def test_end_to_end_table2_cache_and_secrets(tmp_path, monkeypatch):
         assert len(srv.requests) == 35
         res2 = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
         assert res2["usage"]["cache_hits"] == 35 and res2["metrics"]["sample"] == m
-        # --refresh-llm asks again
-        for f in (tmp_path / "res/llmtest/s.llm.fake-vision").iterdir():
-            f.unlink()
-        assert _run(suite, tmp_path, "--refresh-llm").exit_code == 0
-        assert len(srv.requests) == 70
+        # (--refresh-llm asking again: test_llm_faults.py::test_refresh_asks_finished_experiments_again)
+
+
+
+def _opts(tmp_path, **kw):
+    return LLMRunOptions(cache_dir=tmp_path / "cache", sleep=lambda s: None, **kw)
+
+
+def _png():
+    return png_bytes(np.zeros((48, 48), np.uint8), 48)
 
 
 def test_retries_honour_retry_after_and_recover():
@@ -140,39 +158,37 @@ def test_retries_honour_retry_after_and_recover():
                 Reply("happy")][min(n, 3)]
 
     with FakeOpenAI(script) as srv:
-        client = make_client(srv.base_url, "k", timeout=5)
-        ans = ask(client, model="m", prompt="p", png=png_bytes(np.zeros((48, 48), np.uint8), 48), temperature=0,
-                  max_tokens=5, detail="low", max_retries=5, base_delay=0.01, sleep=calls.append)
-    assert ans.text == "happy" and ans.attempts == 4
+        e = Endpoint(EndpointConfig(model="m", base_url=srv.base_url), api_key="k", base_url=srv.base_url,
+                     prompt="p", response_format=None, timeout=5, max_retries=5, base_delay=0.01, sleep=calls.append)
+        ans = e.ask(_png(), 5)
+    assert ans.text == "happy" and ans.attempts == 4 and ans.status == "ok"
     assert calls[0] == 2.0 and all(c <= 0.04 for c in calls[1:])
 
 
 def test_hard_failure_recorded_rest_continue_and_timeouts(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", SECRET)
-    truth = _truth_by_sha()
-    slow = {"surprise"}
+    split = synthetic_split()
+    truth = truth_by_sha(split)
 
     def script(n, sha, body):
         t = truth[sha]
         if t == "disgust":
             return Reply(status=400)  # a hard error for these images only
-        return Reply(t, delay=2.0 if t in slow else 0)
+        return Reply(t, delay=1.5 if t == "surprise" else 0)
 
     with FakeOpenAI(script) as srv:
-        suite = _suite(tmp_path, srv.base_url, timeout=0.5, max_retries=1)
-        r = _run(suite, tmp_path)
-    assert r.exit_code == 1, r.output  # incomplete: the exit code says so
-    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
-    assert res["status"] == "failed" and "10 of 35 image(s) got no answer" in res["error"]
-    assert res["metrics"]["sample"]["errors"] == 10
-    assert res["metrics"]["sample"]["accuracy"] == pytest.approx(25 / 35)
-    pred = (tmp_path / "res/llmtest/s.llm.fake-vision/predictions.csv").read_text()
-    assert pred.count(",error,HTTP 400") == 5 and pred.count("APITimeoutError after 2 attempts") == 5
+        exp = llm_experiment(model="m", base_url=srv.base_url, timeout=0.4, max_retries=1, concurrency=8)
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
+    assert res["status"] == "failed" and "6 of 21 image(s) got no answer" in res["error"]
+    assert res["metrics"]["sample"]["errors"] == 6 and res["metrics"]["sample"]["accuracy"] == pytest.approx(15 / 21)
+    pred = (tmp_path / "r/s.llm.m/predictions.csv").read_text()
+    assert pred.count(",error,HTTP 400") == 3 and pred.count("APITimeoutError after 2 attempts") == 3
 
 
 def test_crash_mid_run_resumes_without_asking_again(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", SECRET)
-    truth = _truth_by_sha()
+    split = synthetic_split()
+    truth = truth_by_sha(split)
     state = {"healthy": False}
 
     def script(n, sha, body):
@@ -180,27 +196,27 @@ def test_crash_mid_run_resumes_without_asking_again(tmp_path, monkeypatch):
             return Reply(status=500)  # the "crash": nothing after the 12th answer gets through
         return Reply(truth[sha])
 
+    store = RunStore(tmp_path / "r")
     with FakeOpenAI(script) as srv:
-        suite = _suite(tmp_path, srv.base_url, max_retries=0, concurrency=1)
-        _run(suite, tmp_path, "--no-cache")
-        answers = (tmp_path / "res/llmtest/s.llm.fake-vision/answers.jsonl").read_text().splitlines()
+        exp = llm_experiment(model="m", base_url=srv.base_url, max_retries=0, concurrency=1)
+        run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        answers = (tmp_path / "r/s.llm.m/answers.jsonl").read_text().splitlines()
         assert "config_hash" in json.loads(answers[0]) and len(answers[1:]) == 12
         state["healthy"] = True
         before = len(srv.requests)
-        r = _run(suite, tmp_path, "--no-cache")
-        assert r.exit_code == 0, r.output
-        assert len(srv.requests) - before == 35 - 12
-    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
-    assert res["usage"]["resumed_answers"] == 12 and res["metrics"]["sample"]["accuracy"] == 1.0
+        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        assert len(srv.requests) - before == 21 - 12
+    assert res.get("status") is None and res["usage"]["resumed_answers"] == 12
+    assert res["metrics"]["sample"]["accuracy"] == 1.0
 
 
-def test_missing_key_skips_llm_but_trains(tmp_path, monkeypatch):
+def test_missing_key_skips_without_sending(tmp_path, monkeypatch):
     monkeypatch.delenv("FAKE_KEY", raising=False)
-    r = _run(_suite(tmp_path, "http://127.0.0.1:9/v1"), tmp_path)
-    assert r.exit_code == 0, r.output
-    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+    with FakeOpenAI() as srv:
+        exp = llm_experiment(model="m", base_url=srv.base_url)
+        res = run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        assert not srv.http_log
     assert res["status"] == "skipped" and "$FAKE_KEY is not set" in res["reason"]
-    assert json.loads((tmp_path / "res/llmtest/s.basic_cnn/result.json").read_text())["status"] == "ok"
 
 
 def test_unreachable_endpoint_fails_clearly(tmp_path, monkeypatch):
@@ -208,52 +224,43 @@ def test_unreachable_endpoint_fails_clearly(tmp_path, monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
-    r = _run(_suite(tmp_path, f"http://127.0.0.1:{port}/v1", max_retries=0), tmp_path)
-    assert r.exit_code == 1
-    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
+    exp = llm_experiment(model="m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    res = run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
     assert res["status"] == "failed" and re.search("unreachable", res["error"])
-    assert json.loads((tmp_path / "res/llmtest/s.basic_cnn/result.json").read_text())["status"] == "ok"
 
 
-def test_dry_run_sends_nothing(tmp_path, monkeypatch):
+def test_dry_run_sends_nothing_and_estimates(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", SECRET)
-    with FakeOpenAI(lambda n, s, b: Reply("happy")) as srv:
-        r = _run(_suite(tmp_path, srv.base_url), tmp_path, "--dry-run", "--json")
-        assert r.exit_code == 0 and not srv.requests
-    plan = {p["id"]: p for p in json.loads(r.stdout)["plan"]}
-    assert plan["s.llm.fake-vision"]["action"] == "run" and plan["s.basic_cnn"]["action"] == "run"
-    assert not (tmp_path / "res/llmtest/s.basic_cnn").exists()  # nothing trained
+    with FakeOpenAI() as srv:
+        exp = llm_experiment(model="m", base_url=srv.base_url, price_input_per_1m=2.0, price_output_per_1m=8.0)
+        res = run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path, dry_run=True))
+        assert not srv.http_log
+    est = res["estimate"]
+    # prompt: ceil(len/4) + 12 framing + 85 image tokens (48 px, low detail); 8 completion tokens (no reasoning)
+    from ferbench.llm.prompts import PROMPTS
+    pt = -(-len(PROMPTS["paper"]) // 4) + 12 + 85
+    assert est["requests"] == 21 and est["prompt_tokens_per_request"] == pt
+    assert est["estimated_cost_usd"] == pytest.approx(21 * (pt * 2.0 + 8 * 8.0) / 1e6)
+    assert est["max_cost_usd"] == pytest.approx(21 * (pt * 2.0 + 1024 * 8.0) / 1e6)
+    assert res["status"] == "skipped" and "21 requests would be sent" in res["reason"]
+    assert not (tmp_path / "r/s.llm.m/answers.jsonl").exists()
 
 
-def test_max_cost_stops_sending(tmp_path, monkeypatch):
+def test_key_echoed_in_an_error_or_an_answer_is_redacted(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", SECRET)
-    with FakeOpenAI(lambda n, s, b: Reply("happy")) as srv:
-        suite = _suite(tmp_path, srv.base_url, concurrency=1)
-        # 100 prompt tokens at $10,000 per 1M = $1 per request: a $2.50 budget allows 3 requests
-        suite.write_text(suite.read_text().replace('"price_input_per_1m": 1.0', '"price_input_per_1m": 10000.0'))
-        r = _run(suite, tmp_path, "--no-cache", "--max-cost", "2.5")
-        assert r.exit_code == 1
-        assert len(srv.requests) == 3
-    res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
-    assert res["status"] == "failed" and "stopped at --max-cost 2.5" in res["error"]
-    assert res["metrics"]["sample"]["errors"] == 32
-
-
-def test_key_echoed_in_an_error_is_redacted(tmp_path, monkeypatch):
-    monkeypatch.setenv("FAKE_KEY", SECRET)
-
-    with FakeOpenAI(lambda n, sha, body: Reply(status=401)) as srv:
-        # make the 401 body echo the key, as OpenAI's does (masked there)
-        orig = srv.server.RequestHandlerClass._send
-
-        def send(self, status, obj, headers=None):
-            if status == 401:
-                obj = {"error": {"message": f"Incorrect API key provided: {SECRET}. sk-test-S3CR****3CR3T"}}
-            return orig(self, status, obj, headers)
-
-        srv.server.RequestHandlerClass._send = send
-        r = _run(_suite(tmp_path, srv.base_url), tmp_path)
-    assert r.exit_code == 1
-    res = (tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text()
-    assert "AuthenticationError" in res and "[redacted" in res
-    assert SECRET not in res and "S3CR****" not in res
+    echo = {"error": {"message": f"Incorrect API key provided: {SECRET}. sk-test-S3CR****3CR3T",
+                      "type": "invalid_request_error", "code": "invalid_api_key"}}
+    with FakeOpenAI(lambda n, sha, body: Reply(status=401, error=echo)) as srv:
+        exp = llm_experiment(model="m", base_url=srv.base_url)
+        res = run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        assert len(srv.requests) == 1  # a 401 stops the endpoint: nothing else is sent
+    text = json.dumps(res)
+    assert "AuthenticationError" in text and "[redacted" in text and SECRET not in text and "S3CR****" not in text
+    # a model that repeats the key in its answer (a prompt-injected image, a logging proxy ...)
+    with FakeOpenAI(lambda n, sha, body: Reply(f"happy, and your key is {SECRET}")) as srv:
+        exp = llm_experiment("s.llm.m2", model="m", base_url=srv.base_url)
+        run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
+    for f in tmp_path.rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
+    assert "[redacted]" in (tmp_path / "r/s.llm.m2/predictions.csv").read_text()

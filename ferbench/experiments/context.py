@@ -14,7 +14,7 @@ class RunOptions:
     eval_only: bool = False  # re-evaluate trained experiments from model.pt
     force: bool = False  # re-run experiments that are complete
     dry_run: bool = False  # list what would run; train nothing, send nothing
-    llm: Any = None  # ferbench.llm options object (cache, refresh, max cost)
+    llm: Any = None  # ferbench.llm.query.LLMRunOptions: cache, refresh, the run-wide --max-cost spend
 
 
 @dataclass

@@ -8,7 +8,7 @@ from .context import Context, Outcome
 def run_llm(exp: LLMExperiment, ctx: Context) -> Outcome:
     from ..llm.query import run_llm_experiment
 
-    res = run_llm_experiment(exp, ctx.split, ctx.store, console=ctx.console, **(ctx.options.llm or {}))
+    res = run_llm_experiment(exp, ctx.split, ctx.store, console=ctx.console, options=ctx.options.llm)
     status, error, reason = res.pop("status", "ok"), res.pop("error", None), res.pop("reason", None)
     written = ["predictions.csv"] if "metrics" in res else []
     return Outcome(res, status=status, error=error, reason=reason, written=written)

@@ -1,45 +1,261 @@
-"""One image, one chat-completions request, through the official ``openai`` client.
+"""One image, one request, through the official ``openai`` client (chat completions or Responses API).
 
-Retries 429 / 5xx / timeouts / connection errors with exponential backoff and full jitter,
-honouring ``Retry-After``; other 4xx errors fail the image at once (authentication errors fail the
-endpoint). The client's own retries are off so this policy is the only one.
+Policy (the client's own retries are off, so this is the only one):
+
+- 429 / 5xx / timeouts / dropped connections: retried with exponential backoff and full jitter,
+  honouring ``Retry-After``.
+- 400 ``unsupported_parameter`` / ``unsupported_value`` (current OpenAI models refuse ``max_tokens``
+  and a non-default ``temperature``): the parameter is renamed or dropped once, the change is kept
+  for the endpoint (:class:`Adaptations`) and the request is sent again.
+- 401 / 403 / 404: the endpoint cannot serve anything: :class:`EndpointFailure`, nothing more is sent.
+- Anything the server sends back is untrusted: the body is read with a total deadline and a size
+  cap, and a body that is not UTF-8 JSON of the expected shape is that image's error, never a crash.
 """
 from __future__ import annotations
 
 import base64
+import json
+import math
 import random
 import re
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import httpx2
 import openai
 
+from ..schema.llm import EndpointConfig
+
 _KEYLIKE = re.compile(r"\b(sk|key|api)[-_][A-Za-z0-9_\-\*\.]{4,}", re.IGNORECASE)
+MAX_BODY_BYTES = 1 << 20  # an answer body is a few hundred bytes; anything near this is a fault
+MAX_TEXT_CHARS = 2000  # kept answer text (CSV cells, reports); longer answers are cut and marked
+ADAPTABLE = {  # request field -> what is done when the server refuses it
+    "max_tokens": "rename to max_completion_tokens", "max_completion_tokens": "rename to max_tokens",
+    "temperature": "drop (server default)", "reasoning_effort": "drop", "reasoning": "drop",
+    "response_format": "drop (prompt asks for JSON)", "text": "drop (prompt asks for JSON)",
+}
 
 
 def redact(text: str, secret: str | None = None) -> str:
-    """Error texts may echo the key (OpenAI's 401 shows a masked one): never let it reach a file."""
+    """Texts from a server may echo the key (OpenAI's 401 shows a masked one): never let it reach a file."""
     if secret:
         text = text.replace(secret, "[redacted]")
     return _KEYLIKE.sub("[redacted key]", text)
 
 
+def clean_text(text: str) -> tuple[str, bool]:
+    """(text safe to write anywhere, whether it held invalid Unicode such as a lone surrogate)."""
+    fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    fixed = fixed.replace("\x00", "\ufffd")
+    return fixed, fixed != text
+
+
 class EndpointFailure(Exception):
-    """The endpoint cannot serve any request (bad key, unknown model, unreachable)."""
+    """The endpoint cannot serve any request (bad key, no permission, unknown model, unreachable)."""
 
 
 @dataclass
 class Answer:
+    """The outcome of one logical request (its retries included)."""
     text: str | None
+    status: str = "ok"  # ok | truncated | error | not_sent
+    finish_reason: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    attempts: int = 1
+    reasoning_tokens: int = 0
+    usage_known: bool = False
+    attempts: int = 0
     error: str | None = None
+    capped: bool = False  # text longer than MAX_TEXT_CHARS, cut
 
 
-def make_client(base_url: str | None, api_key: str, timeout: float) -> openai.OpenAI:
+@dataclass
+class Adaptations:
+    """Request changes an endpoint forced (400 unsupported_*), shared by every request to it."""
+    token_param: str
+    dropped: set[str] = field(default_factory=set)
+    notes: list[dict] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def to_state(self) -> dict:
+        return {"token_param": self.token_param, "dropped": sorted(self.dropped), "notes": self.notes}
+
+    @classmethod
+    def from_state(cls, d: dict | None, default_token_param: str) -> Adaptations:
+        if not isinstance(d, dict):
+            return cls(default_token_param)
+        tp = d.get("token_param")
+        dropped = {p for p in d.get("dropped", []) if isinstance(p, str) and p in ADAPTABLE} \
+            if isinstance(d.get("dropped"), list) else set()
+        notes = [{k: str(n.get(k, ""))[:300] for k in ("param", "code", "action", "server_said")}
+                 for n in d.get("notes", []) if isinstance(n, dict) and n.get("param") in ADAPTABLE]
+        return cls(tp if tp in ("max_tokens", "max_completion_tokens") else default_token_param, dropped, notes)
+
+    def apply(self, param: str, code: str, message: str) -> bool:
+        """Adapt once to a refused ``param``; False when there is nothing (more) to adapt."""
+        with self.lock:
+            if param in ("max_tokens", "max_completion_tokens"):
+                if self.token_param != param:
+                    return True  # another thread already switched
+                if any(n["param"] == param for n in self.notes):
+                    return False  # switched back and forth: the server accepts neither
+                self.token_param = "max_completion_tokens" if param == "max_tokens" else "max_tokens"
+            elif param in ADAPTABLE:
+                if param in self.dropped:
+                    return True
+                self.dropped.add(param)
+            else:
+                return False
+            self.notes.append({"param": param, "code": code, "action": ADAPTABLE[param],
+                               "server_said": message[:300]})
+            return True
+
+
+def default_token_param(ep: EndpointConfig, base_url: str | None) -> str:
+    if ep.token_param != "auto":
+        return ep.token_param
+    if ep.provider == "azure" or not base_url or "api.openai.com" in base_url:
+        return "max_completion_tokens"
+    return "max_tokens"  # what vLLM, Ollama, LM Studio and the other compatible servers all accept
+
+
+def make_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
+    t = httpx2.Timeout(timeout, connect=min(timeout, 15.0))
+    if ep.provider == "azure":
+        return openai.AzureOpenAI(azure_endpoint=base_url, api_version=ep.api_version, api_key=api_key,
+                                  timeout=t, max_retries=0)
     # base_url=None lets the client honour $OPENAI_BASE_URL, as users expect.
-    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0)
+    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=t, max_retries=0)
+
+
+def image_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def request_body(ep: EndpointConfig, adapt: Adaptations, *, prompt: str, response_format: dict | None,
+                 png: bytes | None, budget: int) -> dict:
+    """The JSON body of one request (``png=None`` gives a body without the image, e.g. for cache keys)."""
+    url = image_url(png) if png is not None else None
+    drop = adapt.dropped
+    if ep.api == "responses":
+        body: dict = {"model": ep.model, "max_output_tokens": budget,
+                      "input": [{"role": "user", "content": [
+                          {"type": "input_text", "text": prompt},
+                          {"type": "input_image", "image_url": url, "detail": ep.detail}]}]}
+        if ep.temperature is not None and "temperature" not in drop:
+            body["temperature"] = ep.temperature
+        if ep.reasoning_effort is not None and not drop & {"reasoning", "reasoning_effort"}:
+            body["reasoning"] = {"effort": ep.reasoning_effort}
+        if response_format and "text" not in drop and "response_format" not in drop:
+            js = response_format["json_schema"]
+            body["text"] = {"format": {"type": "json_schema", "name": js["name"], "schema": js["schema"],
+                                       "strict": js.get("strict", True)}}
+        return body
+    body = {"model": ep.model, adapt.token_param: budget, "messages": [{"role": "user", "content": [
+        {"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": url, "detail": ep.detail}}]}]}
+    if ep.temperature is not None and "temperature" not in drop:
+        body["temperature"] = ep.temperature
+    if ep.reasoning_effort is not None and "reasoning_effort" not in drop:
+        body["reasoning_effort"] = ep.reasoning_effort
+    if response_format and "response_format" not in drop:
+        body["response_format"] = response_format
+    return body
+
+
+# --- reading an answer body (also used for Batch API output lines) ----------------------------------
+
+class BadAnswer(Exception):
+    """The server's answer body cannot be used; the message says why (no server text in it)."""
+
+
+def _int(v) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**9 else 0
+
+
+def _describe(raw: bytes) -> str:
+    head = raw[:60].decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else "?" for c in head)
+
+
+def decode_json(raw: bytes) -> object:
+    try:
+        s = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadAnswer("answer body is not UTF-8") from None
+    try:
+        return json.loads(s)
+    except (json.JSONDecodeError, RecursionError):
+        raise BadAnswer(f"answer body is not JSON (starts {_describe(raw)!r})") from None
+
+
+def answer_from_json(obj: object, api: str) -> Answer:
+    """An :class:`Answer` from a chat-completion or Responses object; :class:`BadAnswer` if malformed."""
+    if not isinstance(obj, dict):
+        raise BadAnswer(f"answer body is a JSON {type(obj).__name__}, not an object")
+    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
+    if api == "responses":
+        out = obj.get("output")
+        if not isinstance(out, list):
+            raise BadAnswer("answer has no 'output' list")
+        parts = []
+        for item in out:
+            if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("content"), list):
+                for c in item["content"]:
+                    if isinstance(c, dict) and c.get("type") == "output_text":
+                        if not isinstance(c.get("text"), str):
+                            raise BadAnswer("answer output_text is not a string")
+                        parts.append(c["text"])
+        text = "".join(parts) if parts else None
+        details = obj.get("incomplete_details") if isinstance(obj.get("incomplete_details"), dict) else {}
+        finish = "length" if details.get("reason") == "max_output_tokens" else (
+            obj.get("status") if isinstance(obj.get("status"), str) else None)
+        pt, ct = (_int(usage.get("input_tokens")), _int(usage.get("output_tokens"))) if usage else (0, 0)
+        det = usage.get("output_tokens_details") if usage else None
+    else:
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise BadAnswer("answer has no 'choices'")
+        msg = choices[0].get("message")
+        if not isinstance(msg, dict):
+            raise BadAnswer("answer choice has no 'message'")
+        text = msg.get("content")
+        if text is not None and not isinstance(text, str):
+            raise BadAnswer(f"answer content is a JSON {type(text).__name__}, not a string")
+        finish = choices[0].get("finish_reason") if isinstance(choices[0].get("finish_reason"), str) else None
+        pt, ct = (_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))) if usage else (0, 0)
+        det = usage.get("completion_tokens_details") if usage else None
+    rt = _int(det.get("reasoning_tokens")) if isinstance(det, dict) else 0
+    status = "truncated" if finish == "length" and not (text or "").strip() else "ok"
+    return Answer(text, status, finish[:40] if finish else None, pt, ct, rt, usage is not None)
+
+
+def finish_text(ans: Answer, secret: str | None) -> Answer:
+    """Cap, clean and redact the answer text; invalid Unicode makes the image's answer an error."""
+    if ans.text is None:
+        return ans
+    text = ans.text
+    if len(text) > MAX_TEXT_CHARS:
+        text, ans.capped = text[:MAX_TEXT_CHARS] + f" [... {len(ans.text) - MAX_TEXT_CHARS} more characters]", True
+    text, bad = clean_text(text)
+    ans.text = redact(text, secret)
+    if bad:
+        ans.status, ans.error = "error", "answer text holds invalid Unicode (lone surrogate or NUL)"
+    return ans
+
+
+# --- sending -------------------------------------------------------------------------------------------
+
+class _Deadline(Exception):
+    pass
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _Dropped(Exception):
+    """The connection broke, or the body could not be decoded, in the middle of an answer."""
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -51,33 +267,110 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
-def ask(client: openai.OpenAI, *, model: str, prompt: str, png: bytes, temperature: float, max_tokens: int,
-        detail: str, response_format: dict | None = None, max_retries: int = 5, base_delay: float = 1.0,
-        max_delay: float = 60.0, sleep=time.sleep) -> Answer:
-    url = "data:image/png;base64," + base64.b64encode(png).decode()
-    messages = [{"role": "user", "content": [
-        {"type": "text", "text": prompt},
-        {"type": "image_url", "image_url": {"url": url, "detail": detail}}]}]
-    kwargs = {"response_format": response_format} if response_format else {}
-    for attempt in range(1, max_retries + 2):
-        try:
-            resp = client.chat.completions.create(model=model, messages=messages, temperature=temperature,
-                                                  max_tokens=max_tokens, **kwargs)
-            usage = resp.usage
-            return Answer(resp.choices[0].message.content, getattr(usage, "prompt_tokens", 0) or 0,
-                          getattr(usage, "completion_tokens", 0) or 0, attempt)
-        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
-            raise EndpointFailure(f"{type(exc).__name__}: {getattr(exc, 'message', exc)}") from None
-        except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                openai.APIConnectionError) as exc:
-            if attempt > max_retries:
-                if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
-                    raise EndpointFailure(f"endpoint unreachable after {attempt} attempts: {exc}") from None
-                return Answer(None, attempts=attempt, error=f"{type(exc).__name__} after {attempt} attempts")
-            wait = _retry_after(exc)
-            if wait is None:
-                wait = random.uniform(0, min(max_delay, base_delay * 2 ** (attempt - 1)))
-            sleep(min(wait, max_delay))
-        except openai.APIStatusError as exc:
-            return Answer(None, attempts=attempt, error=f"HTTP {exc.status_code}: {getattr(exc, 'message', exc)}")
-    raise AssertionError("unreachable")
+def _message(exc: Exception) -> str:
+    return str(getattr(exc, "message", None) or exc)[:500]
+
+
+class Endpoint:
+    """One configured endpoint: its client, its adaptations, and the request policy above."""
+
+    def __init__(self, ep: EndpointConfig, *, api_key: str, base_url: str | None, prompt: str,
+                 response_format: dict | None, timeout: float, max_retries: int,
+                 adaptations: Adaptations | None = None, base_delay: float = 1.0, max_delay: float = 60.0,
+                 sleep=time.sleep, client: openai.OpenAI | None = None):
+        self.ep, self.key, self.prompt, self.response_format = ep, api_key, prompt, response_format
+        self.timeout, self.max_retries = timeout, max_retries
+        self.base_delay, self.max_delay, self.sleep = base_delay, max_delay, sleep
+        self.adapt = adaptations or Adaptations(default_token_param(ep, base_url))
+        self.client = client or make_client(ep, api_key, base_url, timeout)
+        self.stop = threading.Event()  # set on an endpoint failure: queued requests are not sent
+
+    def body(self, png: bytes | None, budget: int) -> dict:
+        return request_body(self.ep, self.adapt, prompt=self.prompt, response_format=self.response_format,
+                            png=png, budget=budget)
+
+    def _post(self, body: dict) -> bytes:
+        """Send ``body``; the raw answer bytes, read within ``timeout`` seconds in all, at most MAX_BODY_BYTES."""
+        deadline = time.monotonic() + self.timeout
+        api = self.client.responses if self.ep.api == "responses" else self.client.chat.completions
+        with api.with_streaming_response.create(**body) as resp:
+            chunks, size = [], 0
+            try:
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise _TooBig
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise _Deadline
+            except httpx2.TimeoutException:
+                raise _Deadline from None
+            except httpx2.RequestError as exc:  # raised while reading the body, past the client's own handling
+                raise _Dropped(type(exc).__name__) from None
+            return b"".join(chunks)
+
+    def ask(self, png: bytes, budget: int, meter=None) -> Answer:
+        """One image at ``budget`` completion tokens. ``meter`` (optional) gates and accounts every attempt:
+        ``meter.reserve(budget) -> hold | None`` (None: over the cost cap, nothing is sent) and
+        ``meter.settle(hold, answer_or_None, charged)``."""
+        attempt, adapted = 0, 0
+        while True:
+            if self.stop.is_set():
+                return Answer(None, "not_sent", attempts=attempt, error="not sent: the endpoint failed")
+            hold = meter.reserve(budget) if meter else None
+            if meter and hold is None:
+                return Answer(None, "not_sent", attempts=attempt, error="not sent: --max-cost reached")
+            attempt += 1
+            charged, ans = False, None
+            try:
+                raw = self._post(self.body(png, budget))
+                charged = True
+                try:
+                    ans = answer_from_json(decode_json(raw), self.ep.api)
+                except BadAnswer as exc:
+                    ans = Answer(None, "error", error=str(exc))
+                ans.attempts = attempt
+                return finish_text(ans, self.key)
+            except _TooBig:
+                charged = True
+                ans = Answer(None, "error", attempts=attempt, error=f"answer body over {MAX_BODY_BYTES} bytes: not read")
+                return ans
+            except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+                self.stop.set()
+                raise EndpointFailure(redact(f"{type(exc).__name__}: {_message(exc)}", self.key)) from None
+            except openai.BadRequestError as exc:
+                code, param = str(getattr(exc, "code", "") or ""), str(getattr(exc, "param", "") or "")
+                param = param.split(".")[0]  # Responses API: 'reasoning.effort', 'text.format'
+                if code in ("unsupported_parameter", "unsupported_value") and adapted < len(ADAPTABLE) \
+                        and self.adapt.apply(param, code, redact(_message(exc), self.key)):
+                    adapted += 1
+                    continue  # the same image again, with the adapted request
+                ans = Answer(None, "error", attempts=attempt, error=redact(f"HTTP 400: {_message(exc)}", self.key))
+                return ans
+            except (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError, _Deadline,
+                    _Dropped) as exc:
+                # a timeout or a broken answer may still be billed: its reservation is counted as spent
+                charged = isinstance(exc, (openai.APITimeoutError, _Deadline, _Dropped))
+                name = {_Deadline: "APITimeoutError", _Dropped: "answer cut off"}.get(type(exc), type(exc).__name__)
+                if attempt > self.max_retries:
+                    if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
+                        self.stop.set()
+                        raise EndpointFailure(redact(f"endpoint unreachable after {attempt} attempts: {exc}",
+                                                     self.key)) from None
+                    ans = Answer(None, "error", attempts=attempt, error=f"{name} after {attempt} attempts")
+                    return ans
+                wait = _retry_after(exc)
+                if wait is None:
+                    wait = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+                self.sleep(min(wait, self.max_delay))
+            except openai.APIStatusError as exc:
+                ans = Answer(None, "error", attempts=attempt,
+                             error=redact(f"HTTP {exc.status_code}: {_message(exc)}", self.key))
+                return ans
+            finally:
+                if meter:
+                    meter.settle(hold, ans, charged)
+
+
+def retry_budget(ep: EndpointConfig, budget: int) -> int:
+    return min(200_000, math.ceil(budget * ep.truncation_retry_factor))

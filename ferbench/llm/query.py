@@ -1,22 +1,88 @@
-"""Run one LLM endpoint over a study's stratified sample; answers are written as they arrive."""
+"""Run one LLM endpoint over a study's stratified sample; answers are written as they arrive.
+
+Order of work for one experiment: answers already journaled under this exact config and these exact
+images are reused; then the response cache; then the first remaining image is asked alone (it
+teaches the endpoint's quirks, see :class:`~ferbench.llm.client.Adaptations`, and measures the
+real prompt size before concurrency starts); then the rest, concurrently or as one Batch API job.
+"""
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from ..data.dataset import FERData
 from ..data.splits import SplitData
-from ..metrics import summarize
+from ..errors import FerbenchError
+from ..metrics import min_detectable_difference, summarize
 from ..store import RunStore
+from .batch import BatchRunner
 from .cache import ResponseCache, cache_key
-from .client import EndpointFailure, ask, make_client, redact
+from .client import (
+    Adaptations,
+    Answer,
+    Endpoint,
+    EndpointFailure,
+    default_token_param,
+    finish_text,
+    redact,
+    retry_budget,
+)
+from .cost import (
+    Meter,
+    Spend,
+    check_max_cost,
+    cost_usd,
+    expected_completion_tokens,
+    prompt_tokens_estimate,
+)
 from .parse import parse_answer
 from .prompts import get_prompt
 from .sampler import stratified_sample
+
+SPEND_STATE, ADAPT_STATE = "llm_spend", "llm_adaptations"
+
+
+@dataclass
+class LLMRunOptions:
+    """How a run treats its LLM experiments (built by the runner from CLI flags, one object per run).
+
+    ``spend`` is shared by every LLM experiment of the run, so ``max_cost`` caps them together; call
+    :meth:`preload_spend` with all of them first so earlier runs' spend on resumed answers counts
+    from the start. ``adaptations`` remembers, per endpoint, the request changes a server forced.
+    """
+    no_cache: bool = False
+    refresh: bool = False
+    dry_run: bool = False
+    max_cost: float | None = None
+    cache_dir: Path | None = None
+    sleep: Callable[[float], None] = time.sleep
+    spend: Spend = field(init=False)
+    adaptations: dict[str, Adaptations] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.spend = Spend(self.max_cost)
+
+    def preload_spend(self, store: RunStore, llm_experiments) -> None:
+        if self.refresh:
+            return
+        for exp in llm_experiments:
+            past = store.read_state(exp.id, SPEND_STATE)
+            if past and str(past.get("config_hash", "")).startswith(exp.config_hash()):
+                self.spend.add_past(exp.id, _num(past.get("usd")) + _num(past.get("pending_usd")))
+
+
+def _num(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else 0.0
 
 
 def png_bytes(img: np.ndarray, size: int) -> bytes:
@@ -29,125 +95,415 @@ def png_bytes(img: np.ndarray, size: int) -> bytes:
 
 
 def sample_partition(split: SplitData, which: str):
+    if "+" in which:  # both evaluation partitions (FER2013: PublicTest + PrivateTest, 7,178 images)
+        parts = [split.val, split.test]
+        if parts[0] is None:
+            raise ValueError("the study's split has no val partition to sample from")
+        return FERData(images=np.concatenate([p.images for p in parts]), labels=np.concatenate([p.labels for p in parts]),
+                       ids=np.concatenate([p.ids for p in parts]), usage=np.concatenate([p.usage for p in parts]),
+                       classes=split.test.classes, source=split.test.source)
     part = split.test if which in ("test", "PrivateTest") else split.val
     if part is None:
         raise ValueError(f"the study's split has no {which} partition to sample from")
     return part
 
 
-def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None, *, no_cache: bool = False,
-                       refresh: bool = False, dry_run: bool = False, max_cost: float | None = None,
-                       cache_dir=None) -> dict:
-    ep, cfg = exp.llm_endpoint, exp.llm
+def _base_url(ep) -> str | None:
+    if ep.base_url:
+        return ep.base_url
+    return os.environ.get("AZURE_OPENAI_ENDPOINT" if ep.provider == "azure" else "OPENAI_BASE_URL")
+
+
+def _sample(exp, split):
+    cfg = exp.llm
     part = sample_partition(split, cfg.sample.split)
-    k = len(split.classes)
-    idx, notes = stratified_sample(part.labels, part.ids, cfg.sample.per_class, cfg.sample.seed, k)
+    idx, notes = stratified_sample(part.labels, part.ids, cfg.sample.per_class, cfg.sample.seed, len(split.classes))
+    return part, idx, notes
+
+
+def estimate_llm_experiment(exp, split: SplitData) -> dict:
+    """What an LLM experiment would send and cost; sends nothing (for dry runs and cost checks)."""
+    ep, cfg = exp.llm_endpoint, exp.llm
+    _, idx, _ = _sample(exp, split)
     prompt, fmt = get_prompt(cfg.prompt)
+    n = len(idx)
+    pt = prompt_tokens_estimate(prompt, cfg.image_size, ep.detail)
+    ct, why = expected_completion_tokens(ep)
+    n_batch = max(n - 1, 0) if ep.batch else 0  # one image goes alone first (see the module docstring)
+    n_sync = n - n_batch
+
+    def total(c):
+        a, b = cost_usd(ep, pt * n_sync, c * n_sync), cost_usd(ep, pt * n_batch, c * n_batch, batch=True)
+        return None if a is None else a + b
+
+    return {"requests": n, "batch_requests": n_batch, "prompt": prompt, "response_format": fmt,
+            "prompt_tokens_per_request": pt, "completion_tokens_per_request": ct, "completion_assumption": why,
+            "estimated_prompt_tokens": pt * n, "estimated_completion_tokens": ct * n,
+            "estimated_cost_usd": total(ct), "max_cost_usd": total(ep.max_completion_tokens),
+            "prices_per_1m": None if not ep.priced else [ep.price_input_per_1m, ep.price_output_per_1m],
+            "batch_price_factor": ep.batch_price_factor if ep.batch else None}
+
+
+def _usd(v: float | None) -> str:
+    return "unpriced" if v is None else f"${v:,.2f}" if v >= 1 else f"${v:.4f}"
+
+
+def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
+                       options: LLMRunOptions | None = None, **flags) -> dict:
+    """Ask ``exp``'s endpoint about its sample; the result dict (see the module docstring of result fields).
+
+    ``flags`` (no_cache, refresh, dry_run, max_cost) are the older way to pass options: each call then
+    has its own spend cap; pass one :class:`LLMRunOptions` per run instead.
+    """
+    opts = options or LLMRunOptions(**flags)
+    log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
+    ep, cfg = exp.llm_endpoint, exp.llm
+    part, idx, notes = _sample(exp, split)
+    prompt, fmt = get_prompt(cfg.prompt)
+    base_url = _base_url(ep)
     sample_info = {"split": cfg.sample.split, "per_class": cfg.sample.per_class, "seed": cfg.sample.seed,
-                   "n": int(len(idx)), "ids": part.ids[idx].tolist(), "notes": notes,
+                   "n": len(idx), "ids": part.ids[idx].tolist(), "notes": notes,
                    "image": f"{cfg.image_size}x{cfg.image_size} PNG (grayscale"
                             + (", bicubic upscale)" if cfg.image_size != 48 else ", original)")}
-    # The sampled images stay beside the answers so the report can show them.
-    store.write_arrays(exp.id, "sample_images", ids=part.ids[idx].astype(str), images=part.images[idx])
-    base = {"endpoint": {**ep.model_dump(), "base_url": ep.base_url or os.environ.get("OPENAI_BASE_URL")},
-            "prompt": prompt, "response_format": fmt, "sample": sample_info}
-    if dry_run:
-        return {**base, "status": "skipped",
-                "reason": f"dry run: {len(idx)} requests would be sent to {ep.model} (prompt and sample recorded)"}
+    est = estimate_llm_experiment(exp, split)
+    base = {"endpoint": {**ep.model_dump(), "base_url": base_url}, "prompt": prompt, "response_format": fmt,
+            "sample": sample_info, "estimate": {k_: v for k_, v in est.items() if k_ not in ("prompt", "response_format")}}
+    if opts.dry_run:
+        return {**base, "status": "skipped", "reason": (
+            f"dry run: {est['requests']} requests would be sent to {ep.model}"
+            + (f" ({est['batch_requests']} through the Batch API)" if ep.batch else "")
+            + f", ~{est['estimated_prompt_tokens']:,} prompt + ~{est['estimated_completion_tokens']:,} completion "
+              f"tokens, estimated cost {_usd(est['estimated_cost_usd'])} (at most {_usd(est['max_cost_usd'])}); "
+              f"completion tokens {est['completion_assumption']}")}
+    try:
+        check_max_cost([exp], opts.max_cost)
+    except FerbenchError as exc:
+        return {**base, "status": "failed", "error": str(exc)}
     key = os.environ.get(ep.api_key_env)
     if not key:
         return {**base, "status": "skipped",
                 "reason": f"${ep.api_key_env} is not set: LLM comparison with {ep.model} skipped "
                           f"(set it, and OPENAI_BASE_URL or base_url for a non-OpenAI server, to run it)"}
-    out = store.exp_dir(exp.id)
-    out.mkdir(parents=True, exist_ok=True)
-    journal = store.journal(exp.id, exp.config_hash())  # resume: answers received under this config
-    done = journal.read()
-    cache = ResponseCache(cache_dir, enabled=not no_cache, refresh=refresh)
-    client = make_client(ep.base_url, key, cfg.timeout)
-    params = {"temperature": ep.temperature, "max_tokens": ep.max_tokens, "detail": ep.detail}
-    lock = threading.Lock()
-    stats = {"requests": 0, "cache_hits": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0}
-    stop = threading.Event()
+    log(f"  {ep.label or ep.model}: {est['requests']} image(s)"
+        + (f", {est['batch_requests']} through the Batch API" if ep.batch else "")
+        + f"; estimated cost {_usd(est['estimated_cost_usd'])}, at most {_usd(est['max_cost_usd'])}"
+        + (f" (--max-cost {opts.max_cost:g}, {_usd(opts.spend.remaining)} left)" if opts.max_cost is not None else ""),
+        markup=False)
+    # The sampled images stay beside the answers so the report can show them.
+    store.write_arrays(exp.id, "sample_images", ids=part.ids[idx].astype(str), images=part.images[idx])
+    pngs = {str(part.ids[i]): png_bytes(part.images[i], cfg.image_size) for i in idx}
+    # bound to the config and to the very images: other data under the same ids never resumes
+    h = exp.config_hash() + "-" + hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in pngs.values())).hexdigest()[:16]
+    return _Run(exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est).run(base, part, idx, list(split.classes))
 
-    def cost_of(pt, ct):
-        return ((ep.price_input_per_1m or 0) * pt + (ep.price_output_per_1m or 0) * ct) / 1e6
 
-    def work(i: int) -> dict:
-        iid = str(part.ids[i])
-        if iid in done:
-            return done[iid]
-        png = png_bytes(part.images[i], cfg.image_size)
-        ck = cache_key(model=ep.model, base_url=ep.base_url or os.environ.get("OPENAI_BASE_URL"), prompt=prompt,
-                       response_format=fmt, image=png, params=params)
-        hit = cache.get(ck)
-        if hit is not None:
-            rec = {"id": iid, **hit, "cached": True}
-            with lock:
-                stats["cache_hits"] += 1
-        else:
-            if stop.is_set():
-                return {"id": iid, "text": None, "error": "not sent: --max-cost reached", "prompt_tokens": 0,
-                        "completion_tokens": 0}
-            ans = ask(client, model=ep.model, prompt=prompt, png=png, response_format=fmt,
-                      max_retries=cfg.max_retries, **params)
-            rec = {"id": iid, "text": ans.text, "error": ans.error and redact(ans.error, key),
-                   "prompt_tokens": ans.prompt_tokens,
-                   "completion_tokens": ans.completion_tokens, "attempts": ans.attempts}
-            if ans.error is None:
-                cache.put(ck, {k_: rec[k_] for k_ in ("text", "prompt_tokens", "completion_tokens")})
-            with lock:
-                stats["requests"] += ans.attempts
-                stats["prompt_tokens"] += ans.prompt_tokens
-                stats["completion_tokens"] += ans.completion_tokens
-                stats["cost"] += cost_of(ans.prompt_tokens, ans.completion_tokens)
-                if max_cost is not None and stats["cost"] >= max_cost:
-                    stop.set()
-        if rec.get("error") is None:
-            journal.append(rec)
+class _Run:
+    """The state of one LLM experiment while it runs."""
+
+    def __init__(self, exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est):
+        self.exp, self.ep, self.cfg, self.store, self.opts, self.log = exp, exp.llm_endpoint, exp.llm, store, opts, log
+        self.key, self.base_url, self.pngs, self.h = key, base_url, pngs, h
+        self.lock = threading.Lock()
+        self.stats = {"attempts": 0, "cache_hits": 0, "truncated_retries": 0}
+        ep = self.ep
+        # request changes this endpoint forced before: in this run, or in an earlier run of this config
+        self.cache = ResponseCache(opts.cache_dir, enabled=not opts.no_cache, refresh=opts.refresh)
+        self.ident = f"{ep.provider}|{base_url}|{ep.api}|{ep.model}"
+        if self.ident not in opts.adaptations:
+            st = store.read_state(exp.id, ADAPT_STATE)
+            known = st.get("adaptations") if st and st.get("config_hash") == h else self.cache.get_meta(self.ident)
+            opts.adaptations[self.ident] = Adaptations.from_state(known, default_token_param(ep, base_url))
+        self.endpoint = Endpoint(ep, api_key=key, base_url=base_url, prompt=prompt, response_format=fmt,
+                                 timeout=self.cfg.timeout, max_retries=self.cfg.max_retries,
+                                 adaptations=opts.adaptations[self.ident], sleep=opts.sleep)
+        self.server = {"base_url": base_url or "", "provider": ep.provider, "api_version": ep.api_version, "api": ep.api}
+        # money: earlier runs' spend on the answers resumed here counts against --max-cost
+        self.journal = store.journal(exp.id, h)
+        if opts.refresh:  # --refresh-llm: ask everything again
+            self.journal.path.unlink(missing_ok=True)
+            self.journal = store.journal(exp.id, h)
+        past = store.read_state(exp.id, SPEND_STATE)
+        ok = past and past.get("config_hash") == h and not opts.refresh
+        self.past_usd = _num(past.get("usd")) if ok else 0.0
+        self.pending_usd = _num(past.get("pending_usd")) if ok else 0.0
+        self.run_usd = 0.0
+        opts.spend.add_past(exp.id, self.past_usd + self.pending_usd)
+        self.meter = Meter(ep, opts.spend, est["prompt_tokens_per_request"], on_spent=self._spent)
+
+    # --- bookkeeping -------------------------------------------------------------------------------
+    def _spent(self, usd: float, ans) -> None:
+        with self.lock:
+            self.stats["attempts"] += 1
+            self.run_usd += usd
+            if usd:
+                self._save_spend()
+
+    def _save_spend(self) -> None:
+        self.store.write_state(self.exp.id, SPEND_STATE, {"config_hash": self.h, "usd": self.past_usd + self.run_usd,
+                                                          "pending_usd": self.pending_usd})
+
+    def _save_adaptations(self) -> None:
+        state = self.endpoint.adapt.to_state()
+        self.store.write_state(self.exp.id, ADAPT_STATE, {"config_hash": self.h, "adaptations": state})
+        if state["notes"]:
+            self.cache.put_meta(self.ident, state)  # remembered for this endpoint, in every suite
+
+    def _record(self, iid: str, ans: Answer, via: str, retried: bool = False) -> dict:
+        rec = {"id": iid, "text": ans.text, "status": ans.status, "finish_reason": ans.finish_reason,
+               "prompt_tokens": ans.prompt_tokens, "completion_tokens": ans.completion_tokens,
+               "reasoning_tokens": ans.reasoning_tokens, "usage_known": ans.usage_known, "attempts": ans.attempts,
+               "error": ans.error and redact(ans.error, self.key), "via": via, "truncated_retry": retried,
+               "capped": ans.capped}
+        if ans.status in ("ok", "truncated"):
+            self.journal.append(rec)  # a final answer: a resumed run never pays for it again
+        if ans.status == "ok" and via != "cache":
+            self.cache.put(self._ck(iid), rec)
         return rec
 
-    records: dict[str, dict] = {}
-    try:
-        with ThreadPoolExecutor(max_workers=cfg.concurrency) as pool:
-            futures = [pool.submit(work, int(i)) for i in idx]
-            for f in as_completed(futures):
-                rec = f.result()
-                records[rec["id"]] = rec
-    except EndpointFailure as exc:
-        return {**base, "status": "failed", "error": redact(f"{ep.model}: {exc}", key)}
+    def _ck(self, iid: str) -> str:
+        return cache_key(server=self.server, request=self.endpoint.body(None, self.ep.max_completion_tokens),
+                         image=self.pngs[iid])
 
-    rows, y_pred, unparsed = [], [], []
-    classes = list(split.classes)
-    for i in idx:
-        iid = str(part.ids[i])
-        rec = records[iid]
-        cls = parse_answer(rec.get("text"))
-        pred = classes.index(cls) if cls in classes else -1
-        status = "error" if rec.get("error") else ("ok" if pred >= 0 else "unparsed")
-        if status == "unparsed":
-            unparsed.append({"id": iid, "raw": rec.get("text") or ""})
-        rows.append([iid, cfg.sample.split, int(part.labels[i]), pred, rec.get("text") or "", status,
-                     rec.get("error") or ""])
-        y_pred.append(pred)
-    store.write_predictions(exp.id, ["id", "split", "true", "predicted", "raw", "status", "error"], rows)
-    y_true = part.labels[idx]
-    y_pred_a = np.array(y_pred, dtype=np.int64)
-    metrics = summarize(y_true, y_pred_a, num_classes=k)
-    metrics["unparsed"] = len(unparsed)
-    metrics["errors"] = sum(r[5] == "error" for r in rows)
-    cost = cost_of(stats["prompt_tokens"], stats["completion_tokens"])
-    all_pt = sum(r.get("prompt_tokens", 0) for r in records.values())
-    all_ct = sum(r.get("completion_tokens", 0) for r in records.values())
-    result = {**base, "metrics": {"sample": metrics}, "unparsed": unparsed,
-              "usage": {"requests_sent": stats["requests"], "cache_hits": stats["cache_hits"],
-                        "resumed_answers": len(done), "prompt_tokens": all_pt, "completion_tokens": all_ct,
-                        "estimated_cost_usd": cost_of(all_pt, all_ct) if ep.price_input_per_1m is not None else None,
-                        "cost_this_run_usd": cost if ep.price_input_per_1m is not None else None}}
-    if stop.is_set():
-        result.update(status="failed", error=f"stopped at --max-cost {max_cost}: some images were not sent")
-    elif metrics["errors"]:
-        # Not complete: a re-run asks again for exactly these images (received answers are kept).
-        result.update(status="failed", error=f"{metrics['errors']} of {len(rows)} image(s) got no answer "
-                                             "(see predictions.csv); re-run to retry them")
-    return result
+    # --- asking ------------------------------------------------------------------------------------
+    def _ask(self, iid: str) -> dict:
+        try:
+            return self._ask_unguarded(iid)
+        except EndpointFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever an endpoint does costs one image, not the experiment
+            msg = redact(f"unexpected {type(exc).__name__}: {exc}", self.key)[:500]
+            return self._record(iid, Answer(None, "error", attempts=1, error=msg), "sync")
+
+    def _ask_unguarded(self, iid: str) -> dict:
+        e, budget = self.endpoint, self.ep.max_completion_tokens
+        ans = e.ask(self.pngs[iid], budget, self.meter)
+        retried = False
+        if ans.status == "truncated" and self.ep.truncation_retry_factor > 1:
+            first = ans
+            ans = e.ask(self.pngs[iid], retry_budget(self.ep, budget), self.meter)
+            if ans.status == "not_sent":
+                ans = first
+            else:
+                ans.prompt_tokens += first.prompt_tokens
+                ans.completion_tokens += first.completion_tokens
+                ans.reasoning_tokens += first.reasoning_tokens
+                ans.attempts += first.attempts
+                retried = True
+                with self.lock:
+                    self.stats["truncated_retries"] += 1
+        return self._record(iid, ans, "sync", retried)
+
+    def run(self, base: dict, part, idx, classes: list[str]) -> dict:
+        ep, opts = self.ep, self.opts
+        done = self.journal.read()
+        records: dict[str, dict] = {}
+        todo = []
+        for iid in self.pngs:
+            old = _resumed(iid, done.get(iid), self.key)
+            if old is not None:
+                records[iid] = old
+                continue
+            hit = self.cache.get(self._ck(iid))
+            if hit is not None:
+                ans = finish_text(Answer(hit["text"], "ok", hit["finish_reason"], hit["prompt_tokens"],
+                                         hit["completion_tokens"], hit["reasoning_tokens"], True, 0), self.key)
+                records[iid] = {**self._record(iid, ans, "cache"), "cached": True}
+                self.stats["cache_hits"] += 1
+                continue
+            todo.append(iid)
+        failure = pending = None
+        batch_info = None
+        try:
+            batch = BatchRunner(self.endpoint, self.store, self.exp.id, self.h, opts.spend,
+                                prompt_tokens=self.meter.prompt_estimate, wait=self.cfg.batch_wait,
+                                poll_interval=self.cfg.batch_poll_interval, sleep=opts.sleep,
+                                log=self.log) if ep.batch else None
+            open_batch = batch.state() if batch else None
+            if open_batch and opts.refresh:  # --refresh-llm: the pending job's answers are not wanted
+                batch.abandon(open_batch)
+                open_batch = None
+            if todo and not open_batch:
+                first = todo.pop(0)  # alone: adapt to the server and measure the prompt before fanning out
+                records[first] = self._ask(first)
+            if batch is not None:
+                pending, batch_info = self._batch(batch, open_batch, todo, records)
+            elif todo:
+                with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
+                    futures = [pool.submit(self._ask, iid) for iid in todo]
+                    for f in as_completed(futures):
+                        rec = f.result()
+                        records[rec["id"]] = rec
+        except EndpointFailure as exc:
+            failure = redact(f"{ep.model}: {exc}", self.key)
+        finally:
+            self._save_adaptations()
+            with self.lock:
+                self._save_spend()
+        if failure:
+            return {**base, "status": "failed", "error": failure, **self._extras(records, batch_info)}
+        if pending:
+            return {**base, "status": "pending", "reason": (
+                f"Batch API job {pending} not finished after waiting {self.cfg.batch_wait:g} s; re-run to collect it "
+                "(nothing is sent again)"), "batch": batch_info, **self._extras(records, batch_info)}
+        return self._finish(base, part, idx, classes, records, batch_info)
+
+    def _batch(self, batch: BatchRunner, st: dict | None, todo: list[str], records: dict):
+        info = None
+        if st is None and todo:
+            batch.prompt_tokens = self.meter.prompt_estimate
+            st, skipped = batch.submit([(iid, self.pngs[iid]) for iid in todo], self.ep.max_completion_tokens)
+            for iid in skipped:
+                records[iid] = self._record(iid, Answer(None, "not_sent", error="not sent: --max-cost reached"), "batch")
+            if st:
+                with self.lock:  # the reservation lives in this run's Spend; on disk for a killed run
+                    self.pending_usd = st["reserved_usd"]
+                    self._save_spend()
+                    self.pending_usd, reserved_here = 0.0, st["reserved_usd"]
+            st = st or None
+        else:
+            reserved_here = 0.0
+        if st is None:
+            return None, info
+        out = batch.collect(st)
+        info = {"batch_id": out.batch_id, "status": out.status, "requests": len(st["ids"]),
+                "input_file_id": st.get("input_file_id")}
+        if out.pending:
+            with self.lock:
+                self.pending_usd = out.reserved_usd
+            return out.pending, info
+        # settled: the worst case reserved for the batch becomes its real cost
+        actual = 0.0
+        for iid, ans in out.answers.items():
+            if ans.usage_known:
+                actual += cost_usd(self.ep, ans.prompt_tokens, ans.completion_tokens, batch=True) or 0.0
+            elif ans.status == "ok":
+                actual += cost_usd(self.ep, self.meter.prompt_estimate, st["budget"], batch=True) or 0.0
+        with self.lock:
+            if reserved_here:
+                self.opts.spend.settle(reserved_here, actual)
+            else:  # reserved by an earlier run and counted as its past spend
+                self.opts.spend.add_past(self.exp.id, self.past_usd)
+                self.opts.spend.settle(0.0, actual)
+            self.run_usd += actual
+            self.pending_usd = 0.0
+            self._save_spend()
+        info["cost_usd"] = actual if self.ep.priced else None
+        retry = []
+        for iid, ans in out.answers.items():
+            if ans.status == "truncated" and self.ep.truncation_retry_factor > 1:
+                retry.append(iid)  # asked again at once, synchronously, with the larger budget
+            else:
+                records[iid] = self._record(iid, ans, "batch")
+        batch.close({"last_batch": out.batch_id, "status": out.status})
+        for iid in retry:
+            first = out.answers[iid]
+            ans = self.endpoint.ask(self.pngs[iid], retry_budget(self.ep, st["budget"]), self.meter)
+            if ans.status == "not_sent":
+                ans = first
+            else:
+                ans.prompt_tokens += first.prompt_tokens
+                ans.completion_tokens += first.completion_tokens
+                self.stats["truncated_retries"] += 1
+            records[iid] = self._record(iid, ans, "batch+sync", retried=ans is not first)
+        info["failed_lines"] = sum(out.answers[i].status == "error" for i in out.answers)
+        return None, info
+
+    # --- result ------------------------------------------------------------------------------------
+    def _extras(self, records: dict, batch_info) -> dict:
+        ep = self.ep
+        recs = list(records.values())
+        pt = sum(int(r.get("prompt_tokens") or 0) for r in recs)
+        ct = sum(int(r.get("completion_tokens") or 0) for r in recs)
+        rt = sum(int(r.get("reasoning_tokens") or 0) for r in recs)
+        cost = None
+        if ep.priced:
+            cost = sum(cost_usd(ep, int(r.get("prompt_tokens") or 0), int(r.get("completion_tokens") or 0),
+                                batch=r.get("via") == "batch") for r in recs)
+        adapt = self.endpoint.adapt
+        return {
+            "usage": {"requests_sent": self.stats["attempts"], "cache_hits": self.stats["cache_hits"],
+                      "resumed_answers": sum(bool(r.get("resumed")) for r in recs),
+                      "truncated_retries": self.stats["truncated_retries"],
+                      "prompt_tokens": pt, "completion_tokens": ct, "reasoning_tokens": rt,
+                      "estimated_cost_usd": cost,
+                      "cost_this_run_usd": self.run_usd if ep.priced else None,
+                      "spent_usd_all_runs": (self.past_usd + self.run_usd) if ep.priced else None,
+                      "via_batch": sum(r.get("via", "").startswith("batch") for r in recs)},
+            "adaptations": list(adapt.notes),
+            "request": {k_: v for k_, v in self.endpoint.body(None, ep.max_completion_tokens).items()
+                        if k_ not in ("messages", "input")},
+            "deviations": list(self.exp.deviations) + [_deviation(n) for n in adapt.notes],
+        }
+
+    def _finish(self, base, part, idx, classes, records, batch_info) -> dict:
+        k = len(classes)
+        rows, y_pred, unparsed = [], [], []
+        for i in idx:
+            iid = str(part.ids[i])
+            rec = records.get(iid) or {"status": "not_sent", "error": "not sent"}
+            cls = parse_answer(rec.get("text")) if rec.get("status") in ("ok", "truncated") else None
+            pred = classes.index(cls) if cls in classes else -1
+            status = rec.get("status") or "error"
+            if status == "ok" and pred < 0:
+                status = "unparsed"
+                unparsed.append({"id": iid, "raw": rec.get("text") or ""})
+            if status == "truncated" and pred >= 0:
+                status = "ok"  # cut off, yet it named a class
+            where = str(part.usage[i]) if "+" in self.cfg.sample.split else self.cfg.sample.split
+            rows.append([iid, where, int(part.labels[i]), pred, rec.get("text") or "", status,
+                         rec.get("error") or "", rec.get("finish_reason") or ""])
+            y_pred.append(pred)
+        self.store.write_predictions(self.exp.id, ["id", "split", "true", "predicted", "raw", "status", "error",
+                                                   "finish_reason"], rows)
+        y_true = part.labels[idx]
+        y_pred_a = np.array(y_pred, dtype=np.int64)
+        metrics = summarize(y_true, y_pred_a, num_classes=k, no_answer_column=True)
+        counts = {s: sum(r[5] == s for r in rows) for s in ("ok", "unparsed", "truncated", "error", "not_sent")}
+        metrics.update(unparsed=counts["unparsed"], truncated=counts["truncated"],
+                       errors=counts["error"] + counts["not_sent"], not_sent=counts["not_sent"],
+                       answered=counts["ok"] + counts["unparsed"] + counts["truncated"],
+                       min_detectable_difference=min_detectable_difference(len(rows), metrics["accuracy"]))
+        result = {**base, "metrics": {"sample": metrics}, "unparsed": unparsed, **self._extras(records, batch_info)}
+        if batch_info:
+            result["batch"] = batch_info
+        if counts["not_sent"] and self.opts.max_cost is not None and any(
+                "max-cost" in (r[6] or "") for r in rows):
+            result.update(status="failed", error=f"stopped at --max-cost {self.opts.max_cost}: "
+                                                 f"{counts['not_sent']} image(s) were not sent")
+        elif metrics["errors"]:
+            # Not complete: a re-run asks again for exactly these images (received answers are kept).
+            result.update(status="failed", error=f"{metrics['errors']} of {len(rows)} image(s) got no answer "
+                                                 "(see predictions.csv); re-run to retry them")
+        return result
+
+
+def _resumed(iid: str, old, key: str) -> dict | None:
+    """A journaled final answer, checked field by field (the journal is a file anyone could have edited)."""
+    if not isinstance(old, dict) or old.get("status") not in ("ok", "truncated") \
+            or not isinstance(old.get("text"), (str, type(None))):
+        return None
+
+    def count(k):
+        v = old.get(k)
+        return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**9 else 0
+
+    fr = old.get("finish_reason")
+    return {"id": iid, "text": finish_text(Answer(old["text"]), key).text, "status": old["status"],
+            "finish_reason": fr[:40] if isinstance(fr, str) else None, "error": None,
+            **{k: count(k) for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "attempts")},
+            "via": old.get("via") if old.get("via") in ("sync", "batch", "batch+sync", "cache") else "sync",
+            "resumed": True}
+
+
+def _deviation(note: dict) -> str:
+    p = note.get("param")
+    if p == "temperature":
+        return ("temperature not sent (server default): the endpoint refuses the configured value "
+                "(the paper asked for temperature 0)")
+    if p == "max_tokens":
+        return "completion budget sent as max_completion_tokens: the endpoint refuses max_tokens"
+    if p == "max_completion_tokens":
+        return "completion budget sent as max_tokens: the endpoint refuses max_completion_tokens"
+    if p in ("response_format", "text"):
+        return "structured output (JSON schema) not sent: the endpoint refuses it; the prompt still asks for JSON"
+    return f"request field {p!r} dropped: the endpoint refuses it"

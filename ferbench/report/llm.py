@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import figures
-from ..metrics import accuracy_ci, mcnemar_exact, mcnemar_min_difference
+from ..llm.compare import pairwise_mcnemar
+from ..metrics import accuracy_ci, mcnemar_exact, min_detectable_difference
 from ..schema.results import StudyMeta
 from ..store import RunData
 from .document import Figure, Grid, Paragraph, TableBlock, Tile
@@ -26,31 +27,21 @@ class _Row:
     is_llm: bool
 
 
-def _sample_rows(study: StudyMeta, run: RunData, ids: np.ndarray) -> list[_Row]:
-    """Every model (trained or loaded; first fold of a CV study) and every LLM, on the sample images."""
+def _sample_rows(study: StudyMeta, run: RunData, ids: np.ndarray, llms) -> list[_Row]:
+    """Every model (trained or loaded; first fold of a CV study) and the given LLMs, on the sample images."""
     rows = []
     models = [r for r in run.models(study.name) if r.fold in (None, 0)]
     seeds = n_seeds(models)
-    for r in models:
+    for r, is_llm in [(m, False) for m in models] + [(m, True) for m in llms]:
         p = run.predictions(r.id)
         if p is None:
             continue
-        pos = {i: n for n, i in zip(p.rows("test"), p.ids[p.rows("test")])}
+        sel_rows = np.arange(len(p.ids)) if is_llm else p.rows(r.headline_split or "test")
+        pos = {i: n for n, i in zip(sel_rows, p.ids[sel_rows])}
         if not all(i in pos for i in ids):
             continue
         sel = np.array([pos[i] for i in ids])
-        rows.append(_Row(label_of(r, seeds), p.true[sel], p.predicted[sel], False))
-    for r in run.llms(study.name):
-        if "sample" not in r.metrics:
-            continue
-        p = run.predictions(r.id)
-        if p is None:
-            continue
-        pos = {i: n for n, i in enumerate(p.ids)}
-        if not all(i in pos for i in ids):
-            continue
-        sel = np.array([pos[i] for i in ids])
-        rows.append(_Row(f"{r.label} (LLM)", p.true[sel], p.predicted[sel], True))
+        rows.append(_Row(f"{r.label} (LLM)" if is_llm else label_of(r, seeds), p.true[sel], p.predicted[sel], is_llm))
     return rows
 
 
@@ -62,41 +53,39 @@ def _per_class_cells(t: np.ndarray, pr: np.ndarray, k: int) -> list[Num]:
     return out
 
 
-def sample_table(study: StudyMeta, rows: list[_Row], n: int) -> tuple[Table, list[Table]]:
-    k = len(study.classes)
+def sample_table(study: StudyMeta, rows: list[_Row], ids: np.ndarray, key: str) -> tuple[Table, list[Table]]:
+    """The paper's Table 2 layout for every row on one sample, and the LLMs compared pairwise."""
+    k, n = len(study.classes), len(ids)
     trained = [r for r in rows if not r.is_llm]
     best = max(trained, key=lambda r: (r.true == r.pred).mean()) if trained else None
     body = []
     for r in rows:
         acc, lo, hi = accuracy_ci(r.true, np.where(r.pred < 0, k, r.pred))
         p_val = Num(None, DASH)
-        mdd = Num(None, DASH)
         if best is not None and r is not best:
-            test = mcnemar_exact(r.true, np.where(best.pred < 0, k, best.pred), np.where(r.pred < 0, k, r.pred))
-            p_val = Num.p(test["p_value"])
-            d = mcnemar_min_difference(n, test["b"] + test["c"])
-            mdd = Num(None, "none") if d is None else Num(100 * d, f"{100 * d:.1f}")
-        body.append([r.name, *_per_class_cells(r.true, r.pred, k), Num.pct(acc), CI.of((lo, hi)), p_val, mdd])
+            p_val = Num.p(mcnemar_exact(r.true, np.where(best.pred < 0, k, best.pred),
+                                        np.where(r.pred < 0, k, r.pred))["p_value"])
+        d = min_detectable_difference(n, acc)
+        body.append([r.name, *_per_class_cells(r.true, r.pred, k), Num.pct(acc), CI.of((lo, hi)), p_val,
+                     Num(None, DASH) if d is None else Num(100 * d, f"{100 * d:.1f}")])
     per = n // k if n % k == 0 else None
-    note = (f"Identical sample of {n} images ({f'{per} per class' if per else 'stratified'}); cells count correct "
-            f"answers per class. 95% CIs are Wilson intervals; p is the exact McNemar test against the best trained "
-            f"model on this sample{f' ({best.name})' if best else ''}; 'smallest significant gap' is the accuracy "
-            f"difference (points) that McNemar could call significant (α = 0.05) given how often the two disagree "
-            f"here. One image moves accuracy by {100 / n:.1f} points.")
-    table = Table(f"{study.name}_llm_sample", "Per-class results on the LLM sample (Table 2 layout)",
+    note = (f"Identical sample of {n:,} images ({f'{per} per class' if per else 'stratified'}); cells count correct "
+            f"answers per class (no answer counts as wrong). 95% CIs are Wilson intervals; p is the exact McNemar "
+            f"test against the best trained model on this sample{f' ({best.name})' if best else ''}. The smallest "
+            f"detectable gap is the accuracy difference {n:,} images detect with two-sided α = 0.05 and 80% power "
+            f"(paired McNemar detects somewhat smaller gaps when models agree often); one image moves accuracy by "
+            f"{100 / n:.2f} points.")
+    table = Table(key, "Per-class results on the LLM sample (Table 2 layout)",
                   ["model", *study.classes, "overall %", "95% CI", f"McNemar p vs {best.name if best else DASH}",
-                   "smallest significant gap (pts)"], body, note)
+                   "smallest detectable gap (pts)"], body, note)
+    llms = [r.name for r in rows if r.is_llm]
+    pairs = pairwise_mcnemar({r.name: (ids, r.true, r.pred) for r in rows}, llms, None)
     extra = []
-    llms = [r for r in rows if r.is_llm]
-    if len(llms) > 1:
-        pair_rows = []
-        for i, a in enumerate(llms):
-            for b in llms[i + 1:]:
-                test = mcnemar_exact(a.true, np.where(a.pred < 0, k, a.pred), np.where(b.pred < 0, k, b.pred))
-                pair_rows.append([a.name, b.name, Num(test["b"], str(test["b"])), Num(test["c"], str(test["c"])),
-                                  Num.p(test["p_value"])])
-        extra.append(Table(f"{study.name}_llm_pairs", "LLM against LLM on the same sample (exact McNemar)",
-                           ["LLM A", "LLM B", "A right, B wrong", "B right, A wrong", "p"], pair_rows))
+    if pairs:
+        extra.append(Table(f"{key}_pairs", "LLM against LLM on the same images (exact McNemar)",
+                           ["LLM A", "LLM B", "images", "A right, B wrong", "B right, A wrong", "p"],
+                           [[q["a"], q["b"], Num(q["n"], f"{q['n']:,}"), Num(q["b_only_a_right"], str(q["b_only_a_right"])),
+                             Num(q["c_only_b_right"], str(q["c_only_b_right"])), Num.p(q["p_value"])] for q in pairs]))
     return table, extra
 
 
@@ -157,16 +146,21 @@ def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: dict | None)
     skipped = [r for r in llms if r.status == "skipped"]
     for r in skipped:  # said once, here
         blocks.append(Paragraph(f"{r.label}: {r.reason}", strong="LLM not asked.", style="warn"))
-    sample = next((r.sample for r in llms if r.sample and r.sample.get("ids")), None)
-    if sample and any("sample" in r.metrics for r in llms):
-        ids = np.array(sample["ids"], dtype=str)
-        rows = _sample_rows(study, run, ids)
-        if rows:
-            table, extra = sample_table(study, rows, len(ids))
-            blocks += [TableBlock(table), *(TableBlock(t) for t in extra)]
-            grid = _grid(study, run, rows, ids, fig_dir)
-            if grid is not None:
-                blocks.append(grid)
+    # LLMs may score different samples (the paper's 35 images, or a whole test set by batch): one table each.
+    groups: dict[tuple, list] = {}
+    for r in llms:
+        if "sample" in r.metrics and r.sample and r.sample.get("ids"):
+            groups.setdefault(tuple(r.sample["ids"]), []).append(r)
+    for g, (sample_ids, members) in enumerate(groups.items()):
+        ids = np.array(sample_ids, dtype=str)
+        rows = _sample_rows(study, run, ids, members)
+        if not rows:
+            continue
+        table, extra = sample_table(study, rows, ids, f"{study.name}_llm_sample" + (f"_{g + 1}" if g else ""))
+        blocks += [TableBlock(table), *(TableBlock(t) for t in extra)]
+        grid = _grid(study, run, rows, ids, fig_dir) if len(ids) <= 100 else None
+        if grid is not None:
+            blocks.append(grid)
     st = (base or {}).get("sample_table")
     if st:
         cols = st["columns"]

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 class _Strict(BaseModel):
@@ -11,27 +13,85 @@ class _Strict(BaseModel):
 
 
 class EndpointConfig(_Strict):
-    model: str
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = Field(16, gt=0)
-    detail: Literal["low", "high", "auto"] = "low"
-    price_input_per_1m: float | None = Field(None, ge=0)
-    price_output_per_1m: float | None = Field(None, ge=0)
-    label: str | None = None  # row name in tables; default the model name
+    """One model behind an OpenAI-compatible API (OpenAI, Azure OpenAI, Anthropic, Gemini, vLLM, Ollama ...)."""
+
+    model: str = Field(min_length=1, description="Model name; for Azure OpenAI the deployment name.")
+    base_url: str | None = Field(None, description=(
+        "API root, e.g. http://localhost:11434/v1. Unset: $OPENAI_BASE_URL, else OpenAI. For provider 'azure' "
+        "the resource endpoint, e.g. https://NAME.openai.azure.com (else $AZURE_OPENAI_ENDPOINT)."))
+    provider: Literal["openai", "azure"] = Field("openai", description=(
+        "'openai': any OpenAI-compatible server, Bearer key. 'azure': Azure OpenAI (deployment in the URL path, "
+        "api-version query parameter, api-key header); needs api_version."))
+    api_version: str | None = Field(None, description="Azure OpenAI api-version, e.g. 2025-04-01-preview.")
+    api: Literal["chat", "responses"] = Field("chat", description=(
+        "'chat': /chat/completions (every compatible server). 'responses': OpenAI's Responses API /responses."))
+    api_key_env: str = Field("OPENAI_API_KEY", description="NAME of the environment variable holding the key.")
+    temperature: float | None = Field(0.0, ge=0, le=2, description=(
+        "Sampling temperature (the paper used 0). None: not sent (server default). Reasoning models refuse "
+        "anything but their default; ferbench then drops it once, and records that deviation."))
+    max_completion_tokens: int = Field(1024, gt=0, le=200_000, description=(
+        "Completion budget per request, hidden reasoning tokens included. An answer cut off empty by it is "
+        "recorded as truncated and asked again once with truncation_retry_factor times the budget."))
+    token_param: Literal["auto", "max_completion_tokens", "max_tokens"] = Field("auto", description=(
+        "Request field carrying the budget (chat API). 'auto': max_completion_tokens for OpenAI and Azure, "
+        "max_tokens for other servers; a 400 'unsupported_parameter' answer switches it once."))
+    truncation_retry_factor: float = Field(4.0, ge=1, le=64, description=(
+        "Budget multiplier for the single re-ask of an answer truncated by the budget (1: no re-ask)."))
+    reasoning_effort: ReasoningEffort | None = Field(None, description=(
+        "Reasoning effort for reasoning models (chat: reasoning_effort; responses: reasoning.effort). "
+        "None: not sent."))
+    detail: Literal["low", "high", "auto"] = Field("low", description="Image detail level requested.")
+    price_input_per_1m: float | None = Field(None, ge=0, description="USD per 1M input tokens (list price).")
+    price_output_per_1m: float | None = Field(None, ge=0, description="USD per 1M output tokens, reasoning included.")
+    expected_completion_tokens: int | None = Field(None, gt=0, description=(
+        "For cost estimates only: completion tokens a typical answer uses (reasoning included). Unset: "
+        "a rule of thumb by model and reasoning effort, shown as an assumption."))
+    batch: bool = Field(False, description=(
+        "Send the whole sample through the OpenAI Batch API (files + batches; answered within 24 h, at "
+        "batch_price_factor times the price). Resumable: the batch id is recorded."))
+    batch_price_factor: float = Field(0.5, gt=0, le=1, description="Batch API price relative to the list price.")
+    label: str | None = Field(None, description="Row name in tables; default the model name.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data):
+        # older suites say max_tokens: the same budget, now sent under the field name each server accepts
+        if isinstance(data, dict) and "max_tokens" in data:
+            if "max_completion_tokens" in data:
+                raise ValueError("give max_completion_tokens only (max_tokens is its older name)")
+            data = {**data, "max_completion_tokens": data["max_tokens"]}
+            del data["max_tokens"]
+        return data
 
     @field_validator("api_key_env")
     @classmethod
     def _env_name_not_key(cls, v):
-        if v.startswith("sk-") or len(v) > 64:
+        if v.startswith("sk-") or len(v) > 64 or not v.replace("_", "").isalnum():
             raise ValueError("api_key_env takes the NAME of an environment variable, never the key itself")
         return v
 
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.provider == "azure" and not self.api_version:
+            raise ValueError("provider 'azure' needs api_version (the Azure OpenAI api-version, e.g. 2025-04-01-preview)")
+        if self.provider != "azure" and self.api_version:
+            raise ValueError("api_version is only used with provider 'azure'")
+        if self.api == "responses" and self.token_param == "max_tokens":
+            raise ValueError("token_param 'max_tokens' does not exist in the Responses API (it uses max_output_tokens)")
+        if self.batch and self.provider == "azure":
+            raise ValueError("batch: true is implemented for OpenAI's Batch API only (Azure's global-batch "
+                             "deployments use another upload flow)")
+        return self
+
+    @property
+    def priced(self) -> bool:
+        return self.price_input_per_1m is not None and self.price_output_per_1m is not None
+
 
 class SampleConfig(_Strict):
-    split: Literal["test", "val", "PrivateTest", "PublicTest"] = "PrivateTest"
-    per_class: int | None = Field(5, gt=0)  # None: the whole split
+    split: Literal["test", "val", "PrivateTest", "PublicTest", "val+test", "PublicTest+PrivateTest"] = Field(
+        "PrivateTest", description="Partition sampled: test (PrivateTest), val (PublicTest) or both (7,178 images).")
+    per_class: int | None = Field(5, gt=0, description="Images per class; None: the whole split.")
     seed: int = 0
 
 
@@ -41,5 +101,9 @@ class LLMConfig(_Strict):
     prompt: str = "paper"  # a named template (see ferbench.llm.prompts) or the literal prompt text
     image_size: int = Field(48, ge=48, le=1024)
     concurrency: int = Field(4, ge=1, le=64)
-    max_retries: int = Field(5, ge=0)
-    timeout: float = Field(60.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=20, description="Retries of 429/5xx/timeouts per image.")
+    timeout: float = Field(120.0, gt=0, description=(
+        "Total seconds one request may take, connection to last byte (a server that trickles bytes is cut off)."))
+    batch_wait: float = Field(600.0, ge=0, description=(
+        "Seconds a run waits for a pending Batch API job before leaving it to a later run (which resumes it)."))
+    batch_poll_interval: float = Field(15.0, gt=0, description="Seconds between Batch API status checks.")

@@ -56,8 +56,11 @@ class EvalMetrics(_Strict):
     confusion_no_answer: bool = False  # True: a last column counts answers naming no class (LLMs)
     top2_accuracy: float | None = None
     unparsed: int | None = None  # LLM answers naming no class
-    errors: int | None = None  # LLM requests that got no answer
+    errors: int | None = None  # LLM requests that got no answer (failed or not sent)
     truncated: int | None = None  # LLM answers cut by the completion budget
+    not_sent: int | None = None  # LLM requests held back (the --max-cost cap)
+    answered: int | None = None  # LLM requests that got an answer (parsed or not)
+    min_detectable_difference: float | None = None  # accuracy gap this many images detect (alpha 0.05, power 0.8)
 
 
 class EpochRecord(_Strict):
@@ -122,6 +125,7 @@ class ModelInfoRecord(_Strict):
     pretrained: bool = False
     notes: str = ""
     weights: str | None = None
+    keras_kernel_init: str = "glorot_uniform"
 
 
 class _ResultBase(_Strict):
@@ -129,7 +133,7 @@ class _ResultBase(_Strict):
     id: str
     study: str
     label: str
-    status: Literal["ok", "failed", "skipped"]
+    status: Literal["ok", "failed", "skipped", "pending"]  # pending: a Batch API job still running
     config_hash: str
     profile: str
     device: str
@@ -196,7 +200,10 @@ class LLMResult(_ResultBase):
     metrics: dict[Literal["sample"], EvalMetrics] = Field(default_factory=dict)
     usage: dict[str, Any] = Field(default_factory=dict)
     unparsed: list[dict[str, Any]] = Field(default_factory=list)
-    adaptations: list[dict[str, Any]] = Field(default_factory=list)
+    adaptations: list[dict[str, Any]] = Field(default_factory=list)  # request changes the endpoint forced
+    request: dict[str, Any] | None = None  # the request fields as actually sent (no messages)
+    estimate: dict[str, Any] | None = None  # requests, tokens and cost estimated before sending
+    batch: dict[str, Any] | None = None  # the Batch API job (id, status, lines)
 
 
 ExperimentResult = Annotated[Union[ModelResult, LLMResult], Field(discriminator="kind")]
