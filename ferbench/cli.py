@@ -60,9 +60,13 @@ _device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cud
               "cached answers.")
 @click.option("--dry-run", is_flag=True, help="List what would run or be reused, with LLM request counts; run nothing.")
 @click.option("--max-cost", type=float, metavar="USD", help="LLM: a hard cap on the estimated spend of this run.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: one experiment after another in this process; ray: model experiments as Ray tasks "
+                   "(pip install 'ferbench[ray]').")
+@click.option("--address", metavar="ADDR", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray instance).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
 def run(suite, data, profile, results_dir, only, device, no_pretrained, epochs, seed, limit, force, eval_only,
-        skip_bad, no_cache, refresh_llm, dry_run, max_cost, as_json):
+        skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, as_json):
     """Run every experiment of SUITE not already complete, then write the report."""
     from .experiments import RunOptions
     from .runner import run_suite
@@ -76,7 +80,8 @@ def run(suite, data, profile, results_dir, only, device, no_pretrained, epochs, 
     overrides = Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit)
     try:
         s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
-                      overrides=overrides, options=options, skip_bad=skip_bad, console=out)
+                      overrides=overrides, options=options, skip_bad=skip_bad, executor=executor,
+                      address=address, console=out)
     except FerbenchError as exc:
         _fail(exc)
     if as_json:

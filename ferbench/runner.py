@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
@@ -182,11 +183,64 @@ def status_line(r: ExperimentResult) -> str:
     return f"[green]ok[/] {acc} ({r.wall_seconds:.1f} s)"
 
 
+@dataclass
+class RunContext:
+    """What every experiment of one run shares."""
+    store: RunStore
+    splits: SplitCache
+    device: object  # torch.device
+    profile: str
+    options: RunOptions
+    console: Console
+    data: FERData
+
+
+def compute(item: PlannedExperiment, run: RunContext, split: SplitData, progress=None, device=None) -> Outcome:
+    """Run one experiment's handler (here, or on a Ray worker with its own device)."""
+    ctx = Context(split=split, device=device or run.device, store=run.store, config_hash=item.config_hash,
+                  options=run.options, progress=progress, console=run.console)
+    return run_experiment(item.exp, ctx)
+
+
+class _Recorder:
+    """Writes what the executor reports through the store and keeps the display and summary current."""
+
+    def __init__(self, run: RunContext, bar: RunProgress, summary: RunSummary):
+        self.run, self.bar, self.summary = run, bar, summary
+
+    def started(self, item: PlannedExperiment):
+        exp = item.exp
+        if item.why_rerun and item.why_rerun != "config changed":
+            self.bar.line(f"[yellow]{escape(exp.id)}: stored result not reused: {escape(item.why_rerun)}[/]")
+        return self.bar.started(exp.id, exp.train.epochs if exp.kind == "train" else None)
+
+    def finished(self, item: PlannedExperiment, outcome: Outcome | None, error: BaseException | None,
+                 seconds: float, split: SplitData | None, trace: str | None = None) -> None:
+        run = self.run
+        base = _base_fields(item.exp, item.config_hash, run.profile, str(run.device), split)
+        try:
+            result = store_outcome(run.store, base, outcome, seconds) if error is None else \
+                store_failure(run.store, base, error, seconds, trace)
+        except ValidationError as exc:  # the outcome did not fit the result contract: record it, go on
+            result = store_failure(run.store, base, exc, seconds)
+        s = self.summary
+        {"ok": s.done, "failed": s.failed, "pending": s.pending}.get(result.status, s.skipped).append(item.exp.id)
+        s.results.append(result)
+        self.bar.finished(item.exp.id, result.status, status_line(result))
+
+    def reused(self, item: PlannedExperiment) -> None:
+        self.summary.reused.append(item.exp.id)
+        self.summary.results.append(item.reuse)
+        self.bar.reused(item.exp.id)
+
+
 def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | None = None,
               results_dir: str | Path = "results", only: str | None = None, device: str = "auto",
               overrides: Overrides = Overrides(), options: RunOptions = RunOptions(), skip_bad: bool = False,
-              console: Console | None = None, report: bool = True) -> RunSummary:
+              executor: str = "local", address: str | None = None, console: Console | None = None,
+              report: bool = True) -> RunSummary:
     from .engine import select_device
+    from .executors import make_executor
 
     console = console or Console()
     t_start = time.perf_counter()
@@ -200,6 +254,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         from .llm.cost import check_max_cost
 
         check_max_cost(llm_exps, options.llm.max_cost)  # an unenforceable cap fails before anything is trained
+    executor_ = make_executor(executor, address, console) if not options.dry_run else None
     spec, origin = resolve_data_spec(data, suite.config.data, suite.dir)
     store = RunStore(Path(results_dir) / run_folder_name(suite.name, profile, overrides))
     console.print(f"[bold]ferbench[/] suite [cyan]{escape(suite.name)}[/], profile [cyan]{escape(profile)}[/], "
@@ -236,9 +291,13 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         store.write_run(header)
         figures.sample_grid(fer.images, fer.labels, fer.classes, store.root / "figures" / "samples.png",
                             title="Sample images per class")
+        run = RunContext(store, splits, dev, profile, options, console, fer)
         with RunProgress(console, len(exps)) as bar:
+            recorder = _Recorder(run, bar, summary)
             for item in summary.plan:
-                _run_one(item, store, splits, dev, profile, options, bar, summary)
+                if item.reuse is not None:
+                    recorder.reused(item)
+            executor_.run([i for i in summary.plan if i.reuse is None], run, recorder)
         summary.seconds = time.perf_counter() - t_start
         header.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         header.wall_seconds = summary.seconds
@@ -248,33 +307,3 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
 
             summary.report = render_report(store.root)
     return summary
-
-
-def _run_one(item: PlannedExperiment, store: RunStore, splits: SplitCache, dev, profile: str,
-             options: RunOptions, bar: RunProgress, summary: RunSummary) -> None:
-    exp = item.exp
-    if item.reuse is not None:
-        summary.reused.append(exp.id)
-        summary.results.append(item.reuse)
-        bar.reused(exp.id)
-        return
-    if item.why_rerun and item.why_rerun not in ("config changed",):
-        bar.line(f"[yellow]{escape(exp.id)}: stored result not reused: {escape(item.why_rerun)}[/]")
-    t0 = time.perf_counter()
-    progress = bar.started(exp.id, exp.train.epochs if exp.kind == "train" else None)
-    split = None
-    try:
-        split = splits.get(exp)
-        base = _base_fields(exp, item.config_hash, profile, str(dev), split)
-        ctx = Context(split=split, device=dev, store=store, config_hash=item.config_hash, options=options,
-                      progress=progress, console=bar.console)
-        result = store_outcome(store, base, run_experiment(exp, ctx), time.perf_counter() - t0)
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:  # one failure must not stop the suite
-        base = _base_fields(exp, item.config_hash, profile, str(dev), split)
-        result = store_failure(store, base, exc, time.perf_counter() - t0)
-    {"ok": summary.done, "failed": summary.failed, "pending": summary.pending}.get(
-        result.status, summary.skipped).append(exp.id)
-    summary.results.append(result)
-    bar.finished(exp.id, result.status, status_line(result))
