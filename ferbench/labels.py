@@ -1,7 +1,5 @@
-"""Class names, their common spellings, and mapping between class orders."""
+"""Class names and their common spellings (folder names, model answers)."""
 from __future__ import annotations
-
-from . import CLASSES
 
 # Word forms seen in folder names and model answers, mapped to the canonical class.
 ALIASES: dict[str, str] = {
@@ -25,9 +23,3 @@ def canonical_class(name: str) -> str | None:
     """The canonical class for a spelling such as 'Happiness' or 'surprised', else None."""
     return ALIASES.get(name.strip().lower())
 
-
-def class_index(name: str) -> int:
-    cls = canonical_class(name)
-    if cls is None:
-        raise KeyError(f"unknown class {name!r}; expected one of {', '.join(CLASSES)}")
-    return CLASSES.index(cls)

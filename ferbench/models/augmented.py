@@ -16,6 +16,9 @@ from torch import nn
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from .layers import ResidualBlock, TransferNet, conv_bn_relu
 from .pretrained import timm_pretrained, torchvision_state_dict
+
+_MOBILENET = "torchvision:MobileNet_V2_Weights.IMAGENET1K_V1"
+_VIT = "timm:vit_tiny_patch16_224"
 from ._registry import ModelInfo, register_model
 
 _PAPER = "augmented, 'Model Building'"
@@ -51,18 +54,17 @@ class _MobileNetTransfer(TransferNet):
 
 @register_model(ModelInfo("mobilenet_v2_transfer", "augmented", _PAPER + " / MobileNetV2 Model",
                           InputSpec(96, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True,
-                          weights="torchvision:MobileNet_V2_Weights.IMAGENET1K_V1",
+                          weights=_MOBILENET,
                           notes="ImageNet MobileNetV2 (torchvision weights; 96x96 RGB input and ImageNet mean/std "
                           "assumed, the study scaled pixels to [0, 1]), GAP > dense128 > dropout 0.3 > 7 "
                           "(the head 'mirrors the ResNet approach'); head first with the base frozen, then "
                           "the top N feature blocks unfrozen at a lower LR (N, epochs and LR not given)"))
 def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
-    from torchvision.models import MobileNet_V2_Weights, mobilenet_v2
+    from torchvision.models import mobilenet_v2
 
     net = mobilenet_v2()
     if pretrained:
-        net.load_state_dict(torchvision_state_dict("mobilenet_v2_transfer", MobileNet_V2_Weights.IMAGENET1K_V1,
-                                                   weights))
+        net.load_state_dict(torchvision_state_dict("mobilenet_v2_transfer", _MOBILENET, weights))
     backbone = nn.Sequential(net.features, nn.AdaptiveAvgPool2d(1), nn.Flatten())
     return _MobileNetTransfer(backbone, nn.Sequential(nn.Linear(1280, 128), nn.ReLU(), nn.Dropout(0.3),
                                                       nn.Linear(128, num_classes)))
@@ -70,7 +72,7 @@ def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights
 
 @register_model(ModelInfo("vit_tiny", "augmented", _PAPER + " / Vision Transformer (ViT) Model",
                           InputSpec(224, 3, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), pretrained=True,
-                          weights="timm:vit_tiny_patch16_224",
+                          weights=_VIT,
                           notes="timm vit_tiny_patch16_224 (ImageNet), new linear head, fine-tuned end to end at 224 px; "
                           "mean/std 0.5 as timm's weights expect (the study scaled pixels to [0, 1])"))
 def vit_tiny(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
@@ -78,5 +80,5 @@ def vit_tiny(num_classes: int = 7, pretrained: bool = True, weights: str | None 
 
     # dynamic_img_size lets CPU profiles run it below 224 px (position embeddings are resampled).
     if pretrained:
-        return timm_pretrained("vit_tiny", "vit_tiny_patch16_224", num_classes, weights, dynamic_img_size=True)
+        return timm_pretrained("vit_tiny", _VIT, num_classes, weights, dynamic_img_size=True)
     return timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=num_classes, dynamic_img_size=True)

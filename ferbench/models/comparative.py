@@ -13,6 +13,8 @@ from torch import nn
 from .adapter import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 from .layers import TransferNet
 from .pretrained import torchvision_state_dict
+
+_WEIGHTS = "torchvision:ResNet50_Weights.IMAGENET1K_V1"
 from ._registry import ModelInfo, register_model
 
 _PAPER = "comparative, 'Model architectures'"
@@ -52,17 +54,17 @@ class _ResNet50Transfer(TransferNet):
 
 
 @register_model(ModelInfo("resnet50_transfer", "comparative", _PAPER,
-                          InputSpec(224, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True, weights="torchvision:ResNet50_Weights.IMAGENET1K_V1",
+                          InputSpec(224, 3, IMAGENET_MEAN, IMAGENET_STD), pretrained=True, weights=_WEIGHTS,
                           notes="ImageNet ResNet-50 (torchvision weights), frozen base in inference mode, GAP > "
                           "dense256 ReLU > dropout 0.5 > 7; Adam 1e-4, mixed precision. Differs: ImageNet "
                           "mean/std input normalization, as the torchvision weights expect; the paper "
                           "rescaled to [0, 1] 'across all pipelines' (section 'Data preparation')"))
 def resnet50_transfer(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
-    from torchvision.models import ResNet50_Weights, resnet50
+    from torchvision.models import resnet50
 
     backbone = resnet50()
     if pretrained:
-        backbone.load_state_dict(torchvision_state_dict("resnet50_transfer", ResNet50_Weights.IMAGENET1K_V1, weights))
+        backbone.load_state_dict(torchvision_state_dict("resnet50_transfer", _WEIGHTS, weights))
     backbone.fc = nn.Identity()
     net = _ResNet50Transfer(backbone, nn.Sequential(nn.Linear(2048, 256), nn.ReLU(), nn.Dropout(0.5),
                                                     nn.Linear(256, num_classes)))

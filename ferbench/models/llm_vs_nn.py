@@ -12,6 +12,8 @@ from torch import nn
 
 from .adapter import InputSpec
 from .pretrained import torchvision_state_dict
+
+_WEIGHTS = "torchvision:ResNet34_Weights.IMAGENET1K_V1"
 from ._registry import ModelInfo, register_model
 
 _PAPER = "llm_vs_nn, 4.3 Methodology and Figure 3"
@@ -60,17 +62,17 @@ def rnn(num_classes: int = 7, cell: str = "lstm", hidden: int = 128, layers: int
     return RowRNN(num_classes, cell, hidden, layers)
 
 
-@register_model(ModelInfo("resnet34", "llm_vs_nn", _PAPER, InputSpec(), pretrained=True, weights="torchvision:ResNet34_Weights.IMAGENET1K_V1",
+@register_model(ModelInfo("resnet34", "llm_vs_nn", _PAPER, InputSpec(), pretrained=True, weights=_WEIGHTS,
                           notes="torchvision ResNet-34 with ImageNet weights ('pre-trained', 6.2 ResNET), fine-tuned "
                           "end to end on 48x48 grayscale (no resizing, 4.3): first conv takes 1 channel "
                           "(ImageNet RGB filters summed = gray replicated to RGB), new 7-way fc; input x/255 "
                           "(normalization not stated)"))
 def resnet34(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
-    from torchvision.models import ResNet34_Weights, resnet34 as tv_resnet34
+    from torchvision.models import resnet34 as tv_resnet34
 
     net = tv_resnet34()
     if pretrained:
-        net.load_state_dict(torchvision_state_dict("resnet34", ResNet34_Weights.IMAGENET1K_V1, weights))
+        net.load_state_dict(torchvision_state_dict("resnet34", _WEIGHTS, weights))
     w = net.conv1.weight.detach().sum(dim=1, keepdim=True)
     net.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
     net.conv1.weight.data.copy_(w)
