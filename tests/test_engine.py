@@ -33,15 +33,34 @@ def test_early_stopping_on_scripted_curve():
     assert es.step(0.5, 0) == (True, False) and es.step(0.6, 1) == (True, False) and es.step(0.4, 2) == (False, True)
 
 
-def test_reduce_lr_on_plateau_on_scripted_curve():
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=1e-3)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=1, min_lr=1e-4)
-    lrs = []
-    for v in [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]:
-        sched.step(v)
-        lrs.append(opt.param_groups[0]["lr"])
-    assert lrs[:4] == [1e-3, 1e-3, 5e-4, 5e-4] and min(lrs) == pytest.approx(1e-4)
+def _scripted_fit(small, cfg, val_curve, monkeypatch):
+    """fit() with the validation (loss, accuracy) of each epoch scripted: the schedule wiring is what runs."""
+    import ferbench.engine as engine
+
+    curve = iter(val_curve)
+    monkeypatch.setattr(engine, "_evaluate", lambda *a, **k: next(curve))
+    return _fit(small, cfg, "mlp")[1].history
+
+
+def test_plateau_schedule_watches_its_own_metric(small, monkeypatch):
+    # val accuracy keeps improving (early stopping's metric) while val loss is flat (the schedule's metric)
+    curve = [(1.0, 0.1 * i) for i in range(1, 8)]
+    cfg = TrainConfig(epochs=7, lr=0.01, schedule="plateau", plateau_monitor="val_loss", plateau_patience=2,
+                      plateau_factor=0.5, monitor="val_accuracy")
+    lrs = [h["lr"] for h in _scripted_fit(small, cfg, curve, monkeypatch)]
+    # torch's ReduceLROnPlateau: 1 best epoch + patience 2 flat epochs, cut after the 4th epoch's step
+    assert lrs == [0.01] * 4 + [0.005] * 3
+    # the same settings watching val accuracy (plateau_monitor 'same') never cut
+    same = _scripted_fit(small, cfg.model_copy(update={"plateau_monitor": "same"}), curve, monkeypatch)
+    assert {h["lr"] for h in same} == {0.01}
+
+
+def test_keras_plateau_cuts_after_patience_flat_epochs(small, monkeypatch):
+    curve = [(1.0, 0.5)] * 6
+    cfg = TrainConfig(epochs=6, lr=0.01, schedule="plateau", plateau_monitor="val_loss", plateau_patience=2,
+                      plateau_factor=0.5, keras_defaults=True)
+    lrs = [h["lr"] for h in _scripted_fit(small, cfg, curve, monkeypatch)]
+    assert lrs == [0.01] * 3 + [0.005] * 2 + [0.0025]  # Keras: after 2 epochs without improvement
 
 
 def test_engine_early_stopping_restores_best(small):
@@ -102,10 +121,24 @@ def test_freeze_schedule_unfreezes_after_freeze_epochs(small):
     assert not r.feature_cache_used
 
 
-def test_class_weights_and_label_smoothing_run(small):
+def test_class_weights_and_label_smoothing_reach_the_loss(small, monkeypatch):
     w = balanced_class_weights(np.array([0, 0, 0, 1]), 3)
     np.testing.assert_allclose(w, [4 / 9, 4 / 3, 0])
-    _fit(small, TrainConfig(epochs=1, class_weights=True, label_smoothing=0.1, optimizer="sgd", schedule="cosine"))
+    import ferbench.engine as engine
+
+    seen = []
+    real = engine.F.cross_entropy
+
+    def spy(logits, target, weight=None, label_smoothing=0.0, **kw):
+        seen.append((weight, label_smoothing))
+        return real(logits, target, weight=weight, label_smoothing=label_smoothing, **kw)
+
+    monkeypatch.setattr(engine.F, "cross_entropy", spy)
+    _fit(small, TrainConfig(epochs=1, class_weights=True, label_smoothing=0.3), "mlp")
+    expected = torch.tensor(balanced_class_weights(small.train.labels, 7), dtype=torch.float32)
+    train_calls = [c for c in seen if c[1] == 0.3]
+    assert train_calls and all(torch.equal(wt, expected) for wt, _ in train_calls)
+    assert any(ls == 0.0 and torch.equal(wt, expected) for wt, ls in seen)  # validation: weighted, unsmoothed
 
 
 def test_config_rejects_bad_values():

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from ferbench import CLASSES
 from ferbench.cli import main
+from ferbench.data import load_data
 from ferbench.errors import ModelLoadError
 from ferbench.models.loading import load_user_model
 from ferbench.schema.suite import UserModelConfig
@@ -174,3 +175,152 @@ def test_models_cli_reports_weight_availability(tmp_path, monkeypatch):
     assert str(tmp_path / "hub" / "checkpoints" / "resnet34-b627a593.pth") in miss["looked"]
     out = CliRunner().invoke(main, ["models"]).output
     assert "no: resnet34-b627a593.pth" in out
+
+
+# --- issue 11: every loaded format in every table, probabilities kept, layouts explained ---------------
+
+class _Tiny(torch.nn.Module):
+    """A small convolutional FER net (untrained, seeded): enough to tell formats apart if they differed."""
+
+    def __init__(self, softmax: bool = False, nhwc: bool = False):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = torch.nn.Linear(4 * 4 * 4, 7)
+        self.softmax, self.nhwc = softmax, nhwc
+
+    def forward(self, x):
+        if self.nhwc:
+            x = x.permute(0, 3, 1, 2)
+        x = torch.nn.functional.adaptive_avg_pool2d(torch.relu(self.conv(x)), 4).flatten(1)
+        out = self.fc(x)
+        return torch.softmax(out, 1) if self.softmax else out
+
+
+def _save_formats(tmp_path: Path) -> dict[str, Path]:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    batch = torch.export.Dim("batch")
+    files = {"ts": tmp_path / "tiny.pt", "ex": tmp_path / "tiny.pt2", "ox": tmp_path / "tiny.onnx",
+             "proba": tmp_path / "tiny_proba.pt"}
+    torch.jit.save(torch.jit.script(_Tiny()), files["ts"])
+    torch.export.save(torch.export.export(_Tiny(), (torch.rand(4, 1, 48, 48),), dynamic_shapes=({0: batch},)),
+                      files["ex"])
+    torch.onnx.export(_Tiny(), (torch.rand(4, 1, 48, 48),), str(files["ox"]), dynamo=True,
+                      dynamic_shapes=({0: batch},))
+    torch.jit.save(torch.jit.script(_Tiny(softmax=True)), files["proba"])
+    return files
+
+
+@pytest.fixture(scope="module")
+def four_models(tmp_path_factory):
+    """One study: a trained model and TorchScript, torch.export and ONNX files of one net, plus a
+    variant of that net that outputs probabilities."""
+    tmp = tmp_path_factory.mktemp("four")
+    files = _save_formats(tmp)
+    loads = "".join(f"      - {{model: {{load: {json.dumps(str(f))}, {INPUT}}}, label: {k}}}\n" for k, f in files.items())
+    suite = tmp / "four.yaml"
+    suite.write_text(f"name: four\ndata: {DATA}\ndefaults: {{epochs: 1}}\nstudies:\n  - name: s\n"
+                     f"    split: {{kind: official, train_per_class: 20, eval_per_class: 12}}\n"
+                     f"    experiments:\n      - {{model: mlp}}\n{loads}")
+    r = _run(suite, tmp / "res")
+    assert r.exit_code == 0, r.output
+    return tmp / "res/four", files
+
+
+def test_every_loaded_format_is_in_every_table(four_models):
+    from html.parser import HTMLParser
+
+    run_dir, _ = four_models
+    md = (run_dir / "report.md").read_text()
+    labels = ["mlp", "ts (loaded)", "ex (loaded)", "ox (loaded)", "proba (loaded)"]
+    acc_table = md.split("### Test accuracy")[1].split("###")[0]
+    f1_table = md.split("### Per-class F1 on test")[1].split("###")[0]
+    for lbl in labels:
+        assert f"| {lbl} " in acc_table, lbl
+        assert f"| {lbl.replace(' (loaded)', '')} " in f1_table, lbl
+    for name in ("ts", "ex", "ox", "proba"):
+        assert f"Confusion matrix: {name}" in md and f"Per-class precision / recall / F1: {name}" in md
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self._row, self._in = [], None, False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self._row = []
+            self._in = tag in ("td", "th")
+
+        def handle_data(self, data):
+            if self._in and self._row is not None:
+                self._row.append(data.strip())
+
+        def handle_endtag(self, tag):
+            if tag == "tr" and self._row is not None:
+                self.rows.append(self._row)
+            if tag in ("td", "th"):
+                self._in = False
+
+    p = Cells()
+    p.feed((run_dir / "report.html").read_text())
+    first_cells = {r[0] for r in p.rows if r}
+    assert set(labels) <= first_cells
+    assert (run_dir / "tables/s_accuracy.csv").read_text().count("(loaded)") == 4
+
+
+def test_formats_agree_and_probabilities_stay_probabilities(four_models):
+    run_dir, files = four_models
+    preds = {k: _probs(run_dir / f"s.{k}/predictions.csv") for k in files}
+    ids = sorted(preds["ts"])
+    ts = np.stack([preds["ts"][i] for i in ids])
+    np.testing.assert_array_equal(ts, np.stack([preds["ex"][i] for i in ids]))  # both run in torch
+    np.testing.assert_allclose(ts, np.stack([preds["ox"][i] for i in ids]), atol=2e-5)  # onnxruntime
+    res = {k: json.loads((run_dir / f"s.{k}/result.json").read_text()) for k in files}
+    assert {res[k]["load"]["format"] for k in files} == {"torchscript", "export", "onnx"}
+    assert res["proba"]["load"]["outputs"] == "probabilities" and res["proba"]["load"]["outputs_detected"]
+    assert res["ts"]["load"]["outputs"] == "logits"
+    # the probability variant's predictions.csv rows are its outputs, not a second softmax of them
+    d = load_data(DATA)
+    from ferbench.data.splits import make_split
+
+    test = make_split(d, "official", train_per_class=20, eval_per_class=12).test
+    with torch.no_grad():
+        out = _Tiny(softmax=True)(torch.from_numpy(test.images).float().div(255).unsqueeze(1)).numpy()
+    got = np.stack([preds["proba"][i] for i in test.ids])
+    np.testing.assert_allclose(got, out, atol=6e-6)
+    # parameters: the ONNX initializers and the exported program count what the module has
+    n = sum(p.numel() for p in _Tiny().parameters())
+    assert {res[k]["parameters"]["total"] for k in ("ts", "ex", "ox")} == {n}
+    assert res["ox"]["parameters"]["counted_from"] == "ONNX initializers"
+    # no Grad-CAM for files that cannot be hooked, and the report says why
+    assert res["ts"]["gradcam"]["available"] is False and "cannot be hooked" in res["ts"]["gradcam"]["reason"]
+    assert "No Grad-CAM for ts: a torchscript file cannot be hooked" in (run_dir / "report.md").read_text()
+
+
+def test_channels_last_onnx_is_transposed_or_refused(tmp_path):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    f = tmp_path / "keras_like.onnx"
+    torch.onnx.export(_Tiny(nhwc=True), (torch.rand(4, 48, 48, 1),), str(f), dynamo=True,
+                      dynamic_shapes=({0: torch.export.Dim("batch")},))
+    imgs = load_data(DATA).images[:16]
+    loaded = load_user_model(_cfg(load=str(f)), CLASSES, probe_images=imgs)
+    assert loaded.layout == "NHWC" and "NHWC" in loaded.notes[0]
+    with torch.no_grad():
+        x = torch.from_numpy(imgs).float().div(255).unsqueeze(1)
+        np.testing.assert_allclose(loaded.model(x).numpy(), _Tiny()(x).numpy(), atol=2e-5)
+    with pytest.raises(ModelLoadError, match=r"declares layout NCHW but the ONNX input is .*NHWC"):
+        load_user_model(_cfg(load=str(f), layout="NCHW"), CLASSES)
+
+
+def test_fixed_batch_export_gets_the_dynamic_batch_hint_and_others_do_not(tmp_path):
+    f = tmp_path / "fixed.pt2"
+    torch.export.save(torch.export.export(_Tiny(), (torch.rand(1, 1, 48, 48),)), f)
+    with pytest.raises(ModelLoadError, match="need a dynamic batch dimension"):
+        load_user_model(_cfg(load=str(f)), CLASSES)
+    g = tmp_path / "t.pt"
+    torch.jit.save(torch.jit.script(_Tiny()), g)
+    with pytest.raises(ModelLoadError) as e:
+        load_user_model(_cfg(load=str(g), input={"size": 48, "channels": 3}), CLASSES)
+    assert "dynamic batch" not in str(e.value) and "The runtime said" in str(e.value)

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ferbench.cli import main
@@ -78,6 +79,7 @@ def test_rerun_reuses_and_changed_config_reruns(tmp_path):
     assert set(json.loads((tmp_path / "res/t/run.json").read_text())["experiments"]) == {"s.basic_cnn", "s.mlp"}
 
 
+@pytest.mark.slow
 def test_sigkill_midway_then_rerun_completes_without_redoing(tmp_path):
     suite = _suite(tmp_path, """name: k
 data: synthetic:3500:1

@@ -45,13 +45,15 @@ class OnnxModule(nn.Module):
         return torch.from_numpy(np.asarray(out)).to(x.device)
 
     def parameter_count(self) -> int:
-        """Elements of the graph's initializers (an ONNX file's weights)."""
+        """Elements of the graph's floating-point initializers (an ONNX file's weights; integer
+        initializers are shapes and indices, not parameters)."""
         try:
             import onnx
         except ImportError:
             return 0
+        floats = {onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE, onnx.TensorProto.BFLOAT16}
         graph = onnx.load(str(self.path), load_external_data=False).graph
-        return int(sum(np.prod(t.dims, dtype=np.int64) for t in graph.initializer))
+        return int(sum(np.prod(t.dims, dtype=np.int64) for t in graph.initializer if t.data_type in floats))
 
 
 def runs_on_cpu_only(model: FERModel) -> bool:
