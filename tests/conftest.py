@@ -67,3 +67,13 @@ def synth():
     from ferbench.data import load_data
 
     return load_data("synthetic:1400:3")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """For LLM tests: the fake endpoint's key in the environment, the synthetic split, each image's class."""
+    from fake_openai import KEY, synthetic_split, truth_by_sha
+
+    monkeypatch.setenv("FAKE_KEY", KEY)
+    split = synthetic_split()
+    return split, truth_by_sha(split)

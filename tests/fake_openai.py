@@ -360,3 +360,14 @@ def truth_by_sha(split, size: int = 48) -> dict:
 def correct(truth):
     """A script that answers every image with its true class."""
     return lambda n, sha, body: Reply(truth[sha])
+
+
+
+KEY = "test-key-0123"
+
+
+def llm_options(tmp_path, **kw):
+    """LLM run options for a test: a private response cache, no real sleeping between retries."""
+    from ferbench.llm.query import LLMRunOptions
+
+    return LLMRunOptions(cache_dir=tmp_path / "cache", sleep=lambda s: None, **kw)

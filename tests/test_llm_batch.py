@@ -3,35 +3,21 @@ import json
 
 import numpy as np
 import pytest
-from fake_openai import (  # noqa: F401
+from fake_openai import (
     FakeOpenAI,
+    llm_options,
     Reply,
     correct,
     llm_experiment,
-    synthetic_split,
-    truth_by_sha,
 )
 
 from ferbench.llm.query import (
-    LLMRunOptions,
     estimate_llm_experiment,
     run_llm_experiment,
 )
 from ferbench.store import RunStore, read_predictions
 
-KEY = "test-key-0123"
 PRICES = {"price_input_per_1m": 1.25, "price_output_per_1m": 10.0}
-
-
-@pytest.fixture
-def env(monkeypatch):
-    monkeypatch.setenv("FAKE_KEY", KEY)
-    split = synthetic_split()
-    return split, truth_by_sha(split)
-
-
-def _opts(tmp_path, **kw):
-    return LLMRunOptions(cache_dir=tmp_path / "cache", sleep=lambda s: None, **kw)
 
 
 def test_whole_test_set_through_a_batch_with_some_failed_lines(tmp_path, env):
@@ -50,7 +36,7 @@ def test_whole_test_set_through_a_batch_with_some_failed_lines(tmp_path, env):
                              batch_wait=30, temperature=None, **PRICES)
         est = estimate_llm_experiment(exp, split)
         assert est["requests"] == n and est["batch_requests"] == n - 1
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path))
         uploads = [p for m, p in srv.http_log if p.endswith("/files") and m == "POST"]
         assert len(uploads) == 1 and len(srv.batches) == 1
         lines = srv.files["file-1"]["data"].decode().splitlines()
@@ -70,7 +56,7 @@ def test_whole_test_set_through_a_batch_with_some_failed_lines(tmp_path, env):
         assert 0.03 < m["min_detectable_difference"] < 0.2
         # the next run sends only the failed images, in a new batch
         broken["on"] = False
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path))
         assert len(srv.batches) == 2 and len(srv.files["file-4"]["data"].decode().splitlines()) == n_fear - 1
         assert res.get("status") is None and res["metrics"]["sample"]["accuracy"] == 1.0
         assert res["usage"]["resumed_answers"] == n - n_fear
@@ -81,7 +67,7 @@ def test_a_run_killed_while_the_batch_is_pending_resumes_it(tmp_path, env):
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="gpt-5-mini", base_url=srv.base_url, batch=True, batch_wait=0, **PRICES)
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, max_cost=1.0))
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path, max_cost=1.0))
         assert res["status"] == "pending" and "re-run to collect" in res["reason"]
         bid = res["batch"]["batch_id"]
         state = json.loads((tmp_path / "r/s.llm.m/llm_batch.json").read_text())
@@ -91,7 +77,7 @@ def test_a_run_killed_while_the_batch_is_pending_resumes_it(tmp_path, env):
         # "killed": a new process, new options; meanwhile the batch finished
         srv.finish_batches()
         before = len(srv.http_log)
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, max_cost=1.0))
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path, max_cost=1.0))
         new = srv.http_log[before:]
         assert not [p for m, p in new if m == "POST"]  # nothing uploaded or sent again
         assert res.get("status") is None and res["metrics"]["sample"]["accuracy"] == 1.0
@@ -100,7 +86,7 @@ def test_a_run_killed_while_the_batch_is_pending_resumes_it(tmp_path, env):
         assert spend["pending_usd"] == 0 and spend["usd"] == pytest.approx(res["usage"]["spent_usd_all_runs"])
         assert [p for _, p in new] == ["/v1/batches/batch_1", "/v1/files/file-2/content"]
         # the third run: complete, nothing sent or polled
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path))
         assert len(srv.http_log) == before + 2 and res["usage"]["resumed_answers"] == 21
 
 
@@ -109,12 +95,12 @@ def test_a_batch_is_found_again_when_the_kill_came_before_its_id_was_recorded(tm
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, batch=True, batch_wait=0, per_class=1)
-        run_llm_experiment(exp, split, store, options=_opts(tmp_path))
+        run_llm_experiment(exp, split, store, options=llm_options(tmp_path))
         state = json.loads((tmp_path / "r/s.llm.m/llm_batch.json").read_text())
         del state["batch_id"]  # as if killed between creating the batch and recording it
         store.write_state("s.llm.m", "llm_batch", state)
         srv.finish_batches()
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path))
         assert len(srv.batches) == 1 and res["metrics"]["sample"]["accuracy"] == 1.0
 
 
@@ -124,7 +110,7 @@ def test_batch_under_max_cost_sends_what_the_cap_allows(tmp_path, env):
         exp = llm_experiment(model="m", base_url=srv.base_url, batch=True, batch_wait=30,
                              price_input_per_1m=10_000.0, price_output_per_1m=0.0)
         # $1 for the probe; a batch line reserves $0.50: $4 buys the probe and six lines
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path, max_cost=4.0))
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path, max_cost=4.0))
         assert len(srv.files["file-1"]["data"].decode().splitlines()) == 6
     m = res["metrics"]["sample"]
     assert m["answered"] == 7 and m["not_sent"] == 14 and "max-cost" in res["error"]
@@ -136,9 +122,9 @@ def test_batch_expired_keeps_what_was_answered(tmp_path, env):
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, batch=True, batch_wait=0, per_class=2)
         store = RunStore(tmp_path / "r")
-        run_llm_experiment(exp, split, store, options=_opts(tmp_path))
+        run_llm_experiment(exp, split, store, options=llm_options(tmp_path))
         srv.finish_batches("expired")  # half the lines answered
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path))
     m = res["metrics"]["sample"]
     assert m["answered"] == 1 + 6 and m["errors"] == 7 and "status expired" in res["error"] + str(
         read_predictions(tmp_path / "r/s.llm.m/predictions.csv")["error"].tolist())
@@ -162,8 +148,8 @@ def test_refresh_abandons_a_pending_batch_and_asks_again(tmp_path, env):
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, batch=True, batch_wait=0, per_class=1)
-        assert run_llm_experiment(exp, split, store, options=_opts(tmp_path))["status"] == "pending"
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, refresh=True))
+        assert run_llm_experiment(exp, split, store, options=llm_options(tmp_path))["status"] == "pending"
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path, refresh=True))
         assert srv.batches["batch_1"]["status"] == "cancelled" and len(srv.batches) == 2
         assert res["status"] == "pending" and res["batch"]["batch_id"] == "batch_2"
 
@@ -173,7 +159,7 @@ def test_a_tampered_journal_is_checked(tmp_path, env):
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1)
-        run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        run_llm_experiment(exp, split, store, options=llm_options(tmp_path, no_cache=True))
         path = tmp_path / "r/s.llm.m/answers.jsonl"
         lines = path.read_text().splitlines()
         rec = json.loads(lines[1])
@@ -181,7 +167,7 @@ def test_a_tampered_journal_is_checked(tmp_path, env):
         rec2 = json.loads(lines[2])
         rec2.update(completion_tokens=10**12, status="ok", text="happy \ud800")
         path.write_text("\n".join([lines[0], json.dumps(rec), json.dumps(rec2), *lines[3:]]) + "\n")
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        res = run_llm_experiment(exp, split, store, options=llm_options(tmp_path, no_cache=True))
         assert len(srv.requests) == 7 + 1  # the unusable record is asked again
         assert res["usage"]["resumed_answers"] == 6 and res["usage"]["completion_tokens"] < 10**6
 
@@ -191,7 +177,7 @@ def test_batch_through_the_responses_api(tmp_path, env):
     with FakeOpenAI(correct(truth), batch_polls=1) as srv:
         exp = llm_experiment(model="gpt-5-nano", base_url=srv.base_url, api="responses", batch=True, batch_wait=30,
                              per_class=1, temperature=None, reasoning_effort="minimal")
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         line = json.loads(srv.files["file-1"]["data"].decode().splitlines()[0])
     assert line["url"] == "/v1/responses" and line["body"]["reasoning"] == {"effort": "minimal"}
     assert res["metrics"]["sample"]["accuracy"] == 1.0 and res["usage"]["via_batch"] == 6

@@ -3,41 +3,28 @@ import dataclasses
 
 import numpy as np
 import pytest
-from fake_openai import (  # noqa: F401 - autouse fixture
+from fake_openai import (
+    llm_options,
+    KEY,
     FakeOpenAI,
     Reply,
     correct,
     llm_experiment,
-    synthetic_split,
-    truth_by_sha,
 )
 
 from ferbench.llm.cache import cache_key
 from ferbench.llm.client import Adaptations, default_token_param, request_body
 from ferbench.llm.prompts import JSON_SCHEMA
-from ferbench.llm.query import LLMRunOptions, run_llm_experiment
+from ferbench.llm.query import run_llm_experiment
 from ferbench.store import RunStore
 from ferbench.schema.llm import EndpointConfig
-
-KEY = "test-key-0123"
-
-
-@pytest.fixture
-def env(monkeypatch):
-    monkeypatch.setenv("FAKE_KEY", KEY)
-    split = synthetic_split()
-    return split, truth_by_sha(split)
-
-
-def _opts(tmp_path, **kw):
-    return LLMRunOptions(cache_dir=tmp_path / "cache", sleep=lambda s: None, **kw)
 
 
 def test_gpt5_with_default_settings_answers_every_image_and_records_adaptations(tmp_path, env):
     split, truth = env
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="gpt-5", base_url=srv.base_url, deviations=["train capped"])
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         sent = [q["body"] for q in srv.requests]
     m = res["metrics"]["sample"]
     assert res.get("status") is None and m["accuracy"] == 1.0 and m["answered"] == 21
@@ -57,11 +44,11 @@ def test_adaptations_are_remembered_per_endpoint_across_runs(tmp_path, env):
     split, truth = env
     with FakeOpenAI(correct(truth)) as srv:
         a = llm_experiment("a.llm.m", model="o4-mini", base_url=srv.base_url, per_class=1)
-        run_llm_experiment(a, split, RunStore(tmp_path / "r1"), options=_opts(tmp_path))
+        run_llm_experiment(a, split, RunStore(tmp_path / "r1"), options=llm_options(tmp_path))
         refused = len(srv.requests) - 7
         b = llm_experiment("b.llm.m", model="o4-mini", base_url=srv.base_url, per_class=1, prompt="json")
         n0 = len(srv.requests)
-        res = run_llm_experiment(b, split, RunStore(tmp_path / "r2"), options=_opts(tmp_path))
+        res = run_llm_experiment(b, split, RunStore(tmp_path / "r2"), options=llm_options(tmp_path))
         assert refused == 2 and len(srv.requests) - n0 == 7  # no refusal the second time
     assert res["metrics"]["sample"]["accuracy"] == 1.0 and len(res["adaptations"]) == 2
 
@@ -72,7 +59,7 @@ def test_reasoning_burns_the_budget_truncated_then_asked_again(tmp_path, env):
         srv.reasoning["medium"] = 1500  # more than the default 1024-token budget
         exp = llm_experiment(model="gpt-5-mini", base_url=srv.base_url, temperature=None,
                              token_param="max_completion_tokens", price_input_per_1m=0.25, price_output_per_1m=2.0)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         budgets = [q["body"]["max_completion_tokens"] for q in srv.requests]
     assert budgets.count(1024) == 21 and budgets.count(4096) == 21
     m = res["metrics"]["sample"]
@@ -86,7 +73,7 @@ def test_an_old_16_token_budget_is_recorded_as_truncated_not_unparsed(tmp_path, 
     split, truth = env
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="gpt-5.1", base_url=srv.base_url, max_completion_tokens=16, temperature=None)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
     m = res["metrics"]["sample"]
     assert m["truncated"] == 21 and m["unparsed"] == 0 and res["unparsed"] == []
     assert [row[-1] for row in m["confusion"]] == [3] * 7  # all in the no-answer column
@@ -101,7 +88,7 @@ def test_responses_api_path(tmp_path, env):
         srv.reasoning["low"] = 1100
         exp = llm_experiment(model="gpt-5-mini", base_url=srv.base_url, api="responses", reasoning_effort="low",
                              prompt="json", per_class=2)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         reqs = list(srv.requests)
     assert {q["kind"] for q in reqs} == {"responses"}
     first = reqs[0]["body"]
@@ -123,7 +110,7 @@ def test_providers(tmp_path, env, profile, path, model, kw):
     split, truth = env
     with FakeOpenAI(correct(truth), profile=profile) as srv:
         exp = llm_experiment(model=model, base_url=srv.root + path, per_class=1, **kw)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         log = list(srv.http_log)
         reqs = list(srv.requests)
     assert res["metrics"]["sample"]["accuracy"] == 1.0, res.get("error")
@@ -143,7 +130,7 @@ def test_server_without_usage_counts_the_worst_case(tmp_path, env):
     with FakeOpenAI(correct(truth), profile="local", usage=False) as srv:
         exp = llm_experiment(model="llava", base_url=srv.base_url, per_class=1, price_input_per_1m=1.0,
                              price_output_per_1m=1.0)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path, max_cost=1.0))
+        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path, max_cost=1.0))
     est = res["estimate"]["prompt_tokens_per_request"]
     assert res["metrics"]["sample"]["accuracy"] == 1.0
     assert res["usage"]["cost_this_run_usd"] == pytest.approx(7 * (est + 1024) / 1e6)
@@ -199,12 +186,12 @@ def test_changed_prompt_asks_every_image_again(tmp_path, env):
     split, truth = env
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(correct(truth)) as srv:
-        run_llm_experiment(llm_experiment(model="m", base_url=srv.base_url), split, store, options=_opts(tmp_path))
+        run_llm_experiment(llm_experiment(model="m", base_url=srv.base_url), split, store, options=llm_options(tmp_path))
         assert len(srv.requests) == 21
-        run_llm_experiment(llm_experiment(model="m", base_url=srv.base_url), split, store, options=_opts(tmp_path))
+        run_llm_experiment(llm_experiment(model="m", base_url=srv.base_url), split, store, options=llm_options(tmp_path))
         assert len(srv.requests) == 21  # same config: all from the journal
         res = run_llm_experiment(llm_experiment(model="m", base_url=srv.base_url, prompt="json"), split, store,
-                                 options=_opts(tmp_path))
+                                 options=llm_options(tmp_path))
         assert len(srv.requests) == 42 and res["usage"]["resumed_answers"] == 0
 
 
@@ -213,11 +200,11 @@ def test_changed_images_under_the_same_ids_are_asked_again(tmp_path, env):
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(lambda n, sha, body: Reply("happy")) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1)
-        run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        run_llm_experiment(exp, split, store, options=llm_options(tmp_path, no_cache=True))
         test = split.test.subset(np.arange(len(split.test.ids)))
         test.images = 255 - test.images
         flipped = dataclasses.replace(split, test=test)
-        run_llm_experiment(exp, flipped, store, options=_opts(tmp_path, no_cache=True))
+        run_llm_experiment(exp, flipped, store, options=llm_options(tmp_path, no_cache=True))
         assert len(srv.requests) == 14
 
 
