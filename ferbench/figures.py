@@ -1,7 +1,12 @@
-"""Matplotlib figures for reports (PNG files; the HTML report embeds them)."""
+"""Matplotlib figures for reports (PNG files; the HTML report embeds them).
+
+Every figure is drawn on one canvas (``SIZE``) and saved at exactly that size, so the report's two-column
+figure grid lines up row by row whatever mix of figures a study has. Legends sit outside the axes (they
+never cover data), and text is sized for the canvas shown at half the page width."""
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import matplotlib
@@ -9,13 +14,25 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.cm import ScalarMappable  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .atomic import atomic_write_bytes  # noqa: E402
+
+SIZE = (6.4, 4.6)  # inches, every figure
+DPI = 125  # 800 x 575 px
+RIGHT, WRONG = "#15803d", "#b91c1c"  # the HTML report's colours for right and wrong answers
+
+
+def _figure(**kw):
+    return plt.subplots(figsize=SIZE, layout="constrained", **kw)
 
 
 def png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI)  # no bbox_inches="tight": every PNG keeps the canvas size
     plt.close(fig)
     return buf.getvalue()
 
@@ -29,38 +46,60 @@ def _save(fig, path: Path | None) -> Path | bytes:
     return path
 
 
+def _legend_above(ax, title: str, ncol: int) -> None:
+    """The legend in one row just above the axes (never on top of the data), the title above it."""
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=ncol, frameon=False, fontsize=9,
+              borderaxespad=0.2)
+    ax.set_title(title, fontsize=11, pad=22)
+
+
 def class_distribution(counts: dict[str, dict[str, int]], classes, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 3))
-    width = 0.8 / max(len(counts), 1)
+    fig, ax = _figure()
+    parts = list(counts)
+    width = 0.84 / max(len(parts), 1)
     x = np.arange(len(classes))
-    for i, (part, c) in enumerate(counts.items()):
-        ax.bar(x + i * width, [c.get(k, 0) for k in classes], width, label=part)
-    ax.set_xticks(x + width * (len(counts) - 1) / 2, classes, rotation=30)
-    ax.set_ylabel("images")
-    ax.legend(fontsize=8)
-    ax.set_title("Class distribution")
+    for i, part in enumerate(parts):
+        bars = ax.bar(x + (i - (len(parts) - 1) / 2) * width, [counts[part].get(k, 0) for k in classes], width,
+                      label=part)
+        # small test-set bars are invisible next to the training set's: their counts say how small
+        ax.bar_label(bars, [f"{v:,}" for v in bars.datavalues], fontsize=6.5, rotation=90, padding=2)
+    ax.set_xticks(x, classes, fontsize=9)
+    ax.set_ylabel("images", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.margins(y=0.16)  # room for the rotated counts above the tallest bar
+    ax.spines[["top", "right"]].set_visible(False)
+    _legend_above(ax, "Class distribution", len(parts))
     return _save(fig, path)
 
 
-def sample_grid(images: np.ndarray, labels: np.ndarray, classes, path: Path, per_class: int = 6,
-                captions: list[list[str]] | None = None, title: str = "") -> Path:
-    """One row per class; ``captions`` (optional) gives one text line per shown image."""
+def sample_grid(images: np.ndarray, labels: np.ndarray, classes, path: Path, per_class: int = 8,
+                captions: list[str] | None = None, title: str = "") -> Path:
+    """One row per class, the class name at its left; ``captions`` (optional, one per image index) is
+    printed under each shown image."""
     rows = [np.flatnonzero(labels == c)[:per_class] for c in range(len(classes))]
-    cols = max(1, max(len(r) for r in rows))
-    fig, axes = plt.subplots(len(classes), cols, figsize=(cols * 1.25, len(classes) * (1.55 if captions else 1.3)),
-                             squeeze=False)
+    n_rows, n_cols = len(classes), max(1, max(len(r) for r in rows))
+    w, h = SIZE
+    label_w, top, gap = 0.95, (0.42 if title else 0.1), 0.05
+    cap_h = 0.17 if captions else 0.0
+    cell = min((w - label_w - 0.1) / n_cols - gap, (h - top - 0.1) / n_rows - cap_h - gap)
+    row_h = cell + cap_h + gap
+    x0 = (w - label_w - n_cols * (cell + gap)) / 2 + label_w  # the block centred on the canvas
+    y_top = h - top - (h - top - 0.1 - n_rows * row_h) / 2
+    fig = plt.figure(figsize=SIZE)
     for ci, r in enumerate(rows):
-        for j in range(cols):
-            ax = axes[ci][j]
-            ax.axis("off")
-            if j < len(r):
-                ax.imshow(images[r[j]], cmap="gray", vmin=0, vmax=255)
-                if captions:
-                    ax.set_title(captions[r[j]], fontsize=5.5)
-        axes[ci][0].text(-8, 24, classes[ci], ha="right", va="center", fontsize=8)
+        y = y_top - (ci + 1) * row_h + cap_h + gap / 2  # bottom of this row's images, inches
+        fig.text((x0 - 0.12) / w, (y + cell / 2) / h, classes[ci], ha="right", va="center", fontsize=10)
+        if not len(r):
+            fig.text((x0 + 0.05) / w, (y + cell / 2) / h, "(no image)", ha="left", va="center", fontsize=8,
+                     color="#64748b")
+        for j, idx in enumerate(r):
+            ax = fig.add_axes((((x0 + j * (cell + gap)) / w), y / h, cell / w, cell / h))
+            ax.imshow(images[idx], cmap="gray", vmin=0, vmax=255)
+            ax.set_axis_off()
+            if captions:
+                ax.text(0.5, -0.03, captions[idx], transform=ax.transAxes, ha="center", va="top", fontsize=8)
     if title:
-        fig.suptitle(title, fontsize=9, y=1.0)
-    fig.subplots_adjust(top=0.95 if title else 1.0)
+        fig.suptitle(title, fontsize=11, y=1 - 0.1 / h, va="top")
     return _save(fig, path)
 
 
@@ -70,54 +109,69 @@ def confusion(cm: np.ndarray, classes, path: Path, title: str, no_answer: bool =
     cols = list(classes) + (["no answer"] if no_answer else [])
     rows = cm.sum(1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(4.2 + 0.45 * no_answer, 3.6))
+    fig, ax = _figure()
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    big = cm.max() >= 1000
     for i in range(len(classes)):
         for j in range(len(cols)):
-            ax.text(j, i, f"{cm[i, j]}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{cm[i, j]:,}", ha="center", va="center", fontsize=7.5 if big else 9,
                     color="white" if norm[i, j] > 0.5 else "black")
     if no_answer:
-        ax.axvline(len(classes) - 0.5, color="#64748b", lw=1)
-    ax.set_xticks(range(len(cols)), cols, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(classes)), classes, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=8)
+        ax.axvline(len(classes) - 0.5, color="#64748b", lw=1.2)
+    ax.set_xticks(range(len(cols)), cols, rotation=40, ha="right", fontsize=9)
+    ax.set_yticks(range(len(classes)), classes, fontsize=9)
+    ax.set_xlabel("predicted", fontsize=9)
+    ax.set_ylabel("true", fontsize=9)
+    ax.set_title(title, fontsize=11)
     cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
-    cb.ax.tick_params(labelsize=6)
-    cb.set_label("share of the true class", fontsize=6)
+    cb.ax.tick_params(labelsize=8)
+    cb.set_label("share of the true class", fontsize=9)
     return _save(fig, path)
 
 
 def prf_bars(per_class: dict, classes, path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 2.6))
+    fig, ax = _figure()
     x = np.arange(len(classes))
     for i, k in enumerate(("precision", "recall", "f1")):
-        ax.bar(x + (i - 1) * 0.27, per_class[k], 0.27, label=k)
-    ax.set_xticks(x, classes, rotation=30, fontsize=7)
-    ax.set_ylim(0, 1)
-    ax.legend(fontsize=7, ncol=3)
-    ax.set_title(title, fontsize=8)
+        ax.bar(x + (i - 1) * 0.27, per_class[k], 0.27, label="F1" if k == "f1" else k)
+    support = per_class.get("support")
+    ticks = [f"{c}\n{n:,} img" for c, n in zip(classes, support)] if support else list(classes)
+    ax.set_xticks(x, ticks, fontsize=8.5)
+    ax.set_ylim(0, 1.04)  # a bar at 1.0 stays whole, below the frame's edge
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", color="#e2e8f0", lw=0.8)
+    ax.set_axisbelow(True)
+    ax.spines[["top", "right"]].set_visible(False)
+    _legend_above(ax, title, 3)
     return _save(fig, path)
 
 
 def curves(histories: dict[str, list[dict]], path: Path, title: str) -> Path:
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(8, 2.8))
+    fig, (a1, a2) = _figure(ncols=2)
+    handles = []
     for name, h in histories.items():
         ep = [r["epoch"] for r in h]
         # markers keep one-epoch runs visible
-        (line,) = a1.plot(ep, [r["train_accuracy"] for r in h], "o-", ms=3, label=f"{name} train")
-        if "val_accuracy" in h[0]:
-            a1.plot(ep, [r["val_accuracy"] for r in h], "s--", ms=3, color=line.get_color(), label=f"{name} val")
-        a2.plot(ep, [r["train_loss"] for r in h], "o-", ms=3, color=line.get_color())
-        if "val_loss" in h[0]:
-            a2.plot(ep, [r["val_loss"] for r in h], "s--", ms=3, color=line.get_color())
-    a1.set_title("accuracy (solid: train, dashed: val)", fontsize=8)
-    a2.set_title("loss", fontsize=8)
-    a1.set_xlabel("epoch")
-    a2.set_xlabel("epoch")
-    a1.legend(fontsize=6)
-    fig.suptitle(title, fontsize=9)
+        (line,) = a1.plot(ep, [100 * r["train_accuracy"] for r in h], "o-", ms=3.5)
+        c = line.get_color()
+        handles.append(Line2D([], [], color=c, lw=2, label=name))
+        if h[0].get("val_accuracy") is not None:
+            a1.plot(ep, [100 * (r.get("val_accuracy") or np.nan) for r in h], "s--", ms=3.5, color=c)
+        a2.plot(ep, [r["train_loss"] for r in h], "o-", ms=3.5, color=c)
+        if h[0].get("val_loss") is not None:
+            a2.plot(ep, [r.get("val_loss") or np.nan for r in h], "s--", ms=3.5, color=c)
+    for ax, what in ((a1, "accuracy %"), (a2, "loss")):
+        ax.set_title(what, fontsize=10)
+        ax.set_xlabel("epoch", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=8)
+        ax.grid(color="#e2e8f0", lw=0.8)
+        ax.spines[["top", "right"]].set_visible(False)
+    handles += [Line2D([], [], color="#334155", ls="-", marker="o", ms=3.5, label="train"),
+                Line2D([], [], color="#334155", ls="--", marker="s", ms=3.5, label="validation")]
+    fig.suptitle(title, fontsize=11)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5), frameon=False, fontsize=9)
     return _save(fig, path)
 
 
@@ -130,15 +184,53 @@ def thumbnail_png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _pair_layout(n: int, width: float, height: float, cap_h: float, gap: float, pair_gap: float) -> tuple[int, float]:
+    """(pairs per row, image side in inches) that makes the largest images: each pair is an image above
+    its heat map (``gap`` apart), a caption above the pair, ``pair_gap`` between pairs side by side."""
+    best = (n, 0.0)
+    for per_row in range(1, n + 1):
+        n_rows = math.ceil(n / per_row)
+        side = min(width / per_row - pair_gap, (height / n_rows - cap_h) / 2 - gap)
+        if side > best[1] + 1e-9:
+            best = (per_row, side)
+    return best
+
+
 def gradcam_grid(images: np.ndarray, cams: np.ndarray, labels, preds, classes, path: Path | None, title: str):
+    """Each image above its Grad-CAM heat map (the evidence for the predicted class, each map scaled to
+    its own maximum), captioned ``true → predicted`` in green (right) or red (wrong); one colour bar."""
     n = len(images)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.2, 3.0), squeeze=False)
+    w, h = SIZE
+    left, cbar_w, head, cap_h, gap, pair_gap = 0.3, 1.0, 0.62, 0.36, 0.04, 0.12
+    per_row, side = _pair_layout(n, w - left - cbar_w, h - head - 0.08, cap_h, gap, pair_gap)
+    side = min(side, 1.3)
+    n_rows = math.ceil(n / per_row)
+    block_w, block_h = per_row * (side + pair_gap), n_rows * (cap_h + 2 * side + 2 * gap)
+    x0 = (w - left - block_w - cbar_w) / 2 + left  # centred, the colour bar included
+    y_top = h - head - (h - head - 0.08 - block_h) / 2
+    fig = plt.figure(figsize=SIZE)
     for i in range(n):
-        axes[0][i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        axes[0][i].set_title(f"{classes[labels[i]]}\n→{classes[preds[i]]}", fontsize=6)
-        axes[1][i].imshow(images[i], cmap="gray", vmin=0, vmax=255)
-        axes[1][i].imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
-        axes[0][i].axis("off")
-        axes[1][i].axis("off")
-    fig.suptitle(title, fontsize=8, y=1.04)  # above the two-line captions
+        r, c = divmod(i, per_row)
+        x = x0 + c * (side + pair_gap)
+        y_face = y_top - r * (cap_h + 2 * side + 2 * gap) - cap_h - side
+        for k, y in enumerate((y_face, y_face - side - gap)):
+            ax = fig.add_axes((x / w, y / h, side / w, side / h))
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+            if k:
+                ax.imshow(cams[i], cmap="jet", alpha=0.45, vmin=0, vmax=1)
+            ax.set_axis_off()
+            if c == 0:  # which row is which, once per row of pairs
+                fig.text((x - 0.08) / w, (y + side / 2) / h, "Grad-CAM" if k else "image", rotation=90,
+                         ha="right", va="center", fontsize=8, color="#475569")
+        ok = labels[i] == preds[i]
+        fig.text((x + side / 2) / w, (y_face + side + 0.04) / h,
+                 f"{'✓' if ok else '✗'} {classes[labels[i]]}\n→ {classes[preds[i]]}", ha="center", va="bottom",
+                 fontsize=8.5, linespacing=1.15, color=RIGHT if ok else WRONG)
+    cax = fig.add_axes(((x0 + block_w + 0.1) / w, (y_top - block_h) / h, 0.14 / w, block_h / h))
+    cb = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap="jet"), cax=cax)
+    cb.ax.tick_params(labelsize=8)
+    cb.set_label("evidence for the predicted class\n(each map scaled to its maximum)", fontsize=8)
+    fig.suptitle(title, fontsize=11, y=1 - 0.08 / h, va="top")
+    fig.text(0.5, 1 - 0.36 / h, "caption: true class → predicted class (✓ green right, ✗ red wrong)",
+             ha="center", va="top", fontsize=8.5, color="#334155")
     return _save(fig, path)

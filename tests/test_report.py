@@ -1,42 +1,97 @@
+"""The report of one small run (trained, loaded and LLM results; k-fold, holdout and seeds studies) in
+Markdown, HTML, CSV and LaTeX, and the HTML in a real browser."""
+import hashlib
+import html as html_lib
+import json
 import re
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
+from fake_openai import FakeOpenAI, Reply
 
+from ferbench import CLASSES
 from ferbench.cli import main
+from ferbench.data import load_data
+from ferbench.llm.query import png_bytes
+from ferbench.report.format import p_text
+from ferbench.store import load_run
 
+DATA = "synthetic:3500:5"  # >= 5 faces of every class in PrivateTest: the paper's 35-image LLM sample
+SKIP_REASON = "$NOT_SET_KEY_REP is not set"
+INPUT = "{size: 48, channels: 1, mean: [0.0], std: [1.0]}"
 SUITE = """name: rep
-data: synthetic:1400:4
-defaults: {epochs: 2}
+data: {data}
+defaults: {{epochs: 2}}
 studies:
   - name: llm_vs_nn
     paper: llm_vs_nn
     title: "Report test <b>study</b>"
-    split: {kind: official}
-    experiments: [{model: [cnn, mlp]}]
+    split: {{kind: official, train_per_class: 80}}
+    experiments:
+      - {{model: [cnn, mlp]}}
+      - {{model: {{load: always_happy.pt, input: {input}}}, label: always_happy}}
+    llm: {llm}
   - name: cv
-    split: {kind: kfold, k: 2}
-    experiments: [{model: basic_cnn}]
+    split: {{kind: kfold, k: 2, train_per_class: 40}}
+    experiments: [{{model: basic_cnn}}]
   - name: three
     paper: three_class
-    split: {kind: holdout, classes: [happy, sad, neutral], train_per_class: 30}
-    experiments: [{model: dcnn_elu}]
+    split: {{kind: holdout, classes: [happy, sad, neutral], train_per_class: 30}}
+    experiments: [{{model: dcnn_elu}}]
   - name: seeds
     seeds: [0, 1]
-    split: {kind: official, train_per_class: 30}
-    experiments: [{model: mlp}]
+    split: {{kind: official, train_per_class: 30}}
+    experiments: [{{model: mlp}}]
 """
+
+
+class _AlwaysHappy(torch.nn.Module):
+    """A loaded model that answers 'happy' for every face: degenerate by construction."""
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], 7) + 0 * x.mean()
+        out[:, 3] = 5.0
+        return out
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    (tmp / "s.yaml").write_text(SUITE)
-    r = CliRunner().invoke(main, ["run", str(tmp / "s.yaml"), "--results-dir", str(tmp / "res")])
+    torch.jit.script(_AlwaysHappy()).save(str(tmp / "always_happy.pt"))
+    d = load_data(DATA)
+    truth = {hashlib.sha256(png_bytes(img, 48)).hexdigest(): CLASSES[y] for img, y in zip(d.images, d.labels)}
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FAKE_KEY", "k")
+    mp.delenv("NOT_SET_KEY_REP", raising=False)
+    try:
+        with FakeOpenAI(lambda n, sha, body: Reply(truth[sha].capitalize() + ".")) as oracle, \
+                FakeOpenAI(lambda n, sha, body: Reply("happy")) as happy:
+            llm = {"endpoints": [
+                {"model": "oracle-vision", "base_url": oracle.base_url, "api_key_env": "FAKE_KEY"},
+                {"model": "happy-vision", "base_url": happy.base_url, "api_key_env": "FAKE_KEY"},
+                {"model": "unasked-vision", "base_url": happy.base_url, "api_key_env": "NOT_SET_KEY_REP"}],
+                "sample": {"per_class": 5}}
+            (tmp / "s.yaml").write_text(SUITE.format(data=DATA, input=INPUT, llm=json.dumps(llm)))
+            r = CliRunner().invoke(main, ["run", str(tmp / "s.yaml"), "--results-dir", str(tmp / "res")],
+                                   catch_exceptions=False)
+    finally:
+        mp.undo()
     assert r.exit_code == 0, r.output
     return tmp / "res" / "rep"
+
+
+def _section(md: str, heading: str) -> str:
+    """The lines of the Markdown table under '### heading' (header, separator, rows)."""
+    after = md.split(f"### {heading}\n", 1)[1].lstrip("\n")
+    return after.split("\n\n", 1)[0]
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
 def test_markdown_has_every_section(run_dir):
@@ -45,24 +100,104 @@ def test_markdown_has_every_section(run_dir):
                    "| versions           | python",
                    "### Test accuracy", "95% CI (Wilson)", "### Reproduced vs reported",
                    "### Per-class F1 on test", "### Cross-validation (val accuracy over folds)",
-                   "![Class distribution](figures/class_distribution.png)", "figures/samples.png",
+                   "![Class distribution](<figures/class_distribution.png>)", "figures/samples.png",
                    "Confusion matrix: cnn", "Per-class precision / recall / F1: cnn",
                    "Training and validation curves", "Grad-CAM: cnn", "| Training    |", "s/epoch", "ms/image",
                    "### Across training seeds (test accuracy)",
-                   "### Per-class precision / recall / F1 on val: reported vs reproduced"]:
+                   "### Per-class precision / recall / F1 on val: reported vs reproduced",
+                   "### The LLM sample: each image with every model's answer", "figures/llm_vs_nn_llm_sample.png"]:
         assert needle in md, needle
     assert re.search(r"\| dcnn_elu +\| happy +\| 0\.91 / 0\.94 / 0\.92 +\| \d\.\d\d / ", md)
     row = next(line for line in md.splitlines() if line.startswith("| cnn ") and "Table 1 (test)" in line)
     assert "55.49" in row and re.search(r"\| (yes|no) +\|", row)
-    for f in re.findall(r"\]\(([^)]+\.png)\)", md):
+    for f in re.findall(r"\]\(<?([^)>]+\.png)>?\)", md):
         assert (run_dir / f).exists(), f
+
+
+def test_study_order_accuracy_then_per_class_then_llm(run_dir):
+    """Issue 15: the main test-set accuracy table first, then per-class results, then the LLM table."""
+    md = (run_dir / "report.md").read_text()
+    study = md.split("## Report test", 1)[1].split("\n## ", 1)[0]
+    order = [study.index(f"### {h}") for h in ("Test accuracy", "Per-class F1 on test",
+                                               "Per-class results on the LLM sample (Table 2 layout)",
+                                               "The LLM sample: each image with every model's answer")]
+    assert order == sorted(order)
+    assert study.index("### Test accuracy") == study.index("###")  # the first table of the study
+    h3 = re.findall(r"<h3>(.*?)</h3>", (run_dir / "report.html").read_text())
+    assert h3.index("Test accuracy") < h3.index("Per-class F1 on test") < \
+        h3.index("Per-class results on the LLM sample (Table 2 layout)")
+
+
+def test_skipped_llm_is_said_once(run_dir):
+    md, html = (run_dir / "report.md").read_text(), (run_dir / "report.html").read_text()
+    assert md.count(SKIP_REASON) == 1 and html.count(SKIP_REASON) == 1
+    assert md.count("LLM not asked.") == 1 and "skipped:" not in md
+    assert not [line for line in md.splitlines() if "unasked-vision" in line and not line.startswith("> ")]
+
+
+def test_llm_sample_table_counts_per_class_and_small_p_values(run_dir):
+    md = (run_dir / "report.md").read_text()
+    table = _section(md, "Per-class results on the LLM sample (Table 2 layout)").splitlines()
+    header = _cells(table[0])
+    rows = {_cells(line)[0]: dict(zip(header, _cells(line))) for line in table[2:]}
+    assert set(rows) == {"cnn", "mlp", "always_happy", "oracle-vision (LLM)", "happy-vision (LLM)"}
+    for r in rows.values():  # a 5-image class shows counts, never a percentage like 80.00
+        assert all(re.fullmatch(r"[0-5]/5", r[c]) for c in CLASSES), r
+    assert [rows["oracle-vision (LLM)"][c] for c in CLASSES] == ["5/5"] * 7
+    assert [rows["happy-vision (LLM)"][c] for c in CLASSES] == ["5/5" if c == "happy" else "0/5" for c in CLASSES]
+    assert rows["always_happy"]["overall %"] == "14.29" and rows["oracle-vision (LLM)"]["overall %"] == "100.00"
+    # 35 right against 5 right on the same images: p = 2 * 0.5**30, printed as '< 0.001', never '0.000'
+    pair = _cells(_section(md, "LLM against LLM on the same images (exact McNemar)").splitlines()[2])
+    assert pair[:2] == ["oracle-vision (LLM)", "happy-vision (LLM)"] and pair[-1] == "< 0.001"
+    assert not re.search(r"\|\s*0\.000\s*\|", md)
+    assert p_text(2 * 0.5 ** 30) == "< 0.001" and p_text(0.001) == "0.001" and p_text(0.0312) == "0.031"
+
+
+def test_degenerate_model_is_flagged_in_the_table(run_dir):
+    """Flagged iff one class takes >= 90 % of its test predictions (recomputed from predictions.csv)."""
+    md = (run_dir / "report.md").read_text()
+    table = _section(md, "Test accuracy").splitlines()
+    flags = {_cells(line)[0]: _cells(line)[-1] for line in table[2:]}
+    assert flags["always_happy (loaded)"] == "degenerate: predicts happy for 100% of test images"
+    run = load_run(run_dir)
+    for r in run.models("llm_vs_nn"):
+        p = run.predictions(r.id)
+        pred = p.predicted[p.rows("test")]
+        share = np.bincount(pred, minlength=7).max() / len(pred)
+        name = r.label + (" (loaded)" if r.kind == "load" else "")
+        assert flags[name].startswith("degenerate") == (share >= 0.9), (name, share, flags[name])
+    assert "degenerate: predicts happy for 100% of test images" in (run_dir / "report.html").read_text()
+
+
+NUMERIC = re.compile(r"(–|[-+]?[\d,]+(\.\d+)?x?|\[[\d.]+, [\d.]+\]|\d+/\d+|< 0\.001|\$[\d.]+)")
+
+
+def test_markdown_tables_are_aligned_numbers_right(run_dir):
+    """Every pipe table is padded to straight columns; numeric columns are right-aligned, text left."""
+    md = (run_dir / "report.md").read_text()
+    tables = re.findall(r"(?m)((?:^\|.*\|\n)+)", md)
+    assert len(tables) >= 12
+    for t in tables:
+        lines = t.splitlines()
+        pipes = {tuple(m.start() for m in re.finditer(r"(?<!\\)\|", line)) for line in lines}
+        assert len(pipes) == 1, t  # the same column boundaries on every line
+        sep = _cells(lines[1])
+        body = [_cells(line) for line in lines[2:]]
+        for j, s in enumerate(sep):
+            col = [r[j] for r in body]
+            if "not run" in col:  # reported-only rows: numeric once baselines.py makes it a Num cell
+                continue
+            if all(NUMERIC.fullmatch(c) for c in col) and any(c != "–" for c in col):
+                assert s.endswith(":") and not s.startswith(":"), (lines[0], j)
+            elif any(not NUMERIC.fullmatch(c) for c in col):
+                assert s.startswith(":") and not s.endswith(":"), (lines[0], j)
 
 
 def test_tables_export_csv_and_latex(run_dir):
     tex = (run_dir / "tables/llm_vs_nn_accuracy.tex").read_text()
     assert "\\toprule" in tex and "\\midrule" in tex and "cnn" in tex
     csv = (run_dir / "tables/llm_vs_nn_accuracy.csv").read_text().splitlines()
-    assert csv[0].startswith("model,test acc %") and len(csv) == 3
+    assert csv[0].startswith("model,test acc %") and len(csv) == 4
 
 
 def test_html_is_self_contained_and_escaped(run_dir):
@@ -70,6 +205,15 @@ def test_html_is_self_contained_and_escaped(run_dir):
     assert "<b>study</b>" not in html and "&lt;b&gt;study&lt;/b&gt;" in html  # autoescape on
     assert "data:image/png;base64," in html
     assert not re.search(r"""(src|href)=["']https?://""", html)  # no CDN, no remote assets
+
+
+def test_figures_share_one_canvas(run_dir):
+    """Every figure has the same pixel size, so the two-column figure grid lines up row by row."""
+    from PIL import Image
+
+    pngs = sorted((run_dir / "figures").glob("*.png")) + sorted(run_dir.glob("*/gradcam.png"))
+    assert len(pngs) >= 12
+    assert len({Image.open(p).size for p in pngs}) == 1
 
 
 def test_report_command_rerenders(run_dir):
@@ -81,20 +225,54 @@ def test_report_command_rerenders(run_dir):
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# Injected into a copy of report.html: the computed size of every piece of text in the LLM-sample grid.
+PROBE = """<script>
+const out = {tiles: [], texts: []};
+for (const t of document.querySelectorAll('.llm-grid .tile')) {
+  const img = t.querySelector('img').getBoundingClientRect();
+  out.tiles.push({img: [img.width, img.height], answers: t.querySelectorAll('.answers tr').length});
+}
+for (const el of document.querySelectorAll('.llm-grid *')) {
+  if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+  const r = el.getBoundingClientRect(), cs = getComputedStyle(el);
+  out.texts.push({tag: el.tagName, size: parseFloat(cs.fontSize), height: r.height, width: r.width,
+                  visible: cs.visibility === 'visible' && cs.display !== 'none'});
+}
+const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+def _chromium(tmp_path, *args):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", *args]
+    return subprocess.run(cmd, check=False, capture_output=True, timeout=120, text=True)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
 def test_html_renders_in_headless_chromium(run_dir, tmp_path):
     shot = tmp_path / "report.png"
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,2400", f"--screenshot={shot}",
-           (run_dir / "report.html").as_uri()]
-    subprocess.run(cmd, capture_output=True, timeout=120)
+    _chromium(tmp_path, f"--screenshot={shot}", (run_dir / "report.html").as_uri())
     assert shot.exists() and shot.stat().st_size > 20_000  # a rendered page, not a blank one
     from PIL import Image
 
-    import numpy as np
-
     im = np.asarray(Image.open(shot).convert("L").resize((60, 120)))
     assert len(np.unique(im)) > 20
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
+def test_llm_sample_grid_text_is_readable_in_chromium(run_dir, tmp_path):
+    """Issue 15: every image of the sample is a tile with every model's answer in text of at least 12 px."""
+    page = tmp_path / "probe.html"
+    page.write_text((run_dir / "report.html").read_text().replace("</body>", PROBE + "</body>"))
+    r = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    m = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout, re.DOTALL)
+    assert m, r.stderr[-2000:]
+    probe = json.loads(html_lib.unescape(m.group(1)))
+    assert len(probe["tiles"]) == 35
+    assert all(t["answers"] == 5 and min(t["img"]) >= 96 for t in probe["tiles"])  # 3 models + 2 LLMs
+    texts = probe["texts"]
+    assert len(texts) >= 35 * (5 * 2 + 2)
+    small = [t for t in texts if t["size"] < 12 or t["height"] < 12 or not t["visible"]]
+    assert not small, small[:5]

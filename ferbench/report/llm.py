@@ -15,7 +15,7 @@ from ..schema.results import StudyMeta
 from ..store import RunData
 from .document import Figure, Grid, Paragraph, TableBlock, Tile
 from .format import CI, DASH, Num
-from .study import label_of, n_seeds
+from .study import label_of, n_seeds, top_confusion
 from .tables import Table
 
 
@@ -130,11 +130,13 @@ def _grid(study: StudyMeta, run: RunData, rows: list[_Row], ids: np.ndarray, fig
     name = lambda c: "no answer" if c < 0 else classes[c]  # noqa: E731
     tiles = [Tile(str(iid), figures.thumbnail_png(images[j]), classes[rows[0].true[j]],
                   [(r.name, name(r.pred[j]), bool(r.pred[j] == r.true[j])) for r in rows]) for j, iid in enumerate(ids)]
+    # the Markdown report's picture of the sample: numbered like the rows of its table
     strip = figures.sample_grid(images, rows[0].true, classes, fig_dir / f"{study.name}_llm_sample.png",
                                 per_class=max(1, int(np.bincount(rows[0].true).max())),
-                                title="The LLM sample, one row per true class")
+                                captions=[f"#{j + 1}" for j in range(len(ids))],
+                                title="The LLM sample, one row per true class (numbers as in the table)")
     return Grid("The LLM sample: each image with every model's answer", tiles,
-                "Green: right; red: wrong or no answer. Images as sent to the LLMs, before any upscaling.", strip)
+                f"The {len(ids)} images as sent to the LLMs, before any upscaling.", strip)
 
 
 def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: dict | None) -> tuple[list, list[Figure]]:
@@ -178,6 +180,8 @@ def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: dict | None)
         if m is not None:
             figs.append(Figure(f"Confusion matrix: {r.label} (LLM sample)", figures.confusion(
                 np.array(m.confusion), study.classes, fig_dir / f"{r.id}_cm.png", f"{r.label} on the LLM sample",
-                no_answer=m.confusion_no_answer), f"Counts on the {m.n} sampled images; each row sums to the images of "
-                "that class, unanswered ones in their own column."))
+                no_answer=m.confusion_no_answer),
+                f"{m.n} sampled images; each row sums to the images of that class"
+                + (f", answers naming no class in the last column ({np.array(m.confusion)[:, -1].sum()} here)"
+                   if m.confusion_no_answer else "") + f"; {top_confusion(m.confusion, study.classes)}."))
     return blocks, figs

@@ -110,6 +110,17 @@ def seeds_table(study: StudyMeta, run: RunData) -> Table | None:
                  "The spread across seeds is training noise that a single-run comparison hides.")
 
 
+def top_confusion(cm: np.ndarray, classes: list[str]) -> str:
+    """The most frequent confusion between two classes, for a caption ('no answer' columns are not classes)."""
+    off = np.array(cm)[:, :len(classes)].copy()
+    np.fill_diagonal(off, 0)
+    if off.max() <= 0:
+        return "no image taken for another class"
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    n = int(off[i, j])
+    return f"most frequent error: {classes[i]} taken for {classes[j]} ({n:,} image{'' if n == 1 else 's'})"
+
+
 def model_figures(study: StudyMeta, run: RunData, fig_dir: Path) -> tuple[list[Figure], list[Paragraph]]:
     """Curves, confusion matrices, P/R/F1 bars and Grad-CAM for every model; why Grad-CAM is absent."""
     ok = run.models(study.name)
@@ -117,25 +128,33 @@ def model_figures(study: StudyMeta, run: RunData, fig_dir: Path) -> tuple[list[F
     figs, notes = [], []
     trained = [r for r in ok if r.history]
     if trained:
+        epochs = [f"{label_of(r, seeds)} {r.training.reported_epoch}" for r in trained
+                  if r.training and r.training.reported_epoch]
         figs.append(Figure("Training and validation curves", figures.curves(
             {label_of(r, seeds): [h.model_dump() for h in r.history] for r in trained},
             fig_dir / f"{study.name}_curves.png", study.title or study.name),
-            "Accuracy (left) and loss (right) per epoch: solid lines train, dashed lines validation."))
+            "Per epoch; solid lines training, dashed lines validation."
+            + (f" Weights evaluated from epoch: {', '.join(epochs)}." if epochs else "")))
     for r in ok:
         name = label_of(r, seeds)
         te = r.metrics["test"]
+        f1 = te.per_class.f1
+        worst = int(np.argmin(f1))
         figs.append(Figure(f"Confusion matrix: {name}", figures.confusion(
             np.array(te.confusion), study.classes, fig_dir / f"{r.id}_cm.png", f"{name} (test)",
             no_answer=te.confusion_no_answer),
-            f"Counts on the {te.n:,} test images; colour is the share of the true class (row)."))
+            f"{te.n:,} test images; colour is the share of the true class (row); "
+            f"{top_confusion(te.confusion, study.classes)}."))
         figs.append(Figure(f"Per-class precision / recall / F1: {name}", figures.prf_bars(
-            te.per_class.model_dump(), study.classes, fig_dir / f"{r.id}_prf.png", name),
-            f"Macro F1 {te.macro_f1:.3f}, accuracy {pct(te.accuracy)} %."))
+            te.per_class.model_dump(), study.classes, fig_dir / f"{r.id}_prf.png", f"{name} (test)"),
+            f"Accuracy {pct(te.accuracy)} %, macro F1 {te.macro_f1:.3f}; weakest class {study.classes[worst]} "
+            f"(F1 {f1[worst]:.2f}). Under each class its number of test images."))
         gc = run.root / r.id / "gradcam.png"
         if r.gradcam and r.gradcam.available and gc.exists():
             figs.append(Figure(f"Grad-CAM: {name}", gc,
-                               "First test image of each class; caption true → predicted class; heat is the "
-                               "last convolution's class evidence (colour bar: 0 none, 1 most)."))
+                               "The first test image of each class above its Grad-CAM map: where the last "
+                               "convolution found evidence for the predicted class. Each map is scaled to its own "
+                               "maximum, so compare where, not how strongly. Caption: true → predicted class."))
         elif r.gradcam and r.gradcam.reason:
             notes.append(Paragraph(f"No Grad-CAM for {name}: {r.gradcam.reason}.", style="small"))
     return figs, notes
