@@ -193,6 +193,16 @@ def test_markdown_tables_are_aligned_numbers_right(run_dir):
                 assert s.startswith(":") and not s.endswith(":"), (lines[0], j)
 
 
+def test_folds_are_labelled_one_way_everywhere(run_dir):
+    md = (run_dir / "report.md").read_text()
+    cv = md.split("Report test")[0] + md.split("## cv")[1].split("\n## ")[0]
+    assert "basic_cnn (fold 1)" in cv and "basic_cnn (fold 2)" in cv  # accuracy and per-class tables
+    assert "fold 0" not in md and "(fold 3)" not in md  # 1-based in every table and figure title
+    assert "Confusion matrix: basic_cnn (fold 1)" in cv and "Confusion matrix: basic_cnn (fold 2)" in cv
+    cv_csv = (run_dir / "tables/cv_cv.csv").read_text().splitlines()
+    assert cv_csv[1].startswith("basic_cnn,2,")  # the CV summary counts both folds
+
+
 def test_tables_export_csv_and_latex(run_dir):
     tex = (run_dir / "tables/llm_vs_nn_accuracy.tex").read_text()
     assert "\\toprule" in tex and "\\midrule" in tex and "cnn" in tex

@@ -62,5 +62,7 @@ class Table:
         return buf.getvalue()
 
 
-def _plain(v: float | None) -> str:
-    return "" if v is None else repr(round(float(v), 6))
+def _plain(v: float | int | None) -> str:
+    if v is None:
+        return ""
+    return str(v) if isinstance(v, int) else repr(round(float(v), 6))
