@@ -16,9 +16,14 @@ from .errors import FerbenchError
 # Pipes and CI logs get 140 columns instead of rich's 80, so tables stay one line per row.
 console = Console(width=None if sys.stdout.isatty() else 140)
 
-_data_option = click.option("--data", "data", metavar="PATH",
-                            help="FER2013: Kaggle folder/.zip/.tar.gz, fer2013.csv, hf:<id>[:config], or "
-                                 "'synthetic'. Default: $FERBENCH_DATA, then the suite's data: entry.")
+_DATA_FORMS = "FER2013: Kaggle folder/.zip/.tar.gz, fer2013.csv, hf:<id>[:config], a saved HF dataset, or synthetic[:N]."
+
+
+def _data_option(default: str):
+    return click.option("--data", "data", metavar="PATH", help=f"{_DATA_FORMS} Default: {default}")
+
+
+_stderr = Console(stderr=True, width=console.width)
 
 
 def _fail(exc: Exception) -> None:
@@ -39,19 +44,39 @@ _device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cud
                               show_default=True, help="Where models train and run: the best available by default.")
 
 
+def _run_folder_options(f):
+    """What picks a suite's experiments and their run folder: shared by `run` and `list`."""
+    for opt in reversed([
+        click.option("--profile", default="paper", show_default=True,
+                     help="paper, quick, smoke, or one the suite defines."),
+        click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False),
+                     help="Where run folders go: <dir>/<suite>[-<profile>][-<overrides>]."),
+        click.option("--only", metavar="GLOB", help="Only experiments (or studies) whose id matches, e.g. 'cbam.*'."),
+        click.option("--no-pretrained", is_flag=True,
+                     help="Train transfer models from scratch (stated in the report)."),
+        click.option("--epochs", type=click.IntRange(min=1), help="Train every model for N epochs (recorded as a "
+                     "deviation)."),
+        click.option("--seed", type=int, help="One training seed instead of the suite's seeds (recorded as a "
+                     "deviation)."),
+        click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                     help="At most N images per class in every partition and the LLM sample (recorded as a "
+                          "deviation)."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _overrides(no_pretrained, epochs, seed, limit):
+    from .suite import Overrides
+
+    return Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit)
+
+
 @main.command()
 @click.argument("suite", type=click.Path(dir_okay=False))
-@_data_option
-@click.option("--profile", default="paper", show_default=True, help="paper, quick, smoke, or one the suite defines.")
-@click.option("--results-dir", default="results", show_default=True, type=click.Path(file_okay=False),
-              help="Where run folders go: <dir>/<suite>[-<profile>][-<overrides>].")
-@click.option("--only", metavar="GLOB", help="Run only experiments (or studies) whose id matches, e.g. 'cbam.*'.")
+@_data_option("$FERBENCH_DATA, then the suite's data: entry.")
+@_run_folder_options
 @_device_option
-@click.option("--no-pretrained", is_flag=True, help="Train transfer models from scratch (stated in the report).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Train every model for N epochs (recorded as a deviation).")
-@click.option("--seed", type=int, help="One training seed instead of the suite's seeds (recorded as a deviation).")
-@click.option("--limit", type=click.IntRange(min=1), metavar="N",
-              help="At most N images per class in every partition and the LLM sample (recorded as a deviation).")
 @click.option("--force", is_flag=True, help="Re-run experiments even when a complete result exists.")
 @click.option("--eval-only", is_flag=True, help="Re-evaluate trained experiments from their saved model.pt; no training.")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images (counted in run.json) instead of failing.")
@@ -65,19 +90,17 @@ _device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cud
                    "(pip install 'ferbench[ray]').")
 @click.option("--address", metavar="ADDR", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray instance).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
-def run(suite, data, profile, results_dir, only, device, no_pretrained, epochs, seed, limit, force, eval_only,
+def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, limit, device, force, eval_only,
         skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, as_json):
     """Run every experiment of SUITE not already complete, then write the report."""
     from .experiments import RunOptions
-    from .runner import run_suite
-    from .suite import Overrides
-
-    out = Console(stderr=True, width=console.width) if as_json else console
     from .llm.query import LLMRunOptions
+    from .runner import run_suite
 
+    out = _stderr if as_json else console
     options = RunOptions(eval_only=eval_only, force=force, dry_run=dry_run,
                          llm=LLMRunOptions(no_cache=no_cache, refresh=refresh_llm, dry_run=dry_run, max_cost=max_cost))
-    overrides = Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit)
+    overrides = _overrides(no_pretrained, epochs, seed, limit)
     try:
         s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
                       overrides=overrides, options=options, skip_bad=skip_bad, executor=executor,
@@ -161,22 +184,101 @@ def validate(suite):
                + ", ".join(f"{p} {k}" for p, k in n.items()))
 
 
+_STATUS_STYLE = {"complete": "green", "failed": "red", "not run": "dim", "unreadable": "red"}
+
+
+@main.command("list")
+@click.argument("suite", type=click.Path(dir_okay=False))
+@_run_folder_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_(suite, profile, results_dir, only, no_pretrained, epochs, seed, limit, as_json):
+    """The experiments of SUITE and what their run folder holds for each: complete, failed, skipped,
+    pending, incomplete, config changed, not run. Nothing is decoded or run.
+
+    Give the same --profile and overrides as the run: each combination has its own run folder.
+    """
+    from .leaderboard import status_dict, suite_status
+
+    try:
+        st = suite_status(suite, profile=profile, results_dir=results_dir, only=only,
+                          overrides=_overrides(no_pretrained, epochs, seed, limit))
+    except FerbenchError as exc:
+        _fail(exc)
+    if as_json:
+        click.echo(json.dumps(status_dict(st), indent=2))
+        return
+    console.print(f"run folder {escape(str(st.run_dir))}: {escape(st.data_note)}", soft_wrap=True)
+    t = Table("experiment", "kind", "model", "status", "detail")
+    for e in st.experiments:
+        style = _STATUS_STYLE.get(e.status, "yellow")
+        t.add_row(escape(e.id), e.kind, escape(e.model), f"[{style}]{e.status}[/]", escape(e.detail))
+    console.print(t)
+    console.print(", ".join(f"{n} {s}" for s, n in st.counts().items()))
+
+
+@main.command()
+@click.argument("dirs", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True), metavar="PATH",
+              help="Also write the table as CSV (plain numbers: fractions, not percentages).")
+@click.option("--json", "as_json", is_flag=True, help="Print rows, runs and left-out files as JSON instead of a table.")
+def results(dirs, csv_path, as_json):
+    """One long table of every result under DIRS (results folders or run folders; default: results):
+    suite, study, experiment, profile, data, metric, value, 95% CI, n.
+
+    Results that cannot be trusted (another result format, torn or mismatched files) are left out,
+    each with the reason.
+    """
+    from .atomic import atomic_write_text
+    from .leaderboard import collect
+
+    dirs = dirs or ("results",)
+    if not Path(dirs[0]).is_dir():
+        _fail(ValueError(f"no results folder {dirs[0]}: pass one or more results folders or run folders"))
+    board = collect(list(dirs))
+    if not board.runs:
+        why = "; ".join(f"{p}: {w}" for p, w in board.left_out)
+        _fail(ValueError(f"no ferbench run found under {', '.join(dirs)} ({why})"))
+    if csv_path:
+        atomic_write_text(csv_path, board.csv())
+    if as_json:
+        click.echo(json.dumps(board.as_json(), indent=2))
+        return
+    t = Table("suite", "study", "experiment", "profile", "data", "split", "metric", "value", "95% CI", "n",
+              title=f"{len(board.rows):,} results from {len(board.runs)} run(s)")
+    for r in board.rows:
+        ci = "–" if r["ci_low"] is None else f"[{r['ci_low']:.4f}, {r['ci_high']:.4f}]"
+        t.add_row(escape(r["suite"]), escape(r["study"]), escape(r["experiment"]),
+                  escape(" ".join(filter(None, (r["profile"], r["overrides"])))),
+                  escape(Path(r["data"]).name), r["split"], r["metric"], f"{r['value']:.4f}", escape(ci), str(r["n"]))
+    console.print(t)
+    for run, eid, status in board.without_metrics:
+        console.print(f"[yellow]{escape(run)}/{escape(eid)}: {status}, no metrics[/]", soft_wrap=True)
+    for path, why in board.left_out:
+        console.print(f"[yellow]left out {escape(path)}: {escape(why)}[/]", soft_wrap=True)
+    if csv_path:
+        console.print(f"CSV: {escape(str(csv_path))}")
+
+
 @main.group()
 def data():
     """Inspect FER2013 sources."""
 
 
 @data.command("info")
-@_data_option
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@_data_option("$FERBENCH_DATA.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (no progress display).")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images (counted) instead of failing.")
 def data_info(data, as_json, skip_bad):
-    """Source, counts per split x class, and cache location."""
+    """Source, counts per split x class, and cache location.
+
+    The first load of a source decodes it (with a progress bar on stderr) and caches the arrays;
+    later loads read the cache.
+    """
     from .data import describe, load_data, resolve_data_spec
 
     try:
         spec, origin = resolve_data_spec(data)
-        info = describe(load_data(spec, skip_bad=skip_bad), spec)
+        info = describe(load_data(spec, skip_bad=skip_bad, progress=None if as_json else _stderr), spec)
     except FerbenchError as exc:
         _fail(exc)
     info["from"] = origin
@@ -198,19 +300,26 @@ def data_info(data, as_json, skip_bad):
 
 
 @main.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def models(as_json):
-    """Every registered model: source study, input spec, parameters."""
-    from .models import describe_models
+@click.argument("pattern", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output, with every place weights were looked for.")
+def models(pattern, as_json):
+    """Registered models: study, input, parameters, ImageNet weights found.
 
-    rows = describe_models()
+    PATTERN (a glob, any case, e.g. '*resnet*') lists only the models it matches.
+    """
+    from .models import describe_models, list_models
+
+    rows = describe_models(pattern)
+    if not rows:
+        _fail(ValueError(f"no model matches {pattern!r}. Available: {', '.join(list_models())}"))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
     t = Table("model", "study", "input", "params", "ImageNet weights here")
     for r in rows:
         ws = r.get("weights_status")
-        here = "–" if not ws else (f"[green]yes[/] {ws['found']}" if ws["available"] else f"[red]no[/]: {ws['file']}")
+        here = "–" if not ws else (f"[green]yes[/] {escape(ws['found'])}" if ws["available"] else
+                                   f"[red]no[/]: {escape(ws['file'])}")
         t.add_row(r["name"], r["study"], r["input"], f"{r['parameters']:,}", here)
     console.print(t)
     missing = [r for r in rows if r.get("weights_status") and not r["weights_status"]["available"]]
@@ -221,9 +330,9 @@ def models(as_json):
 
 @main.command()
 @click.option("--models", default="basic_cnn,deep_cnn", show_default=True, help="Comma-separated model names.")
-@_data_option
+@_data_option("synthetic:3500 (image content does not change the speed).")
 @_device_option
-@click.option("--batch-size", default=64, show_default=True)
+@click.option("--batch-size", default=64, show_default=True, help="Images per training and inference batch.")
 @click.option("--steps", default=20, show_default=True, help="Timed training batches per pipeline.")
 @click.option("--workers", default=2, show_default=True, help="DataLoader workers of the conventional pipeline.")
 @click.option("--repeats", default=3, show_default=True, help="Interleaved repetitions; the median is reported.")
@@ -231,20 +340,20 @@ def models(as_json):
 @click.option("--feature-cache", "feature_cache", is_flag=True,
               help="Also time ResNet-50 transfer epochs with vs without the frozen-feature cache.")
 @click.option("--load", "load_spec", metavar="PATH", help="Also time decoding PATH vs reading the array cache.")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (no progress display).")
 def bench(models, data, device, batch_size, steps, workers, repeats, input_size, feature_cache, load_spec, as_json):
     """Images/s per model: ferbench's device-resident pipeline vs DataLoader + per-image transforms."""
     from .bench import feature_cache_speedup, load_speedup, run_bench
     from .data import load_data
     from .engine import select_device
-    from .models import unknown_model_message, list_models
+    from .models import list_models, unknown_model_message
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     for n in names:
         if n not in list_models():
             _fail(ValueError(unknown_model_message(n)))
     try:
-        fer = load_data(data or "synthetic:3500")
+        fer = load_data(data or "synthetic:3500", progress=None if as_json else _stderr)
         dev = select_device(device)
     except (FerbenchError, RuntimeError) as exc:
         _fail(exc)

@@ -173,3 +173,121 @@ def test_real_archive_counts():
     assert info["counts"]["Training"] == dict(zip(CLASSES, [3995, 436, 4097, 7215, 4830, 3171, 4965]))
     assert info["counts"]["PublicTest"]["disgust"] == 56 and info["counts"]["PrivateTest"]["neutral"] == 626
     assert len(set(d.ids)) == len(d)
+
+
+# --- damaged archives, progress, the Hub offline -----------------------------------------------------
+
+def _tar(root, path, mode):
+    with tarfile.open(path, mode) as t:
+        t.add(root, arcname="fer2013")
+    return path
+
+
+@pytest.mark.parametrize("cut", [0.5, 0.9])
+def test_truncated_tar_gz_names_the_file(kaggle_folder, tmp_path, cut):
+    root, _ = kaggle_folder
+    whole = _tar(root, tmp_path / "fer.tar.gz", "w:gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(whole[: int(len(whole) * cut)])
+    with pytest.raises(DataError, match=r"cut\.tar\.gz is truncated or corrupt \(Compressed file ended .*"
+                                        r"images read.*\): download it again"):
+        load_data(str(tmp_path / "cut.tar.gz"))
+    key = data_cache.source_key(str(tmp_path / "cut.tar.gz"), skip_bad=False)
+    assert not data_cache.cache_path(key).exists()  # nothing half-decoded is cached
+
+
+def test_tar_cut_between_two_members_is_not_taken_for_a_whole_archive(kaggle_folder, tmp_path):
+    root, expected = kaggle_folder
+    whole = _tar(root, tmp_path / "fer.tar", "w")
+    with tarfile.open(whole) as t:
+        tenth = [m for m in t.getmembers() if m.isfile()][10]
+    # tarfile itself reads this as a complete archive of 10 images
+    (tmp_path / "cut.tar").write_bytes(whole.read_bytes()[: tenth.offset])
+    with tarfile.open(tmp_path / "cut.tar") as t:
+        assert sum(m.isfile() for m in t) == 10
+    with pytest.raises(DataError, match=r"cut\.tar is truncated or corrupt \(the archive stops after .* bytes, "
+                                        r"without its end-of-archive blocks; 10 images read, the last fer2013/"):
+        load_data(str(tmp_path / "cut.tar"))
+    assert _totals(load_data(str(whole))) == expected  # a whole plain tar still reads
+
+
+def test_corrupt_zip_member_and_truncated_zip(kaggle_folder, tmp_path):
+    root, _ = kaggle_folder
+    arch = tmp_path / "fer.zip"
+    with zipfile.ZipFile(arch, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(root.rglob("*.jpg")):
+            z.write(p, p.relative_to(root.parent))
+    raw = bytearray(arch.read_bytes())
+    with zipfile.ZipFile(arch) as z:
+        info = z.infolist()[3]
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + 20: start + 60] = bytes(40)  # damage the compressed data of the 4th image
+    (tmp_path / "bad.zip").write_bytes(bytes(raw))
+    with pytest.raises(DataError, match=r"bad\.zip is truncated or corrupt \(.* while reading fer2013/"):
+        load_data(str(tmp_path / "bad.zip"))
+    (tmp_path / "half.zip").write_bytes(arch.read_bytes()[: arch.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"half\.zip is not a readable zip archive: truncated, corrupt or not a zip"):
+        load_data(str(tmp_path / "half.zip"))
+
+
+@pytest.mark.parametrize("fmt", ["folder", "tar.gz", "zip", "csv"])
+def test_progress_reports_images_and_reaches_the_end(kaggle_folder, tmp_path, fmt):
+    from ferbench.data import sources
+
+    root, expected = kaggle_folder
+    n = sum(expected.values())
+    if fmt == "folder":
+        path, reader = root, sources.read_folder
+    elif fmt == "tar.gz":
+        path, reader = _tar(root, tmp_path / "fer.tar.gz", "w:gz"), sources.read_tar
+    elif fmt == "zip":
+        path, reader = tmp_path / "fer.zip", sources.read_zip
+        with zipfile.ZipFile(path, "w") as z:
+            for p in sorted(root.rglob("*.jpg")):
+                z.write(p, p.relative_to(root.parent))
+    else:
+        path, reader = tmp_path / "fer2013.csv", sources.read_csv
+        rows = [f"{i % 7},{' '.join(['7'] * 2304)},Training" for i in range(n)]
+        path.write_text("emotion,pixels,Usage\n" + "\n".join(rows) + "\n")
+    calls = []
+    reader(path, progress=lambda images, done, total: calls.append((images, done, total)))
+    assert calls[-1][0] == n and calls[-1][1] == calls[-1][2] > 0
+    assert all(0 <= d <= t for _, d, t in calls)
+
+
+def test_load_data_progress_prints_one_line_per_decode(kaggle_folder):
+    import io
+
+    from rich.console import Console
+
+    root, expected = kaggle_folder
+    out = io.StringIO()
+    load_data(str(root), progress=Console(file=out, width=200))
+    assert f"decoded {sum(expected.values())} images from fer2013 in" in out.getvalue()
+    out.truncate(0)
+    load_data(str(root), progress=Console(file=out, width=200))  # from the cache: nothing decoded
+    assert "decoded" not in out.getvalue()
+
+
+def test_hf_id_fails_fast_when_the_hub_is_unreachable(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    from ferbench.data import sources
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "FERBENCH_OFFLINE", "HTTPS_PROXY", "https_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+
+    def no_network(address, timeout):
+        assert timeout <= 3
+        raise OSError("[Errno -2] Name or service not known")
+    monkeypatch.setattr(sources.socket, "create_connection", no_network)
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("asked the Hub (it would retry)"))
+    with pytest.raises(DataError, match=r"'nonexistent/x': the Hub cannot be reached: no connection to "
+                                        r"huggingface\.co:443 .*run with HF_HUB_OFFLINE=1 to use that copy"):
+        load_data("hf:nonexistent/x")
+
+
+def test_hf_id_offline_not_cached_says_so():
+    pytest.importorskip("datasets")
+    with pytest.raises(DataError, match=r"'nonexistent/x': offline mode is on \(HF_HUB_OFFLINE=1\) and it is not "
+                                        r"in the local Hugging Face cache"):
+        load_data("hf:nonexistent/x")  # conftest sets HF_HUB_OFFLINE=1

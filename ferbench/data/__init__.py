@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.markup import escape
 
 from ..errors import DataError
 from . import cache as _cache
 from .dataset import USAGES, FERData
 from .sources import HOW_TO_GET, READERS, detect_kind, read_hf
 from .synthetic import make_synthetic
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["FERData", "USAGES", "load_data", "resolve_data_spec", "describe"]
 
@@ -29,11 +36,14 @@ def resolve_data_spec(cli: str | None = None, suite: str | None = None,
                     + HOW_TO_GET + " For a dataset-free try-out use --data synthetic.")
 
 
-def load_data(spec: str, *, skip_bad: bool = False, use_cache: bool = True) -> FERData:
+def load_data(spec: str, *, skip_bad: bool = False, use_cache: bool = True,
+              progress: Console | None = None) -> FERData:
     """Load ``spec`` (path, ``hf:<id>[:config]`` or ``synthetic[:N[:SEED]]``) into memory.
 
     Decoded arrays of local sources are cached (see :mod:`ferbench.data.cache`); ``skip_bad`` skips
-    unreadable images and lists them in ``FERData.skipped`` instead of failing.
+    unreadable images and lists them in ``FERData.skipped`` instead of failing. With a rich
+    ``progress`` console, decoding a local source (seconds to a minute for FER2013's 35,887 JPEGs)
+    shows a bar with the images decoded so far, then one line with the count and the time.
     """
     if spec.startswith("synthetic"):
         parts = spec.split(":")
@@ -49,10 +59,52 @@ def load_data(spec: str, *, skip_bad: bool = False, use_cache: bool = True) -> F
     key = _cache.source_key(spec, skip_bad=skip_bad) if use_cache else None
     if key and (hit := _cache.load_cached(key)) is not None:
         return hit
-    data = read_hf(spec) if kind == "hf" else READERS[kind](Path(spec), skip_bad=skip_bad)
+    if kind == "hf":
+        data = read_hf(spec)
+    elif progress is None:
+        data = READERS[kind](Path(spec), skip_bad=skip_bad)
+    else:
+        with _DecodeProgress(progress, Path(spec).name) as bar:
+            data = READERS[kind](Path(spec), skip_bad=skip_bad, progress=bar.update)
     if key:
-        _cache.save_cached(key, data)
+        where = _cache.save_cached(key, data)
+        if progress is not None:
+            progress.print(f"[dim]cached the decoded arrays in {escape(str(where))}: later loads take milliseconds[/]")
     return data
+
+
+class _DecodeProgress:
+    """A transient bar while a source decodes (on a terminal; logs get no bar), then one line:
+    what was decoded, how many images, how long."""
+
+    def __init__(self, console: Console, name: str):
+        from rich.progress import (BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
+
+        self.console, self.name = console, name
+        self._bar = Progress(TextColumn("decoding {task.description}"), BarColumn(), TaskProgressColumn(),
+                             TextColumn("{task.fields[images]:,} images"), TimeElapsedColumn(),
+                             TimeRemainingColumn(), console=console, transient=True) if console.is_terminal else None
+        self._images = 0
+
+    def __enter__(self) -> _DecodeProgress:
+        self._t0 = time.perf_counter()
+        if self._bar is not None:
+            self._bar.__enter__()
+            self._task = self._bar.add_task(escape(self.name), total=None, images=0)
+        return self
+
+    def update(self, images: int, done: int, total: int) -> None:
+        self._images = images
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total, images=images)
+
+    def __exit__(self, exc_type, *rest) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(exc_type, *rest)
+        if exc_type is None:
+            self.console.print(f"decoded {self._images:,} images from {escape(self.name)} in "
+                               f"{time.perf_counter() - self._t0:.1f} s")
 
 
 def describe(data: FERData, spec: str) -> dict:

@@ -11,13 +11,16 @@ and the image is resized to 48x48 with bilinear filtering (with antialiasing whe
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import os
 import re
+import socket
 import tarfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -41,6 +44,24 @@ HOW_TO_GET = (
     "or the original challenge file fer2013.csv, then pass it with --data PATH or set $FERBENCH_DATA. "
     "A Hugging Face dataset works too: --data hf:<dataset-id>."
 )
+
+
+# Called while a source decodes as progress(images so far, units read, units in all): bytes of an
+# archive or CSV, files of a folder or zip.
+Progress = Callable[[int, int, int], None]
+_EVERY = 256  # images between progress calls
+
+# What a damaged archive raises while it is read: gzip/zlib errors, a tar or zip stream that ends
+# early or fails its checksum, a read error. Each becomes one message naming the file.
+_DAMAGED = (EOFError, zlib.error, gzip.BadGzipFile, tarfile.TarError, zipfile.BadZipFile, OSError)
+
+
+def _damaged(path: Path, exc: BaseException, images: int, reading: str | None, last: str | None) -> DataError:
+    why = str(exc) or type(exc).__name__
+    where = f"while reading {reading}; {images:,} images read before it" if reading else \
+        f"{images:,} images read" + (f", the last {last}" if last else "")
+    return DataError(f"{path} is truncated or corrupt ({why}; {where}): download it again, or check its size "
+                     "against the source's")
 
 
 def decode_image(raw: bytes, name: str) -> np.ndarray:
@@ -84,26 +105,42 @@ def _entry_meta(parts: tuple[str, ...], where: str) -> tuple[str, int, str] | No
     return usage, CLASSES.index(cls), f"{class_dir}/{stem if m else f'{usage}_{stem}'}"
 
 
-def _assemble(entries: Iterable[tuple[tuple[str, ...], bytes | None, callable]], where: str,
-              skip_bad: bool) -> FERData:
+def _assemble(entries: Iterable[tuple[tuple[str, ...], Callable[[], bytes]]], where: str, skip_bad: bool,
+              progress: Progress | None = None, position: Callable[[], tuple[int, int]] | None = None) -> FERData:
+    """Decode every image ``entries`` yields as (path parts, read). ``position`` says how far through
+    the source reading is, for ``progress``. An archive that ends early or fails a checksum raises
+    one DataError naming it."""
     images, labels, ids, usage, skipped = [], [], [], [], []
-    for parts, _, read in entries:
-        meta = _entry_meta(parts, where)
-        if meta is None:
-            continue
-        name = f"{where}:{'/'.join(parts)}" if not os.path.isdir(where) else str(Path(where, *parts))
-        try:
-            img = decode_image(read(), name)
-        except DataError:
-            if not skip_bad:
-                raise
-            skipped.append(name)
-            continue
-        u, y, i = meta
-        images.append(img)
-        labels.append(y)
-        ids.append(i)
-        usage.append(u)
+    last = reading = None  # the last entry read whole; the one being read
+    try:
+        for parts, read in entries:
+            meta = _entry_meta(parts, where)
+            if meta is None:
+                continue
+            name = f"{where}:{'/'.join(parts)}" if not os.path.isdir(where) else str(Path(where, *parts))
+            reading = parts
+            raw = read()
+            last, reading = parts, None
+            try:
+                img = decode_image(raw, name)
+            except DataError:
+                if not skip_bad:
+                    raise
+                skipped.append(name)
+                continue
+            u, y, i = meta
+            images.append(img)
+            labels.append(y)
+            ids.append(i)
+            usage.append(u)
+            if progress is not None and len(images) % _EVERY == 0:
+                progress(len(images), *position())
+    except _DAMAGED as exc:
+        if os.path.isdir(where):
+            raise DataError(f"cannot read {Path(where, *(reading or ()))}: {exc}") from None
+        raise _damaged(Path(where), exc, len(images), reading and "/".join(reading), last and "/".join(last)) from None
+    if progress is not None:
+        progress(len(images), *position())
     if not images:
         raise DataError(f"no images found in {where}: expected train/<class>/*.jpg and test/<class>/*.jpg. "
                         + HOW_TO_GET)
@@ -115,44 +152,70 @@ def _assemble(entries: Iterable[tuple[tuple[str, ...], bytes | None, callable]],
     return data
 
 
-def read_folder(path: Path, skip_bad: bool = False) -> FERData:
+def read_folder(path: Path, skip_bad: bool = False, progress: Progress | None = None) -> FERData:
+    files = []
+    for root, dirs, names in os.walk(path):
+        dirs.sort()
+        files += [Path(root, f) for f in sorted(names)]
+    done = 0
+
     def entries() -> Iterator:
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for f in sorted(files):
-                full = Path(root, f)
-                rel = full.relative_to(path).parts
-                yield rel, None, full.read_bytes
-    return _assemble(entries(), str(path), skip_bad)
+        nonlocal done
+        for full in files:
+            done += 1
+            yield full.relative_to(path).parts, full.read_bytes
+    return _assemble(entries(), str(path), skip_bad, progress, lambda: (done, len(files)))
 
 
-def read_zip(path: Path, skip_bad: bool = False) -> FERData:
+def read_zip(path: Path, skip_bad: bool = False, progress: Progress | None = None) -> FERData:
     try:
         zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as exc:
-        raise DataError(f"{path} is not a readable zip archive: {exc}") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path} is not a readable zip archive: truncated, corrupt or not a zip file "
+                        f"({exc}); download it again") from None
     with zf:
         infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
-        return _assemble(((tuple(PurePosixPath(i.filename).parts), None,
-                           (lambda i=i: zf.read(i))) for i in infos), str(path), skip_bad)
+        done = 0
 
-
-def read_tar(path: Path, skip_bad: bool = False) -> FERData:
-    try:
-        tf = tarfile.open(path)
-    except (tarfile.TarError, OSError) as exc:
-        raise DataError(f"{path} is not a readable tar archive: {exc}") from None
-    with tf:
         def entries() -> Iterator:
-            # Stream members in archive order: random access into a .tar.gz is quadratic.
-            for m in tf:
-                if m.isfile():
-                    fh = tf.extractfile(m)
-                    yield tuple(PurePosixPath(m.name).parts), None, fh.read
-        return _assemble(entries(), str(path), skip_bad)
+            nonlocal done
+            for i in infos:
+                done += 1
+                yield tuple(PurePosixPath(i.filename).parts), (lambda i=i: zf.read(i))
+        return _assemble(entries(), str(path), skip_bad, progress, lambda: (done, len(infos)))
 
 
-def read_csv(path: Path, skip_bad: bool = False) -> FERData:
+def read_tar(path: Path, skip_bad: bool = False, progress: Progress | None = None) -> FERData:
+    with open(path, "rb") as raw:  # the compressed bytes read so far are the progress
+        size = os.fstat(raw.fileno()).st_size
+        try:
+            tf = tarfile.open(fileobj=raw)
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+            raise DataError(f"{path} is not a readable tar archive: truncated, corrupt or not a tar file "
+                            f"({exc}); download it again") from None
+        with tf:
+            def entries() -> Iterator:
+                # Stream members in archive order: random access into a .tar.gz is quadratic.
+                for m in tf:
+                    if m.isfile():
+                        yield tuple(PurePosixPath(m.name).parts), tf.extractfile(m).read
+                _check_tar_end(tf)
+            return _assemble(entries(), str(path), skip_bad, progress, lambda: (raw.tell(), size))
+
+
+def _check_tar_end(tf: tarfile.TarFile) -> None:
+    """tarfile takes a stream cut exactly between two members for the end of the archive; a whole
+    archive ends with zero blocks, and its compressed stream with a checksum (read to the end here)."""
+    end = tf.offset  # where the end-of-archive blocks should start
+    pos = tf.fileobj.tell()
+    while chunk := tf.fileobj.read(1 << 20):
+        pos += len(chunk)
+    if pos < end + tarfile.BLOCKSIZE:
+        raise tarfile.ReadError(f"the archive stops after {end:,} bytes, without its end-of-archive blocks")
+
+
+def read_csv(path: Path, skip_bad: bool = False, progress: Progress | None = None) -> FERData:
+    size = path.stat().st_size
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         header = [h.strip() for h in next(reader, [])]
@@ -184,6 +247,10 @@ def read_csv(path: Path, skip_bad: bool = False) -> FERData:
             labels.append(y)
             usage.append(u)
             ids.append(f"{u}_{row_no - 1}")
+            if progress is not None and len(images) % _EVERY == 0:
+                progress(len(images), fh.buffer.tell(), size)
+        if progress is not None:
+            progress(len(images), size, size)
     if not images:
         raise DataError(f"{path}: the CSV holds no rows")
     data = FERData(np.stack(images), np.array(labels), np.array(ids), np.array(usage), source=str(path))
@@ -234,15 +301,55 @@ def _hf_to_data(dsd, where: str) -> FERData:
     return FERData(np.stack(images), np.array(labels), np.array(ids), np.array(usage), source=where)
 
 
+_TRUE = ("1", "true", "yes", "on")
+HF_LOCAL = ("pass a local copy instead: --data PATH to a folder written by Dataset.save_to_disk or "
+            "holding its parquet files")
+
+
+def _hub_offline() -> str | None:
+    """Why the Hub cannot be asked now, or None: an offline variable is set, or its host (or the
+    HTTPS proxy) takes no connection within 3 s. Checked first because huggingface_hub retries an
+    unreachable host five times with backoff (~30 s of warnings) before giving up."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "FERBENCH_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return f"offline mode is on ({var}={os.environ[var]})"
+    from urllib.parse import urlparse
+    from urllib.request import getproxies, proxy_bypass
+
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    proxy = getproxies().get(url.scheme)
+    if proxy and not proxy_bypass(host):
+        purl = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = purl.hostname or host, purl.port or 8080
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as exc:
+        return f"the Hub cannot be reached: no connection to {host}:{port} ({exc})"
+    return None
+
+
 def read_hf(spec: str) -> FERData:
     """``hf:<id>[:config]`` from the Hub (or its cache), or a local save_to_disk / parquet folder."""
     import datasets
 
     if spec.startswith("hf:"):
         ident, _, config = spec[3:].partition(":")
+        offline = _hub_offline()
+        hub_offline_mode = datasets.config.HF_HUB_OFFLINE  # set from the environment when datasets loaded
+        if offline and not hub_offline_mode:
+            # Without the library's own offline mode it would retry; tell the user how to use the cache.
+            raise DataError(f"cannot load Hugging Face dataset {ident!r}: {offline}. If it is in your Hugging Face "
+                            f"cache, run with HF_HUB_OFFLINE=1 to use that copy; or {HF_LOCAL}.")
         try:
             dsd = datasets.load_dataset(ident, config or None)
         except Exception as exc:
+            if offline:
+                raise DataError(f"cannot load Hugging Face dataset {ident!r}: {offline} and it is not in the local "
+                                f"Hugging Face cache ({datasets.config.HF_DATASETS_CACHE}; datasets raised "
+                                f"{type(exc).__name__}); connect, or {HF_LOCAL}.") from None
             raise DataError(f"cannot load Hugging Face dataset {ident!r}: {exc}") from None
         return _hf_to_data(dsd, spec)
     path = Path(spec)

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import hashlib
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
+from ..atomic import atomic_write_json
+from ..errors import DiskFullError
 from .adapter import FERModel, InputSpec
 
 
@@ -87,15 +93,64 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-@torch.no_grad()
-def describe_models() -> list[dict]:
-    """One row per registered model for `ferbench models` (parameters counted on a built instance)."""
-    rows = []
-    for name in list_models():
-        info, builder = _REGISTRY[name]
-        kw = {"pretrained": False, "weights": None} if info.pretrained else {}
+def _built_parameters(name: str) -> int:
+    """Parameters of ``name`` as `ferbench models` shows it (3 classes for the three-class study),
+    counted on the ``meta`` device: shapes without storage or initialization."""
+    info, builder = _REGISTRY[name]
+    kw = {"pretrained": False, "weights": None} if info.pretrained else {}
+    with torch.device("meta"):
         net = builder(num_classes=3 if info.study == "three_class" else 7, **kw)
-        row = {**info.as_dict(), "parameters": count_parameters(net)}
+    return count_parameters(net)
+
+
+def _parameter_cache() -> Path:
+    """One file per version of the model code and of the libraries that build models: a changed
+    architecture or a new torchvision/timm never reads an old count."""
+    import importlib.metadata as md
+
+    from .. import __version__
+    from ..environment import cache_root
+
+    h = hashlib.sha256(__version__.encode())
+    for pkg in ("torch", "torchvision", "timm"):
+        try:
+            h.update(f"|{pkg}={md.version(pkg)}".encode())
+        except md.PackageNotFoundError:
+            h.update(f"|{pkg}=none".encode())
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + f.read_bytes())
+    return cache_root() / "models" / f"parameters-{h.hexdigest()[:20]}.json"
+
+
+def _parameter_counts(names: list[str]) -> dict[str, int]:
+    """Parameters per model; built once per version (torchvision, timm and their imports cost
+    seconds), then read from the cache. An unreadable or odd cache file is ignored and rewritten."""
+    path = _parameter_cache()
+    try:
+        raw = json.loads(path.read_text()) if path.stat().st_size < 1_000_000 else {}
+    except (OSError, ValueError):
+        raw = {}
+    known = {k: v for k, v in raw.items() if k in _REGISTRY and type(v) is int and v >= 0} \
+        if isinstance(raw, dict) else {}
+    missing = [n for n in names if n not in known]
+    for n in missing:
+        known[n] = _built_parameters(n)
+    if missing:
+        try:
+            atomic_write_json(path, dict(sorted(known.items())))
+        except (OSError, DiskFullError):
+            pass  # an unwritable cache folder only costs speed
+    return {n: known[n] for n in names}
+
+
+def describe_models(pattern: str | None = None) -> list[dict]:
+    """One row per registered model (matching the glob ``pattern``, any case) for `ferbench models`."""
+    names = [n for n in list_models() if pattern is None or fnmatch.fnmatchcase(n.lower(), pattern.lower())]
+    counts = _parameter_counts(names)
+    rows = []
+    for name in names:
+        info = _REGISTRY[name][0]
+        row = {**info.as_dict(), "parameters": counts[name]}
         if info.weights:
             from .pretrained import weights_status
 
