@@ -1,4 +1,18 @@
 """Exceptions whose message is meant for the user, printed without a traceback by the CLI."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+def unknown_name(what: str, name: object, known: Iterable[str]) -> str:
+    """The one wording for a name ferbench does not know (a model, a suite key, a profile, a paper,
+    a prompt template): the closest known names if any are close, else all of them."""
+    known = list(known)
+    close = difflib.get_close_matches(str(name), known, n=3)
+    if close:
+        return f"unknown {what} {name!r}. Did you mean {' or '.join(map(repr, close))}?"
+    return f"unknown {what} {name!r}. Available: {', '.join(known) or '(none)'}"
 
 
 class FerbenchError(Exception):

@@ -85,8 +85,9 @@ def _status(store: RunStore, exp: Experiment, fingerprint: str | None) -> Experi
     if fingerprint is None:
         row.status, row.detail = "unknown", f"a {stored.status} result whose data is unknown (see above)"
         return row
-    # The key a run reuses results by: the same as ferbench.runner.plan_experiments.
-    done, why = store.completed(exp.id, exp.config_hash() + fingerprint)
+    from .runner import result_key
+
+    done, why = store.completed(exp.id, result_key(exp, fingerprint))
     if done is not None:
         row.status = "complete"
         if (m := done.headline) is not None:

@@ -118,12 +118,17 @@ def _keep_earlier(header: RunHeader, earlier: RunHeader | None) -> None:
     header.experiments += [e for e in earlier.experiments if e not in header.experiments]
 
 
+def result_key(exp: Experiment, fingerprint: str) -> str:
+    """The config hash a stored result must carry to be reused: the experiment's settings and the data."""
+    return exp.config_hash() + fingerprint
+
+
 def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions) -> list[PlannedExperiment]:
     """Which experiments run and which stored results are reused (and why not, when not)."""
     refresh_llm = bool(options.llm is not None and options.llm.refresh)
     out = []
     for exp in exps:
-        h = exp.config_hash() + fp
+        h = result_key(exp, fp)
         done, why = store.completed(exp.id, h)
         forced = options.force or (options.eval_only and exp.kind == "train") or (refresh_llm and exp.kind == "llm")
         out.append(PlannedExperiment(exp, h, None if forced else done, why))
@@ -259,7 +264,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     store = RunStore(Path(results_dir) / run_folder_name(suite.name, profile, overrides))
     console.print(f"[bold]ferbench[/] suite [cyan]{escape(suite.name)}[/], profile [cyan]{escape(profile)}[/], "
                   f"{len(exps)} experiment(s); data {escape(spec)} (from {origin}); results {escape(str(store.root))}")
-    fer = load_data(spec, skip_bad=skip_bad)
+    fer = load_data(spec, skip_bad=skip_bad, progress=console)
     if fer.skipped:
         console.print(f"[yellow]skipped {len(fer.skipped)} unreadable image(s) (--skip-bad); listed in run.json[/]")
     dev = select_device(device)

@@ -29,4 +29,4 @@ def test_bench_feature_cache_and_table(monkeypatch):
 
 def test_bench_unknown_model():
     r = CliRunner().invoke(main, ["bench", "--models", "basic_cnm"])
-    assert r.exit_code == 1 and "Did you mean basic_cnn" in r.output
+    assert r.exit_code == 1 and "Did you mean 'basic_cnn'" in r.output

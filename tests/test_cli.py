@@ -201,7 +201,7 @@ def test_models_pattern_and_counts_without_real_weights(monkeypatch):
     builder = _registry._REGISTRY["resnet_custom"][1]
     assert rows["resnet_custom"]["parameters"] == _registry.count_parameters(builder(num_classes=7))
     # a second call reads the counts it remembered: nothing is built
-    monkeypatch.setattr(_registry, "_built_parameters", lambda name: pytest.fail(f"built {name} again"))
+    monkeypatch.setattr(_registry, "_built_facts", lambda name: pytest.fail(f"built {name} again"))
     r = CliRunner().invoke(main, ["models", "resnet_custom"])
     assert r.exit_code == 0 and "324,199" in r.output
     r = CliRunner().invoke(main, ["models", "zzz*"])
@@ -214,7 +214,7 @@ def test_meta_device_counts_equal_built_counts():
     for name in ("basic_cnn", "cbam_cnn", "dcnn_elu", "rnn"):
         info, builder = _registry._REGISTRY[name]
         real = builder(num_classes=3 if info.study == "three_class" else 7)
-        assert _registry._built_parameters(name) == _registry.count_parameters(real), name
+        assert _registry._built_facts(name)["parameters"] == _registry.count_parameters(real), name
 
 
 # --- bad input: one clear line each -------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_unknown_keys_and_models_get_did_you_mean_sorted_by_line(tmp_path):
     assert r.exit_code == 1, r.output
     lines = [ln for ln in r.output.splitlines() if ln.strip().startswith("- line")]
     assert [int(ln.split("line ")[1].split(":")[0]) for ln in lines] == [5, 6, 8, 9]
-    assert "unknown model 'mpl'. Did you mean mlp?" in lines[0]
+    assert "unknown model 'mpl'. Did you mean 'mlp'?" in lines[0]
     assert "unknown key 'trian'. Did you mean 'train'?" in lines[1]
     assert "unknown key 'epohcs'. Did you mean 'epochs'?" in lines[2]
     assert "unknown key 'seeeds'. Did you mean 'seeds'?" in lines[3]

@@ -152,7 +152,7 @@ def test_matrix_expansion_and_profiles(tmp_path):
     mlp = next(e for e in expand(s, "smoke") if e.model == "mlp")
     assert mlp.train.input_size is None  # 48-px networks keep their input size
     assert expand(s, "paper", only="a.cnn.*")[0].id.startswith("a.cnn")
-    with pytest.raises(SuiteError, match="unknown profile 'fast'; available: paper, quick, smoke"):
+    with pytest.raises(SuiteError, match="unknown profile 'fast'. Available: paper, quick, smoke"):
         expand(s, "fast")
 
 

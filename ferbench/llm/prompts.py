@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .. import CLASSES
+from ..errors import unknown_name
 
 PROMPTS: dict[str, str] = {
     "paper": ("From the image provided, what emotion does the person in it seem to have? Your options to choose "
@@ -25,6 +26,5 @@ def get_prompt(name_or_text: str) -> tuple[str, dict | None]:
     if name_or_text in PROMPTS:
         return PROMPTS[name_or_text], JSON_SCHEMA if name_or_text == "json" else None
     if len(name_or_text.split()) < 3:
-        raise ValueError(f"unknown prompt template {name_or_text!r}; available: {', '.join(PROMPTS)} "
-                         "(or give the full prompt text)")
+        raise ValueError(unknown_name("prompt template", name_or_text, PROMPTS) + " (or give the full prompt text)")
     return name_or_text, None

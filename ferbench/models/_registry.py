@@ -1,7 +1,6 @@
 """A timm-style registry: ``@register_model`` on a builder, ``create_model(name, ...)`` as the one door in."""
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import hashlib
 import json
@@ -13,7 +12,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_write_json
-from ..errors import DiskFullError
+from ..errors import DiskFullError, unknown_name
 from .adapter import FERModel, InputSpec
 
 
@@ -51,9 +50,7 @@ def list_models() -> list[str]:
 
 
 def unknown_model_message(name: str) -> str:
-    close = difflib.get_close_matches(name, list_models(), n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return f"unknown model {name!r}.{hint} Available: {', '.join(list_models())}"
+    return unknown_name("model", name, list_models())
 
 
 def model_info(name: str) -> ModelInfo:
@@ -93,19 +90,25 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def _built_parameters(name: str) -> int:
-    """Parameters of ``name`` as `ferbench models` shows it (3 classes for the three-class study),
-    counted on the ``meta`` device: shapes without storage or initialization."""
+def _built_facts(name: str) -> dict:
+    """What `ferbench models` shows of ``name`` that only the code and library versions decide: its
+    parameters (3 classes for the three-class study), counted on the ``meta`` device (shapes
+    without storage or initialization), and the file its ImageNet weights come as."""
     info, builder = _REGISTRY[name]
     kw = {"pretrained": False, "weights": None} if info.pretrained else {}
     with torch.device("meta"):
         net = builder(num_classes=3 if info.study == "three_class" else 7, **kw)
-    return count_parameters(net)
+    facts = {"parameters": count_parameters(net), "weights_source": None}
+    if info.weights:
+        from .pretrained import weights_source
+
+        facts["weights_source"] = weights_source(info.weights)
+    return facts
 
 
-def _parameter_cache() -> Path:
+def _facts_cache() -> Path:
     """One file per version of the model code and of the libraries that build models: a changed
-    architecture or a new torchvision/timm never reads an old count."""
+    architecture or a new torchvision/timm never reads an old answer."""
     import importlib.metadata as md
 
     from .. import __version__
@@ -119,22 +122,28 @@ def _parameter_cache() -> Path:
             h.update(f"|{pkg}=none".encode())
     for f in sorted(Path(__file__).parent.glob("*.py")):
         h.update(f.name.encode() + f.read_bytes())
-    return cache_root() / "models" / f"parameters-{h.hexdigest()[:20]}.json"
+    return cache_root() / "models" / f"facts-{h.hexdigest()[:20]}.json"
 
 
-def _parameter_counts(names: list[str]) -> dict[str, int]:
-    """Parameters per model; built once per version (torchvision, timm and their imports cost
-    seconds), then read from the cache. An unreadable or odd cache file is ignored and rewritten."""
-    path = _parameter_cache()
+def _valid_facts(v) -> bool:
+    ws = v.get("weights_source") if isinstance(v, dict) else None
+    return isinstance(v, dict) and type(v.get("parameters")) is int and v["parameters"] >= 0 and (
+        ws is None or (isinstance(ws, dict) and isinstance(ws.get("file"), str)
+                       and isinstance(ws.get("hf_hub_id"), (str, type(None)))))
+
+
+def _model_facts(names: list[str]) -> dict[str, dict]:
+    """_built_facts per model, built once per version (torchvision, timm and torch._dynamo cost
+    seconds to import), then read from the cache. An unreadable or odd cache file is ignored."""
+    path = _facts_cache()
     try:
         raw = json.loads(path.read_text()) if path.stat().st_size < 1_000_000 else {}
     except (OSError, ValueError):
         raw = {}
-    known = {k: v for k, v in raw.items() if k in _REGISTRY and type(v) is int and v >= 0} \
-        if isinstance(raw, dict) else {}
+    known = {k: v for k, v in raw.items() if k in _REGISTRY and _valid_facts(v)} if isinstance(raw, dict) else {}
     missing = [n for n in names if n not in known]
     for n in missing:
-        known[n] = _built_parameters(n)
+        known[n] = _built_facts(n)
     if missing:
         try:
             atomic_write_json(path, dict(sorted(known.items())))
@@ -146,14 +155,14 @@ def _parameter_counts(names: list[str]) -> dict[str, int]:
 def describe_models(pattern: str | None = None) -> list[dict]:
     """One row per registered model (matching the glob ``pattern``, any case) for `ferbench models`."""
     names = [n for n in list_models() if pattern is None or fnmatch.fnmatchcase(n.lower(), pattern.lower())]
-    counts = _parameter_counts(names)
+    facts = _model_facts(names)
     rows = []
     for name in names:
         info = _REGISTRY[name][0]
-        row = {**info.as_dict(), "parameters": counts[name]}
+        row = {**info.as_dict(), "parameters": facts[name]["parameters"]}
         if info.weights:
             from .pretrained import weights_status
 
-            row["weights_status"] = weights_status(info.weights)
+            row["weights_status"] = weights_status(info.weights, source=facts[name]["weights_source"])
         rows.append(row)
     return rows

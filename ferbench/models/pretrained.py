@@ -55,24 +55,34 @@ class WeightsRef:
             return f"timm/{self.name}"
 
 
-def lookup(ref: WeightsRef, explicit: str | None = None) -> tuple[Path | None, list[str]]:
-    """(the local weight file, or None; every place looked, in order)."""
+def weights_source(ref: str) -> dict:
+    """The file the weights named by ``ref`` come as, and the Hugging Face repo timm fetches them from.
+    Imports torchvision or timm (seconds) and depends only on their versions: `ferbench models` remembers it."""
+    wref = WeightsRef.parse(ref)
+    return {"file": wref.file_name, "hf_hub_id": wref.hub_id() if wref.kind == "timm" else None}
+
+
+def lookup(ref: WeightsRef, explicit: str | None = None, source: dict | None = None) -> tuple[Path | None, list[str]]:
+    """(the local weight file, or None; every place looked, in order). ``source``: a remembered
+    :func:`weights_source` answer, so the lookup imports neither torchvision nor timm."""
+    file_name = source["file"] if source else ref.file_name
+    hub_id = source.get("hf_hub_id") if source else (ref.hub_id() if ref.kind == "timm" else None)
     looked = [Path(explicit)] if explicit else []
     if os.environ.get("FERBENCH_WEIGHTS"):
-        looked.append(Path(os.environ["FERBENCH_WEIGHTS"]) / ref.file_name)
-    looked.append(Path(torch.hub.get_dir()) / "checkpoints" / ref.file_name)
+        looked.append(Path(os.environ["FERBENCH_WEIGHTS"]) / file_name)
+    looked.append(Path(torch.hub.get_dir()) / "checkpoints" / file_name)
     found = next((p for p in looked if p.is_file()), None)
     places = [str(p) for p in looked]
-    if found is None and ref.kind == "timm" and not explicit:
+    if found is None and hub_id and not explicit:
         try:
             from huggingface_hub import try_to_load_from_cache
 
-            cached = try_to_load_from_cache(ref.hub_id(), "model.safetensors")
+            cached = try_to_load_from_cache(hub_id, "model.safetensors")
             if isinstance(cached, str):
                 found = Path(cached)
-            places.append(cached if isinstance(cached, str) else f"<Hugging Face cache>/{ref.hub_id()}")
+            places.append(cached if isinstance(cached, str) else f"<Hugging Face cache>/{hub_id}")
         except Exception:
-            places.append(f"<Hugging Face cache>/{ref.hub_id()}")
+            places.append(f"<Hugging Face cache>/{hub_id}")
     return found, places
 
 
@@ -128,9 +138,9 @@ def timm_pretrained(model: str, ref: str, num_classes: int, explicit: str | None
         raise _missing(model, wref, looked, f"download failed: {type(exc).__name__}") from None
 
 
-def weights_status(ref: str, explicit: str | None = None) -> dict:
-    """Where the weights named by ``ref`` are, for `ferbench models`."""
-    wref = WeightsRef.parse(ref)
-    found, looked = lookup(wref, explicit)
-    return {"file": wref.file_name, "available": found is not None, "found": str(found) if found else None,
+def weights_status(ref: str, explicit: str | None = None, source: dict | None = None) -> dict:
+    """Where the weights named by ``ref`` are, for `ferbench models` (``source``: see :func:`lookup`)."""
+    source = source or weights_source(ref)
+    found, looked = lookup(WeightsRef.parse(ref), explicit, source)
+    return {"file": source["file"], "available": found is not None, "found": str(found) if found else None,
             "looked": looked}

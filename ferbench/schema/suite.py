@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from .. import CLASSES
+from ..errors import unknown_name
 from ..labels import canonical_class
 from .llm import LLMConfig
 
@@ -51,11 +52,7 @@ class _Strict(BaseModel):
 def _check_model_name(name: str, info: ValidationInfo) -> None:
     known = (info.context or {}).get("models")
     if known is not None and name not in known:
-        import difflib
-
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown model {name!r}.{hint} Available: {', '.join(sorted(known))}")
+        raise ValueError(unknown_name("model", name, sorted(known)))
 
 
 class SplitConfig(_Strict):
@@ -208,7 +205,7 @@ class StudyConfig(_Strict):
     @classmethod
     def _known_paper(cls, v):
         if v is not None and v not in STUDY_NAMES:
-            raise ValueError(f"unknown paper {v!r}; expected one of {', '.join(STUDY_NAMES)}")
+            raise ValueError(unknown_name("paper", v, STUDY_NAMES))
         return v
 
 

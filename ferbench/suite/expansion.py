@@ -10,7 +10,7 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SuiteError
+from ..errors import SuiteError, unknown_name
 from ..schema.experiment import LLMExperiment, LoadExperiment, TrainExperiment
 from ..schema.suite import (BUILTIN_PROFILES, ExperimentConfig, ProfileConfig, SplitConfig, StudyConfig,
                             UserModelConfig, safe_id_part)
@@ -37,7 +37,7 @@ def resolve_profile(suite: LoadedSuite, name: str) -> ProfileConfig:
     if name in BUILTIN_PROFILES:
         return BUILTIN_PROFILES[name]
     avail = sorted(set(BUILTIN_PROFILES) | set(suite.config.profiles))
-    raise SuiteError(suite.path, [f"unknown profile {name!r}; available: {', '.join(avail)}"])
+    raise SuiteError(suite.path, [unknown_name("profile", name, avail)])
 
 
 def _study_split(st: StudyConfig, prof: ProfileConfig, ov: Overrides) -> tuple[SplitConfig, list, list[str]]:

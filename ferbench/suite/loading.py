@@ -7,7 +7,6 @@ the depth of ``include:`` chains are bounded, and include cycles are refused.
 from __future__ import annotations
 
 import copy
-import difflib
 import io
 import typing
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SuiteError
+from ..errors import SuiteError, unknown_name
 from ..schema.suite import SuiteConfig
 from ..schema.train import TrainConfig
 
@@ -129,10 +128,7 @@ def _first_model(tp) -> type[BaseModel] | None:
 def _unknown_key_message(root_cls: type[BaseModel], loc: tuple) -> str:
     key = loc[-1]
     owner = _model_at(root_cls, loc[:-1])
-    known = list(owner.model_fields) if owner is not None else []
-    close = difflib.get_close_matches(str(key), known, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r}.{hint}" + (f" Allowed here: {', '.join(known)}" if known and not close else "")
+    return unknown_name("key", key, list(owner.model_fields) if owner is not None else [])
 
 
 def _problem(root: yaml.Node, loc: tuple, msg: str) -> tuple[int, str]:
