@@ -17,10 +17,12 @@ from .. import figures
 from ..atomic import atomic_write_many
 from ..schema.results import StudyMeta
 from ..store import RunData, load_run
-from .baselines import load_baselines, per_class_reported_table, reported_table, timing_table
+from .baselines import (confusion_table, contradiction_blocks, load_baselines, other_table, per_class_numbers_table,
+                        per_class_reported_table, reported_table, timing_table)
 from .document import Bullets, Document, Figure, Figures, Heading, Paragraph, TableBlock
 from .format import md_escape
 from .llm import llm_blocks
+from .protocol import protocol_baseline, protocol_table
 from .study import accuracy_table, cv_table, model_figures, per_class_table, seeds_table
 from .tables import Table
 
@@ -73,8 +75,10 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
     base = load_baselines(study.paper)
     results = run.of_study(study.name)
     deviations = sorted({d for r in results for d in r.deviations})
-    facts = [f"split: {study.split}; sizes train {study.split_sizes['train']:,}, val {study.split_sizes['val']:,}, "
-             f"test {study.split_sizes['test']:,}", f"classes: {', '.join(study.classes)}"]
+    sizes = study.split_sizes
+    facts = [f"split: {study.split}; sizes train {sizes['train']:,}, val {sizes['val']:,}, "
+             + (f"test {sizes['test']:,}" if sizes.get("test") else "no test set (validation is reported)"),
+             f"classes: {', '.join(study.classes)}"]
     if base:
         facts.append(f"paper: {base['title']} ({base['file']})")
     facts += [f"note: {n}" for n in study.notes]
@@ -87,18 +91,32 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
                                 "and test, so val/test numbers are inflated.", strong="Leaky split.", style="leak"))
     for n in (base or {}).get("notes", []):
         blocks.append(Paragraph(n, strong="From the paper:", style="leak" if base.get("leaky") else "warn"))
+    if base:
+        blocks += contradiction_blocks(base)
     tables = [accuracy_table(study, run)]
     if base:
         tables += [reported_table(study, run, base)]
     tables += [per_class_table(study, run)]
     if base:
-        tables += [per_class_reported_table(study, run, base)]
+        tables += [per_class_reported_table(study, run, base), per_class_numbers_table(study, run, base),
+                   confusion_table(study, run, base)]
     tables += [cv_table(study, run), seeds_table(study, run)]
     blocks += [TableBlock(t) for t in tables if t is not None]
     llm, llm_figs = llm_blocks(study, run, fig_dir, base)
     blocks += llm
-    if base and (t := timing_table(study, run, base)) is not None:
-        blocks.append(TableBlock(t))
+    if base:
+        blocks += [TableBlock(t) for t in (timing_table(study, run, base), other_table(study, run, base))
+                   if t is not None]
+    # The protocol as published beside what ran; a study without a paper of its own (a CV companion)
+    # gets the table when a paper's protocol rows name it.
+    proto = base if base else protocol_baseline(study, load_baselines)
+    if proto:
+        table, evidence = protocol_table(study, run, proto)
+        if table is not None:
+            blocks.append(TableBlock(table))
+        if evidence:
+            blocks += [Paragraph("", strong="Evidence behind the protocol table's inferred values:"),
+                       Bullets(evidence)]
     for r in results:
         if r.status == "failed":
             blocks.append(Paragraph(r.error or "", strong=f"{r.id} failed:", style="fail"))
