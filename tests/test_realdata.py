@@ -50,6 +50,10 @@ def test_papers_suite_smoke_profile_gives_a_result_for_every_experiment(tmp_path
         by_status.setdefault(res["status"], []).append(res["id"])
     assert set(by_status) <= {"ok", "skipped"} and by_status["skipped"] == ["llm_vs_nn.llm.GPT-4 Turbo"]
     md = (run_dir / "report.md").read_text()
+    from test_report_baselines import missing_baseline_numbers, protocol_problems
+
+    assert missing_baseline_numbers(md) == []  # every number the papers report is on the page
+    assert protocol_problems(run_dir) == []  # a protocol table for every study, no empty row
     assert "**Not the published settings.**" in md and "LEAKY" in md and "CONTRADICTION" in md
     assert "### Seconds per epoch: reported vs this run" in md
     assert re.search(r"\| vit_tiny +\| 18,240 +\| [\d.,]+ +\|", md)  # the paper's ~304 min per epoch

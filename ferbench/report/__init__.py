@@ -18,7 +18,7 @@ from ..atomic import atomic_write_many
 from ..schema.results import StudyMeta
 from ..store import RunData, load_run
 from .baselines import (confusion_table, contradiction_blocks, load_baselines, other_table, per_class_numbers_table,
-                        per_class_reported_table, reported_table, timing_table)
+                        reported_table, timing_table)
 from .document import Bullets, Document, Figure, Figures, Heading, Paragraph, TableBlock
 from .format import md_escape
 from .llm import llm_blocks
@@ -98,8 +98,7 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
         tables += [reported_table(study, run, base)]
     tables += [per_class_table(study, run)]
     if base:
-        tables += [per_class_reported_table(study, run, base), per_class_numbers_table(study, run, base),
-                   confusion_table(study, run, base)]
+        tables += [per_class_numbers_table(study, run, base), confusion_table(study, run, base)]
     tables += [cv_table(study, run), seeds_table(study, run)]
     blocks += [TableBlock(t) for t in tables if t is not None]
     llm, llm_figs = llm_blocks(study, run, fig_dir, base)

@@ -73,10 +73,6 @@ def timing_text(v: float) -> str:
     return Num.of(v, "{:,.0f}").text
 
 
-def legacy_per_class_text(v: float) -> str:
-    return f"{v:.2f}"
-
-
 def measured_text(x) -> str:
     if x is None:
         return DASH
@@ -181,30 +177,6 @@ def timing_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
     return Table(f"{study.name}_timing", "Seconds per epoch: reported vs this run",
                  ["model", "reported s/epoch", "this run s/epoch", "reported / this run", "source"], rows,
                  "Different hardware, data sizes and profiles; the ratio shows the order of magnitude only.")
-
-
-def per_class_reported_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
-    """The legacy ``per_class`` block (P / R / F1 per class); ``per_class_numbers_table`` shows the same
-    numbers from ``per_class_reported``."""
-    pc = base.get("per_class")
-    if not pc:
-        return None
-    rows = []
-    for r in run.models(study.name):
-        part = r.metrics.get(pc.get("split", "test"))
-        if part is None:
-            continue
-        for cls, (p_, r_, f_) in pc["classes"].items():
-            if cls in study.classes:
-                i = study.classes.index(cls)
-                mine = [getattr(part.per_class, k)[i] for k in ("precision", "recall", "f1")]
-                rows.append([r.label, cls, " / ".join(legacy_per_class_text(v) for v in (p_, r_, f_)),
-                             " / ".join(f"{v:.2f}" for v in mine)])
-    if not rows:
-        return None
-    return Table(f"{study.name}_per_class_reported",
-                 f"Per-class precision / recall / F1 on {pc.get('split', 'test')}: reported vs reproduced",
-                 ["model", "class", f"reported ({pc['source']})", "reproduced"], rows)
 
 
 # --- per-class numbers, confusion counts, everything else -----------------------------------------------
