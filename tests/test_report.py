@@ -169,7 +169,7 @@ def test_degenerate_model_is_flagged_in_the_table(run_dir):
     assert "degenerate: predicts happy for 100% of test images" in (run_dir / "report.html").read_text()
 
 
-NUMERIC = re.compile(r"(–|[-+]?[\d,]+(\.\d+)?x?|\[[\d.]+, [\d.]+\]|\d+/\d+|< 0\.001|\$[\d.]+)")
+NUMERIC = re.compile(r"(–|((<|≤|>|≥|~|\\<|\\>) )?[-+]?[\d,]+(\.\d+)?x?|\[[\d.]+, [\d.]+\]|\d+/\d+|\$[\d.]+)")
 
 
 def test_markdown_tables_are_aligned_numbers_right(run_dir):
@@ -178,19 +178,23 @@ def test_markdown_tables_are_aligned_numbers_right(run_dir):
     tables = re.findall(r"(?m)((?:^\|.*\|\n)+)", md)
     assert len(tables) >= 12
     for t in tables:
-        lines = t.splitlines()
-        pipes = {tuple(m.start() for m in re.finditer(r"(?<!\\)\|", line)) for line in lines}
+        pipes = {tuple(m.start() for m in re.finditer(r"(?<!\\)\|", line)) for line in t.splitlines()}
         assert len(pipes) == 1, t  # the same column boundaries on every line
-        sep = _cells(lines[1])
-        body = [_cells(line) for line in lines[2:]]
+    from ferbench.report import build_document
+
+    checked = 0
+    for table in build_document(load_run(run_dir)).tables:
+        sep = _cells(table.markdown().splitlines()[1])
         for j, s in enumerate(sep):
-            col = [r[j] for r in body]
-            if "not run" in col:  # reported-only rows: numeric once baselines.py makes it a Num cell
-                continue
-            if all(NUMERIC.fullmatch(c) for c in col) and any(c != "–" for c in col):
-                assert s.endswith(":") and not s.startswith(":"), (lines[0], j)
-            elif any(not NUMERIC.fullmatch(c) for c in col):
-                assert s.startswith(":") and not s.endswith(":"), (lines[0], j)
+            numbers = [r[j] for r in table.rows if NUMERIC.fullmatch(table.text(r[j])) and table.text(r[j]) != "–"]
+            if table.numeric(j):
+                assert s.endswith(":") and not s.startswith(":"), (table.title, table.headers[j])
+                checked += 1
+            else:
+                assert s.startswith(":") and not s.endswith(":"), (table.title, table.headers[j])
+                # a text column may hold a number-like word; a column of numbers is never left as text
+                assert len(numbers) < len(table.rows) or not table.rows, (table.title, table.headers[j])
+    assert checked > 50
 
 
 def test_folds_are_labelled_one_way_everywhere(run_dir):

@@ -18,8 +18,7 @@ import yaml
 from click.testing import CliRunner
 
 from ferbench.cli import main
-from ferbench.report.baselines import (count_text, legacy_per_class_text, other_text, per_class_text, reported_text,
-                                       timing_text)
+from ferbench.report.baselines import count_text, other_text, per_class_text, reported_text, timing_text
 from ferbench.report.format import md_escape
 from ferbench.report.protocol import LABELS, SETTINGS, fmt, parse_input, same
 from ferbench.schema.suite import STUDY_NAMES
@@ -133,10 +132,7 @@ def baseline_numbers(paper: str) -> list[tuple[str, str, list[str]]]:
                         for c, n in (e.get("class_counts") or {}).items()]
             else:
                 out += [(f"{where} (unknown key)", None, []) for _ in _leaves(e)]
-        if key == "per_class":  # legacy P / R / F1 block
-            out += [(f"{paper}.per_class.{c}", " / ".join(legacy_per_class_text(v) for v in prf), [c])
-                    for c, prf in val["classes"].items()]
-        elif key == "sample_table":  # Table 2, printed by report/llm.py: per class '{:.0f}', overall '{:.2f}'
+        if key == "sample_table":  # Table 2, printed by report/llm.py: per class '{:.0f}', overall '{:.2f}'
             for m, vals in val["rows"].items():
                 out += [(f"{paper}.sample_table.{m}", f"{v:.0f}", [m]) for v in vals[:-1]]
                 out.append((f"{paper}.sample_table.{m}.overall", f"{vals[-1]:.2f}", [m]))

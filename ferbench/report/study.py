@@ -137,22 +137,22 @@ def model_figures(study: StudyMeta, run: RunData, fig_dir: Path) -> tuple[list[F
             + (f" Weights evaluated from epoch: {', '.join(epochs)}." if epochs else "")))
     for r in ok:
         name = label_of(r, seeds)
-        te = r.metrics["test"]
+        te, part = r.headline, r.headline_split  # val for a study without a test set
         f1 = te.per_class.f1
         worst = int(np.argmin(f1))
         figs.append(Figure(f"Confusion matrix: {name}", figures.confusion(
-            np.array(te.confusion), study.classes, fig_dir / f"{r.id}_cm.png", f"{name} (test)",
+            np.array(te.confusion), study.classes, fig_dir / f"{r.id}_cm.png", f"{name} ({part})",
             no_answer=te.confusion_no_answer),
-            f"{te.n:,} test images; colour is the share of the true class (row); "
+            f"{te.n:,} {part} images; colour is the share of the true class (row); "
             f"{top_confusion(te.confusion, study.classes)}."))
         figs.append(Figure(f"Per-class precision / recall / F1: {name}", figures.prf_bars(
-            te.per_class.model_dump(), study.classes, fig_dir / f"{r.id}_prf.png", f"{name} (test)"),
+            te.per_class.model_dump(), study.classes, fig_dir / f"{r.id}_prf.png", f"{name} ({part})"),
             f"Accuracy {pct(te.accuracy)} %, macro F1 {te.macro_f1:.3f}; weakest class {study.classes[worst]} "
-            f"(F1 {f1[worst]:.2f}). Under each class its number of test images."))
+            f"(F1 {f1[worst]:.2f}). Under each class its number of {part} images."))
         gc = run.root / r.id / "gradcam.png"
         if r.gradcam and r.gradcam.available and gc.exists():
             figs.append(Figure(f"Grad-CAM: {name}", gc,
-                               "The first test image of each class above its Grad-CAM map: where the last "
+                               f"The first {part} image of each class above its Grad-CAM map: where the last "
                                "convolution found evidence for the predicted class. Each map is scaled to its own "
                                "maximum, so compare where, not how strongly. Caption: true → predicted class."))
         elif r.gradcam and r.gradcam.reason:
