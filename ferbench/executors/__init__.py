@@ -46,7 +46,7 @@ class LocalExecutor:
             reporter.finished(item, outcome, None, time.perf_counter() - t0, split)
 
 
-def make_executor(name: str, address: str | None = None, console=None):
+def make_executor(name: str, address: str | None = None, console=None, device: str = "auto"):
     if name == "local":
         if address:
             raise FerbenchError("--address names a Ray cluster; use it with --executor ray")
@@ -54,5 +54,5 @@ def make_executor(name: str, address: str | None = None, console=None):
     if name == "ray":
         from .ray import RayExecutor
 
-        return RayExecutor(address=address, console=console)
+        return RayExecutor(address=address, console=console, device=device)
     raise FerbenchError(f"unknown executor {name!r}; expected local or ray")

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .llm import EndpointConfig, LLMConfig
-from .suite import SplitConfig, UserModelConfig
+from .suite import ResourcesConfig, SplitConfig, UserModelConfig
 from .train import TrainConfig
 
 
@@ -29,8 +29,9 @@ class _ExperimentBase(BaseModel):
     deviations: list[str] = Field(default_factory=list)  # from the paper's protocol, in this run
 
     def config_hash(self) -> str:
-        """Hash of everything that determines the result (not the id or the deviation text)."""
-        d = self.model_dump(mode="json", exclude={"deviations"})
+        """Hash of everything that determines the result (not the id, the deviation text or the
+        Ray resources it was scheduled with)."""
+        d = self.model_dump(mode="json", exclude={"deviations", "resources"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     @property
@@ -46,6 +47,7 @@ class TrainExperiment(_ExperimentBase):
     weights: str | None = None
     model_args: dict[str, Any] = Field(default_factory=dict)
     train: TrainConfig
+    resources: ResourcesConfig | None = None  # Ray executor scheduling (not hashed)
 
 
 class LoadExperiment(_ExperimentBase):
@@ -54,6 +56,7 @@ class LoadExperiment(_ExperimentBase):
     user_model: UserModelConfig
     user_model_fingerprint: str  # size + mtime of the file: a new file is re-evaluated
     train: TrainConfig  # evaluation batch size and memory format
+    resources: ResourcesConfig | None = None  # Ray executor scheduling (not hashed)
 
 
 class LLMExperiment(_ExperimentBase):

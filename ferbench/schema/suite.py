@@ -157,6 +157,21 @@ class UserModelConfig(_Strict):
         return self
 
 
+class ResourcesConfig(_Strict):
+    """What one model experiment asks of a Ray cluster (``--executor ray``): scheduling only, never
+    part of a result or its config hash. Unset fields take the executor's defaults (1 GPU when the
+    cluster has GPUs, else 0; 1 CPU)."""
+    gpus: float | None = Field(None, ge=0, le=256)
+    cpus: float | None = Field(None, gt=0, le=4096)
+
+    @field_validator("gpus")
+    @classmethod
+    def _whole_above_one(cls, v):
+        if v is not None and v > 1 and v != int(v):
+            raise ValueError(f"gpus {v}: a share of one GPU (at most 1) or a whole number of GPUs")
+        return v
+
+
 class ExperimentConfig(_Strict):
     model: str | list[str] | UserModelConfig
     label: str | None = None  # distinguishes two entries of the same model; names the result folder
@@ -164,6 +179,7 @@ class ExperimentConfig(_Strict):
     weights: str | None = None
     model_args: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourcesConfig | None = None  # Ray executor: overrides the profile's, field by field
 
     @field_validator("model")
     @classmethod
@@ -220,6 +236,7 @@ class ProfileConfig(_Strict):
     max_folds: int | None = Field(None, gt=0)
     augmented_copies: int | None = Field(None, gt=0)
     train: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourcesConfig | None = None  # Ray executor: every model experiment's default request
 
 
 BUILTIN_PROFILES: dict[str, ProfileConfig] = {

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..errors import SuiteError, unknown_name
 from ..schema.experiment import LLMExperiment, LoadExperiment, TrainExperiment
-from ..schema.suite import (BUILTIN_PROFILES, ExperimentConfig, ProfileConfig, SplitConfig, StudyConfig,
-                            UserModelConfig, safe_id_part)
+from ..schema.suite import (BUILTIN_PROFILES, ExperimentConfig, ProfileConfig, ResourcesConfig, SplitConfig,
+                            StudyConfig, UserModelConfig, safe_id_part)
 from ..schema.train import TrainConfig
 from .loading import LoadedSuite, _deep_merge
 
@@ -81,6 +81,13 @@ def _train_config(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, pro
     return tcfg
 
 
+def _resources(ex: ExperimentConfig, prof: ProfileConfig) -> ResourcesConfig | None:
+    """The experiment's own request over the profile's, field by field (an experiment knows its needs)."""
+    if ex.resources is None or prof.resources is None:
+        return ex.resources or prof.resources
+    return prof.resources.model_copy(update=ex.resources.model_dump(exclude_none=True))
+
+
 def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
                      prof: ProfileConfig, dev: list[str]) -> LoadExperiment:
     um: UserModelConfig = ex.model.model_copy()
@@ -93,7 +100,8 @@ def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, 
     label = ex.label or safe_id_part(um.name if um.checkpoint else f.stem)
     tcfg = TrainConfig.model_validate(_deep_merge(suite.config.defaults, st.train, ex.train, prof.train))
     return LoadExperiment(id=f"{st.name}.{label}", study=st.name, model=um.name, label=label, split=split,
-                          user_model=um, user_model_fingerprint=fp, train=tcfg, deviations=list(dev))
+                          user_model=um, user_model_fingerprint=fp, train=tcfg, deviations=list(dev),
+                          resources=_resources(ex, prof))
 
 
 def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
@@ -122,7 +130,8 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
                 out.append(TrainExperiment(id=eid, study=st.name, model=model, label=label,
                                            pretrained=pre if info.pretrained else None, weights=ex.weights,
                                            model_args=ex.model_args, split=split, fold=fold,
-                                           seed=seed, train=tcfg, deviations=dev))
+                                           seed=seed, train=tcfg, deviations=dev,
+                                           resources=_resources(ex, prof)))
     return out
 
 
