@@ -145,7 +145,8 @@ def _base_fields(exp: Experiment, h: str, profile: str, device: str, split: Spli
 
 
 def store_outcome(store: RunStore, base: dict, outcome: Outcome, seconds: float) -> ExperimentResult:
-    """Write what an experiment produced; result.json last, vouching for the files by digest."""
+    """Write what an experiment produced; result.json last, vouching for the files by digest. The
+    handler's fields win over the base ones (a Ray worker's own device replaces the driver's)."""
     eid = base["id"]
     files = {}
     if outcome.predictions is not None:
@@ -259,7 +260,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         from .llm.cost import check_max_cost
 
         check_max_cost(llm_exps, options.llm.max_cost)  # an unenforceable cap fails before anything is trained
-    executor_ = make_executor(executor, address, console) if not options.dry_run else None
+    executor_ = make_executor(executor, address, console, device=device) if not options.dry_run else None
     spec, origin = resolve_data_spec(data, suite.config.data, suite.dir)
     store = RunStore(Path(results_dir) / run_folder_name(suite.name, profile, overrides))
     console.print(f"[bold]ferbench[/] suite [cyan]{escape(suite.name)}[/], profile [cyan]{escape(profile)}[/], "

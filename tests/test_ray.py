@@ -197,6 +197,7 @@ studies:
     assert "largest node has 2 CPU(s)" in res["error"]
 
 
+@pytest.mark.slow
 def test_sigkill_driver_then_rerun_reuses_and_resumes(cluster, tmp_path):
     suite = tmp_path / "k.yaml"
     suite.write_text("""name: k

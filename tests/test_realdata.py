@@ -56,7 +56,7 @@ def test_papers_suite_smoke_profile_gives_a_result_for_every_experiment(tmp_path
     assert protocol_problems(run_dir) == []  # a protocol table for every study, no empty row
     assert "**Not the published settings.**" in md and "LEAKY" in md and "CONTRADICTION" in md
     assert "### Seconds per epoch: reported vs this run" in md
-    assert re.search(r"\| vit_tiny +\| 18,240 +\| [\d.,]+ +\|", md)  # the paper's ~304 min per epoch
+    assert re.search(r"\| vit_tiny +\| +18,240 +\| +[\d.,]+ +\|", md)  # the paper's ~304 min per epoch
     assert np.isfinite([(r["metrics"].get("test") or r["metrics"]["val"])["accuracy"]
                         for r in results if r["status"] == "ok"]).all()
 

@@ -49,6 +49,6 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
     fields = {
         "metrics": metrics, "input": model.spec.describe(), "gradcam": gc,
         "timing": {"inference": measure_inference(model, device, batch_size=64),
-                   "evaluation_seconds": evaluation_seconds},
+                   "evaluation_seconds": evaluation_seconds, "torch_threads": torch.get_num_threads()},
     }
     return fields, (header, rows), files

@@ -84,6 +84,7 @@ class Timing(_Strict):
     train_seconds: float | None = None
     seconds_per_epoch: float | None = None
     evaluation_seconds: float | None = None
+    torch_threads: int | None = None  # CPU threads torch used: results on CPU can differ in the 5th decimal with it
 
 
 class Parameters(_Strict):
