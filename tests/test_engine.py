@@ -73,12 +73,12 @@ def test_engine_early_stopping_restores_best(small):
 
 def test_bit_reproducible_with_seed(small):
     cfg = TrainConfig(epochs=2, augment={"rotation": 10, "shift": 0.1, "flip": True})
-    m1, r1 = _fit(small, cfg, "deep_cnn", seed=3)
-    m2, r2 = _fit(small, cfg, "deep_cnn", seed=3)
+    m1, r1 = _fit(small, cfg, "cnn", seed=3)  # dropout and augmentation: every random draw is seeded
+    m2, r2 = _fit(small, cfg, "cnn", seed=3)
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
     assert r1.history[-1]["train_loss"] == r2.history[-1]["train_loss"]
-    _, r3 = _fit(small, cfg, "deep_cnn", seed=4)
+    _, r3 = _fit(small, cfg, "cnn", seed=4)
     assert r3.history[-1]["train_loss"] != r1.history[-1]["train_loss"]
 
 

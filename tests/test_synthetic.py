@@ -21,7 +21,7 @@ def test_learnable_but_not_trivial():
     d = load_data("synthetic:3000:0")
     s = make_split(d, "official")
     m = create_model("basic_cnn")
-    fit(m, s.train.images, s.train.labels, None, None, TrainConfig(epochs=5), device=torch.device("cpu"))
+    fit(m, s.train.images, s.train.labels, None, None, TrainConfig(epochs=3), device=torch.device("cpu"))
     acc = (predict_proba(m, s.test.images, torch.device("cpu")).argmax(1) == s.test.labels).mean()
     majority = np.bincount(s.test.labels).max() / len(s.test)
     assert acc > majority + 0.2, (acc, majority)
