@@ -12,8 +12,10 @@ results/<run>/<experiment>/*.npz, *.json, *.png sample images, small state (batc
 Every write is atomic. A result is complete only when its status is ``ok``, its config hash
 matches, and every file it vouches for (``files``: name -> sha256) is present with that digest,
 so a result.json never pairs with another configuration's predictions. Experiment folders are
-named by validated ids and checked to resolve inside the run folder. One run at a time holds a
-run folder (``.lock``).
+named by validated ids and checked to resolve inside the run folder; so are the names a result
+vouches for. A results folder may come from someone else, so it is read defensively: only regular
+files, never through a symbolic link, and never more than a bound (no /dev/zero or FIFO planted as
+a result hangs a reader). One run at a time holds a run folder (``.lock``).
 """
 from __future__ import annotations
 
@@ -23,7 +25,9 @@ import hashlib
 import io
 import json
 import os
+import re
 import socket
+import stat
 import sys
 import threading
 from contextlib import contextmanager
@@ -35,38 +39,80 @@ from typing import Any, Iterator
 import numpy as np
 from pydantic import ValidationError
 
-from .atomic import atomic_torch_save, atomic_write_bytes, atomic_write_json, atomic_write_text, atomic_write_with
+from .atomic import (
+    atomic_torch_save,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    atomic_write_with,
+    disk_full_error,
+    is_disk_full,
+    remove_stale_temps,
+)
 from .errors import ResultFormatError, StoreError
 from .schema.results import RESULT, RESULT_FORMAT, ExperimentResult, LLMResult, ModelResult, RunHeader
 from .schema.suite import SAFE_NAME_RULE
 
 MAX_JSON_BYTES = 20_000_000
+MAX_CSV_BYTES = 2_000_000_000  # predictions of an LLM answering at length on all 35,887 images fit
+MAX_JOURNAL_BYTES = 2_000_000_000
 MAX_CSV_FIELD = 1_000_000
-_ID_PART = __import__("re").compile(r"^[A-Za-z0-9_+\-][A-Za-z0-9 _.+\-]*$")
+_ID_PART = re.compile(r"^[A-Za-z0-9_+\-][A-Za-z0-9 _.+\-]*$")
+_FILE_NAME = re.compile(r"^[A-Za-z0-9_+\-][A-Za-z0-9_.+\-]{0,120}$")  # a file inside an experiment folder
+
+
+def open_regular(path: Path, limit: int | None = None):
+    """Open ``path`` for reading only if it is a regular file, not a symbolic link, at most ``limit``
+    bytes; raises ResultFormatError otherwise (OSError if it cannot be opened at all)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if os.path.islink(path):
+            raise ResultFormatError(f"{path} is a symbolic link; ferbench never writes one, so it is not read") \
+                from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ResultFormatError(f"{path} is not a regular file")
+        if limit is not None and st.st_size > limit:
+            raise ResultFormatError(f"{path} is {st.st_size:,} bytes, more than any ferbench file of its kind")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    with open_regular(path, limit) as fh:
+        data = fh.read(limit + 1)  # the file may have grown since fstat
+    if len(data) > limit:
+        raise ResultFormatError(f"{path} is more than {limit:,} bytes, more than any ferbench file of its kind")
+    return data
 
 
 def sha256_file(path: Path) -> str | None:
+    """The file's sha256, or None if it is missing or not a regular file (a link, a device, a FIFO)."""
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    except OSError:
+    except (OSError, ResultFormatError):
         return None
     return h.hexdigest()
 
 
 def _read_json(path: Path) -> Any:
-    if path.stat().st_size > MAX_JSON_BYTES:
-        raise ResultFormatError(f"{path} is {path.stat().st_size:,} bytes, more than any ferbench result")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(_read_bounded(path, MAX_JSON_BYTES).decode("utf-8"))
 
 
 def parse_result(path: Path) -> ExperimentResult:
     """Read one result.json; raises ResultFormatError with one message for anything else."""
     try:
         raw = _read_json(path)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ResultFormatError(f"{path}: unreadable or torn result file ({type(exc).__name__})") from None
     if not isinstance(raw, dict):
         raise ResultFormatError(f"{path}: not a ferbench result (a JSON object is expected)")
@@ -108,7 +154,7 @@ def read_predictions(path: Path) -> Predictions:
     """Parse predictions.csv; raises ResultFormatError on a torn or malformed file."""
     csv.field_size_limit(MAX_CSV_FIELD)
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open_regular(path, MAX_CSV_BYTES) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
             rows = list(csv.reader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ResultFormatError(f"{path}: unreadable predictions ({type(exc).__name__}: {exc})") from None
@@ -151,18 +197,22 @@ class Checkpoint:
     def load(self, map_location=None) -> dict | None:
         import torch
 
-        if not self.path.exists():
+        if not os.path.lexists(self.path):
             return None
         try:
-            state = torch.load(self.path, map_location=map_location, weights_only=True)
+            with open_regular(self.path) as fh:
+                state = torch.load(fh, map_location=map_location, weights_only=True)
             if not isinstance(state, dict) or "epoch" not in state:
                 raise ValueError("not a ferbench training checkpoint")
             return state
         except Exception as exc:  # torch raises many types for torn, foreign or unsafe files
-            self.discarded = (f"checkpoint {self.path.name} could not be read ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); discarded, training restarted")
-            self.path.unlink(missing_ok=True)
+            self.discard(f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
             return None
+
+    def discard(self, why: str) -> None:
+        """Give up on this checkpoint (unreadable, or not resumable): training restarts from scratch."""
+        self.discarded = f"checkpoint {self.path.name} could not be used ({why}); discarded, training restarted"
+        self.path.unlink(missing_ok=True)
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -184,15 +234,18 @@ class AnswerJournal:
 
     def _load(self) -> dict[str, dict]:
         try:
-            lines = self.path.read_bytes().split(b"\n")
-        except OSError:
+            lines = _read_bounded(self.path, MAX_JOURNAL_BYTES).split(b"\n")
+        except FileNotFoundError:
             return {}
+        except (OSError, ResultFormatError):
+            lines = [b""]  # not a journal this ferbench wrote: discarded below
         try:
             header = json.loads(lines[0])
         except (json.JSONDecodeError, UnicodeDecodeError, IndexError):
             header = None
         if not isinstance(header, dict) or header.get("config_hash") != self.config_hash:
-            self.path.unlink(missing_ok=True)  # another config's answers (or no header): never reused
+            if os.path.lexists(self.path):
+                self.path.unlink()  # another config's answers (or no header, or not a file): never reused
             return {}
         out, clean = {}, True
         for line in lines[1:]:
@@ -223,10 +276,14 @@ class AnswerJournal:
         with self._lock:
             if not self.path.exists():
                 self._rewrite({})
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0))
             try:
                 os.write(fd, line)
                 os.fsync(fd)
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise disk_full_error(self.path) from None
+                raise
             finally:
                 os.close(fd)
             self._records[str(record["id"])] = record
@@ -244,12 +301,23 @@ class RunStore:
         if not isinstance(eid, str) or not _ID_PART.match(eid) or ".." in eid or "/" in eid or "\\" in eid:
             raise StoreError(f"experiment id {eid!r} cannot name a results folder ({SAFE_NAME_RULE})")
         p = self.root / eid
-        if p.resolve().parent != self.root.resolve():
-            raise StoreError(f"experiment folder {p} would resolve outside the run folder {self.root}")
+        if p.is_symlink() or p.resolve().parent != self.root.resolve():
+            raise StoreError(f"experiment folder {p} would resolve outside the run folder {self.root} "
+                             "(a symbolic link?); ferbench does not write through it")
         return p
 
     def _file(self, eid: str, name: str) -> Path:
+        if not _FILE_NAME.match(name):
+            raise StoreError(f"{name!r} cannot name a file in an experiment folder")
         return self.exp_dir(eid) / name
+
+    def check_layout(self) -> None:
+        """Refuse a run folder whose report folders are links elsewhere: reports write through them."""
+        for name in ("figures", "tables"):
+            p = self.root / name
+            if p.is_symlink() or (p.exists() and not p.is_dir()):
+                raise StoreError(f"{p} is not a folder of this run folder (a symbolic link or a file); "
+                                 "remove it, or use another --results-dir")
 
     # --- run header ----------------------------------------------------------------------------------
     def write_run(self, header: RunHeader) -> None:
@@ -257,7 +325,7 @@ class RunStore:
 
     def read_run(self) -> RunHeader | None:
         p = self.root / "run.json"
-        if not p.exists():
+        if not os.path.lexists(p):
             return None
         try:
             raw = _read_json(p)
@@ -265,7 +333,8 @@ class RunStore:
                 raise ResultFormatError(f"{p}: written by another ferbench (run format {raw.get('format', 1)}; "
                                         f"this ferbench reads format {RESULT_FORMAT})")
             return RunHeader.model_validate(raw)
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError, ValidationError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, AttributeError,
+                ValidationError) as exc:
             raise ResultFormatError(f"{p}: not a valid ferbench run header ({type(exc).__name__})") from None
 
     # --- results -------------------------------------------------------------------------------------
@@ -276,12 +345,15 @@ class RunStore:
     def read_result(self, eid: str) -> ExperimentResult | None:
         """The stored result, or None if there is none; ResultFormatError if it cannot be trusted."""
         p = self._file(eid, "result.json")
-        return parse_result(p) if p.exists() else None
+        return parse_result(p) if os.path.lexists(p) else None
 
     def file_problems(self, result: ExperimentResult) -> list[str]:
         """Files the result vouches for that are missing or differ from the recorded digest."""
         out = []
         for name, digest in result.files.items():
+            if not _FILE_NAME.match(name):
+                out.append(f"it vouches for {name!r}, which is not a file of its folder")
+                continue
             actual = sha256_file(self._file(result.id, name))
             if actual is None:
                 out.append(f"{name} is missing")
@@ -298,6 +370,8 @@ class RunStore:
             return None, str(exc)
         if r is None:
             return None, None
+        if r.id != eid:
+            return None, f"its result.json names experiment {r.id!r}"
         if r.config_hash != config_hash:
             return None, "config changed"
         if r.status != "ok":
@@ -351,7 +425,7 @@ class RunStore:
     def read_state(self, eid: str, name: str) -> dict | None:
         try:
             obj = _read_json(self._file(eid, f"{name}.json"))
-        except (OSError, ValueError, ResultFormatError):
+        except (OSError, ValueError, RecursionError, ResultFormatError):
             return None
         return obj if isinstance(obj, dict) else None
 
@@ -362,18 +436,28 @@ class RunStore:
 
     def read_arrays(self, eid: str, name: str) -> dict[str, np.ndarray] | None:
         try:
-            with np.load(self._file(eid, f"{name}.npz"), allow_pickle=False) as z:
+            with open_regular(self._file(eid, f"{name}.npz")) as fh, np.load(fh, allow_pickle=False) as z:
                 return {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
+        except (OSError, ValueError, EOFError, ResultFormatError):
             return None
 
     # --- one run at a time -------------------------------------------------------------------------------
+    def _remove_stale_temps(self) -> None:
+        """Temporary files of writers killed mid-write (a checkpoint can be hundreds of MB)."""
+        for folder in [self.root, *(p for p in self.root.iterdir() if p.is_dir() and not p.is_symlink())]:
+            remove_stale_temps(folder)
+
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the run folder; a second run on it fails at once saying who holds it."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self.check_layout()
         path = self.root / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except OSError as exc:
+            raise StoreError(f"{path} cannot be opened as this run folder's lock ({exc.strerror}); remove it if "
+                             "it is not a plain file") from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -385,6 +469,7 @@ class RunStore:
             os.pwrite(fd, (f"pid {os.getpid()} on {socket.gethostname()} since "
                            f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} "
                            f"({' '.join(sys.argv[:1] + sys.argv[1:3])})").encode(), 0)
+            self._remove_stale_temps()
             yield
         finally:
             os.close(fd)  # closing releases the lock
@@ -430,13 +515,15 @@ def load_run(run_dir: Path | str) -> RunData:
         raise StoreError(f"{store.root} is not a ferbench run directory (no run.json); "
                          "pass results/<run> as written by `ferbench run`")
     header = store.read_run()
+    store.check_layout()
     results, left_out = [], []
     for p in sorted(store.root.glob("*/result.json")):
         try:
+            store.exp_dir(p.parent.name)
             r = parse_result(p)
             if r.id != p.parent.name:
                 raise ResultFormatError(f"{p}: its id {r.id!r} does not match its folder")
-        except ResultFormatError as exc:
+        except (ResultFormatError, StoreError) as exc:
             left_out.append((str(p.relative_to(store.root)), str(exc).split(": ", 1)[-1]))
             continue
         problems = store.file_problems(r)

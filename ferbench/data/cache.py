@@ -1,13 +1,21 @@
 """Decoded-array cache: a source is decoded once, later loads map its arrays from disk.
 
 One folder per source (``fer-<key>/`` with one ``.npy`` per array and ``meta.json``). Images are
-memory-mapped copy-on-write: loading costs milliseconds and pages come straight from the OS page
-cache, without the page-faulting copy that unpacking an ``.npz`` into fresh memory costs.
+memory-mapped copy-on-write: pages come straight from the OS page cache, without the
+page-faulting copy that unpacking an ``.npz`` into fresh memory costs.
 The key covers the source's resolved path, size and modification time (every file's, for a folder),
 the reader options and the cache format, so a changed source is never served stale.
+
+A cache folder may be damaged or come from someone else: ``meta.json`` records each array file's
+sha256, checked on every load (about 0.2 s for the 83 MB of FER2013's images), arrays are loaded
+without pickle and checked for type, shape and label range, and anything that fails is decoded
+again. A folder is written under a temporary name that carries the writer's host and pid and is
+renamed into place when complete; a temporary folder left by a killed process (its pid is gone, or
+it is older than :data:`STALE_SECONDS`) is removed by the next load.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -17,11 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import STALE_SECONDS, is_disk_full, remove_stale_temps, temp_prefix  # noqa: F401 - re-exported
 from ..environment import cache_root
+from ..errors import DiskFullError
 from .dataset import FERData
 
-FORMAT = 2
+FORMAT = 3  # 3: meta.json holds the arrays' sha256
 _ARRAYS = ("images", "labels", "ids", "usage")
+MAX_META_BYTES = 50_000_000  # the list of skipped files of a huge source, at most
 
 
 def cache_dir() -> Path:
@@ -48,32 +59,83 @@ def cache_path(key: str) -> Path:
     return cache_dir() / f"fer-{key}"
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_meta(p: Path) -> dict:
+    with open(p / "meta.json", "rb") as fh:
+        raw = fh.read(MAX_META_BYTES + 1)
+    if len(raw) > MAX_META_BYTES:
+        raise ValueError("meta.json too large")
+    meta = json.loads(raw)
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("sha256"), dict):
+        raise ValueError("not a cache folder of this format")
+    return meta
+
+
+def _check_arrays(a: dict[str, np.ndarray]) -> None:
+    """What every reader produces; anything else is not served, whatever its checksums say."""
+    img, lab = a["images"], a["labels"]
+    if img.dtype != np.uint8 or img.ndim != 3:
+        raise ValueError("images are not uint8 (N, H, W)")
+    if lab.ndim != 1 or lab.dtype.kind not in "iu" or (len(lab) and (lab.min() < 0 or lab.max() > 6)):
+        raise ValueError("labels are not class indices 0-6")
+    for name in ("ids", "usage"):
+        if a[name].ndim != 1 or a[name].dtype.kind != "U":
+            raise ValueError(f"{name} are not strings")
+
+
 def load_cached(key: str) -> FERData | None:
+    """The cached arrays of ``key``, or None when there are none or they cannot be trusted."""
     p = cache_path(key)
+    remove_stale_temps(p.parent)
     if not (p / "meta.json").exists():
         return None
     try:
-        meta = json.loads((p / "meta.json").read_text())
+        meta = _read_meta(p)
+        for a in _ARRAYS:
+            if _sha256(p / f"{a}.npy") != meta["sha256"].get(a):
+                raise ValueError(f"{a}.npy does not match its checksum")
         arrays = {a: np.load(p / f"{a}.npy", mmap_mode="c" if a == "images" else None, allow_pickle=False)
                   for a in _ARRAYS}
-        return FERData(**arrays, source=meta["source"], skipped=meta["skipped"])
+        _check_arrays(arrays)
+        return FERData(**arrays, source=str(meta["source"]), skipped=list(meta["skipped"]))
     except Exception:
-        return None  # an unreadable cache is rebuilt, never trusted
+        return None  # damaged, truncated or foreign: decoded again and rewritten, never trusted
 
 
 def save_cached(key: str, data: FERData) -> Path:
     """Write the arrays into a temporary folder, then rename it into place (atomic)."""
     p = cache_path(key)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{p.name}.", dir=p.parent))
+    tmp = None
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(p.name), dir=p.parent))
+        sums = {}
         for a in _ARRAYS:
             np.save(tmp / f"{a}.npy", np.asarray(getattr(data, a)), allow_pickle=False)
-        (tmp / "meta.json").write_text(json.dumps({"source": data.source, "skipped": data.skipped}))
+            sums[a] = _sha256(tmp / f"{a}.npy")
+        (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, "source": data.source,
+                                                   "skipped": data.skipped, "sha256": sums}))
         if p.exists():
-            shutil.rmtree(p)  # a stale or torn cache folder (meta.json is written last)
-        os.replace(tmp, p)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(p, ignore_errors=True)  # a stale or damaged cache folder
+        try:
+            os.replace(tmp, p)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process just cached the same source
+    except BaseException as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, Exception) and is_disk_full(exc):
+            raise DiskFullError(f"no space left on the device holding the data cache {p.parent} while writing "
+                                f"{p.name}; free some space there or set FERBENCH_CACHE to a folder with room "
+                                "(the decoded arrays take about 100 MB)") from None
         raise
     return p

@@ -31,6 +31,8 @@ MAX_COPIES = 20
 MAX_SEEDS = 100
 MAX_EXPERIMENTS_PER_STUDY = 200
 MAX_STUDIES = 100
+MAX_MODELS_PER_ENTRY = 50  # `model: [a, b, ...]`
+MAX_EXPERIMENTS = 5_000  # one suite file, after models x seeds x folds
 
 
 def check_safe_name(value: str, what: str) -> str:
@@ -65,7 +67,7 @@ class SplitConfig(_Strict):
     test: Literal["PrivateTest", "PublicTest", "both", "none"] = "PrivateTest"
     val_fraction: float | None = Field(0.1, gt=0, lt=1)  # kaggle: None = no validation set
     k: int = Field(3, ge=2, le=MAX_FOLDS)
-    folds: list[int] | None = None  # kfold: which folds to run (0-based); default all k
+    folds: list[int] | None = Field(None, max_length=MAX_FOLDS)  # kfold: which folds to run (0-based); default all k
     copies: int = Field(5, ge=1, le=MAX_COPIES)
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
     order: Literal["split_then_augment", "augment_then_split"] = "split_then_augment"
@@ -88,6 +90,8 @@ class SplitConfig(_Strict):
     def _possible(self):
         if self.folds is not None and any(not 0 <= f < self.k for f in self.folds):
             raise ValueError(f"folds {self.folds} do not exist for k={self.k} (valid: 0..{self.k - 1})")
+        if self.folds is not None and len(set(self.folds)) != len(self.folds):
+            raise ValueError(f"folds {self.folds} repeat a fold")
         if abs(sum(self.ratios) - 1) > 1e-6 or min(self.ratios) <= 0:
             raise ValueError(f"ratios must be three positive numbers summing to 1; got {list(self.ratios)}")
         if self.val_fraction is None and self.kind != "kaggle":
@@ -189,6 +193,8 @@ class ExperimentConfig(_Strict):
         names = [v] if isinstance(v, str) else v
         if not names:
             raise ValueError("an empty model list runs nothing")
+        if len(names) > MAX_MODELS_PER_ENTRY:
+            raise ValueError(f"{len(names)} models in one entry; at most {MAX_MODELS_PER_ENTRY}")
         for name in names:
             _check_model_name(name, info)
         return v
@@ -260,8 +266,15 @@ class SuiteConfig(_Strict):
     include: list[str] = Field(default_factory=list, max_length=50)  # other suite files whose studies are added
     defaults: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS)
-    profiles: dict[str, ProfileConfig] = Field(default_factory=dict)
+    profiles: dict[str, ProfileConfig] = Field(default_factory=dict, max_length=50)
     studies: list[StudyConfig] = Field(default_factory=list, max_length=MAX_STUDIES)
+
+    @field_validator("profiles")
+    @classmethod
+    def _safe_profile_names(cls, v):
+        for name in v:  # a profile name becomes part of the run folder's name
+            check_safe_name(name, "profile name")
+        return v
 
     @model_validator(mode="after")
     def _unique_and_trainable(self):
@@ -271,4 +284,18 @@ class SuiteConfig(_Strict):
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"study names must be unique; repeated: {', '.join(dup)}")
+        n = sum(experiment_count(st, self.seeds) for st in self.studies)
+        if n > MAX_EXPERIMENTS:
+            raise ValueError(f"the suite expands to {n:,} experiments (models x seeds x folds) under the paper "
+                             f"profile; at most {MAX_EXPERIMENTS:,}")
         return self
+
+
+def experiment_count(study: StudyConfig, suite_seeds: list[int]) -> int:
+    """How many experiments ``study`` expands to under the paper profile, computed without expanding."""
+    models = sum(1 if isinstance(e.model, (str, UserModelConfig)) else len(e.model) for e in study.experiments)
+    trained = sum(0 if isinstance(e.model, UserModelConfig) else (1 if isinstance(e.model, str) else len(e.model))
+                  for e in study.experiments)
+    runs = len(study.seeds or suite_seeds) * len(study.split.fold_list())
+    endpoints = len(study.llm.endpoints) if study.llm is not None else 0
+    return trained * runs + (models - trained) + endpoints

@@ -138,20 +138,27 @@ def _problem(root: yaml.Node, loc: tuple, msg: str) -> tuple[int, str]:
 
 def _train_problems(raw: dict, root: yaml.Node) -> list[tuple[int, str]]:
     """Validate every train block (suite defaults, study, experiment, profile) against TrainConfig."""
+    # Only mappings: a block of the wrong type is already reported by the suite schema.
+    def items(v, kind):
+        return (v.items() if isinstance(v, dict) else ()) if kind is dict else \
+            (enumerate(v) if isinstance(v, list) else ())
+
     blocks = [(("defaults",), raw.get("defaults") or {})]
-    for i, st in enumerate(raw.get("studies") or []):
+    for i, st in items(raw.get("studies"), list):
         if isinstance(st, dict):
             blocks.append((("studies", i, "train"), st.get("train") or {}))
-            for j, ex in enumerate(st.get("experiments") or []):
+            for j, ex in items(st.get("experiments"), list):
                 if isinstance(ex, dict):
                     blocks.append((("studies", i, "experiments", j, "train"), ex.get("train") or {}))
-    for name, prof in (raw.get("profiles") or {}).items():
+    for name, prof in items(raw.get("profiles"), dict):
         if isinstance(prof, dict):
             blocks.append((("profiles", name, "train"), prof.get("train") or {}))
     problems = []
     for loc, block in blocks:
+        if not isinstance(block, dict):
+            continue
         try:
-            TrainConfig.model_validate({"epochs": 1, **block} if isinstance(block, dict) else block)
+            TrainConfig.model_validate({"epochs": 1, **block})
         except ValidationError as exc:
             for e in exc.errors():
                 full = loc + tuple(e["loc"])
@@ -174,18 +181,23 @@ def _read_yaml(path: Path) -> tuple[dict, yaml.Node]:
     stream.name = str(path)  # YAML errors then name the file, not '<unicode string>'
     try:
         root = yaml.compose(stream)
-    except yaml.YAMLError as exc:
-        raise SuiteError(path, [f"not valid YAML: {exc}"]) from None
-    if root is None:
-        raise SuiteError(path, ["the file is empty; a suite needs at least 'name' and 'studies'"])
-    try:
+        if root is None:
+            raise SuiteError(path, ["the file is empty; a suite needs at least 'name' and 'studies'"])
         n = _expanded_size(root)
+        if n > MAX_NODES:
+            raise SuiteError(path, [f"the YAML expands to more than {MAX_NODES:,} nodes (aliases repeated inside "
+                                    "aliases?); refusing to load it"])
+        stream = io.StringIO(text)
+        stream.name = str(path)
+        raw = yaml.safe_load(stream)  # same text, now known to be small once expanded
     except SuiteError as exc:
         raise SuiteError(path, exc.problems) from None
-    if n > MAX_NODES:
-        raise SuiteError(path, [f"the YAML expands to more than {MAX_NODES:,} nodes (aliases repeated inside "
-                                "aliases?); refusing to load it"])
-    raw = yaml.safe_load(text)  # same text, now known to be small once expanded
+    except yaml.YAMLError as exc:
+        raise SuiteError(path, [f"not valid YAML: {exc}"]) from None
+    except RecursionError:  # PyYAML composes recursively: '[[[[...' thousands deep
+        raise SuiteError(path, ["the YAML is nested too deeply to be a suite; refusing to load it"]) from None
+    except (ValueError, TypeError) as exc:  # e.g. an integer of 100,000 digits, an unhashable key
+        raise SuiteError(path, [f"not a usable YAML value: {str(exc)[:200]}"]) from None
     if not isinstance(raw, dict):
         raise SuiteError(path, ["a suite must be a YAML mapping with at least 'name' and 'studies'"])
     # Top-level 'x-*' keys hold YAML anchors for reuse (as in docker-compose); they are not settings.
