@@ -90,6 +90,10 @@ class EarlyStopping:
         self.best, self.best_epoch, self.bad_epochs = d["best"], d["best_epoch"], d["bad_epochs"]
 
 
+class CheckpointUnusable(Exception):
+    """A checkpoint that loads (weights only) but cannot be resumed from: not this model's state."""
+
+
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)
@@ -306,7 +310,11 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
         ck = checkpoint.load(map_location=device)
         result.checkpoint_discarded = checkpoint.discarded
         if ck is not None:
-            loop.resume(ck)
+            try:
+                loop.resume(ck)
+            except Exception as exc:  # a failed resume has half-changed the model: the caller starts over
+                checkpoint.discard(f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}")
+                raise CheckpointUnusable(checkpoint.discarded) from None
             result.resumed_from_epoch = loop.next_epoch
     result.history = loop.history
     result.train_seconds = sum(h["seconds"] for h in loop.history)

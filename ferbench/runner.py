@@ -24,7 +24,7 @@ from . import figures
 from .data import FERData, load_data, resolve_data_spec
 from .data.splits import SplitData, make_split
 from .environment import environment
-from .errors import FerbenchError, StoreError
+from .errors import DiskFullError, FerbenchError, StoreError
 from .experiments import Context, Outcome, RunOptions, run_experiment
 from .progress import RunProgress
 from .schema.results import RESULT, ExperimentResult, RunHeader, StudyMeta
@@ -222,6 +222,8 @@ class _Recorder:
 
     def finished(self, item: PlannedExperiment, outcome: Outcome | None, error: BaseException | None,
                  seconds: float, split: SplitData | None, trace: str | None = None) -> None:
+        if isinstance(error, DiskFullError):
+            raise error  # run-wide: every later write would fail too; one message, and no result recorded
         run = self.run
         base = _base_fields(item.exp, item.config_hash, run.profile, str(run.device), split)
         try:
@@ -229,6 +231,9 @@ class _Recorder:
                 store_failure(run.store, base, error, seconds, trace)
         except ValidationError as exc:  # the outcome did not fit the result contract: record it, go on
             result = store_failure(run.store, base, exc, seconds)
+        training = getattr(result, "training", None)
+        if training is not None and training.checkpoint_discarded:
+            self.bar.line(f"[yellow]{escape(item.exp.id)}: {escape(training.checkpoint_discarded)}[/]")
         s = self.summary
         {"ok": s.done, "failed": s.failed, "pending": s.pending}.get(result.status, s.skipped).append(item.exp.id)
         s.results.append(result)

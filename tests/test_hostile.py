@@ -275,7 +275,6 @@ def test_an_unreadable_checkpoint_is_discarded_and_training_restarts(run_copy, p
         assert r.exit_code == 0 and "0 run, 2 reused" in r.output, r.output
 
 
-@pytest.mark.xfail(strict=True, reason="needs the engine.py diff in /work/notes/hostile-lead.diff (resume failures)")
 def test_a_readable_checkpoint_that_cannot_be_resumed_restarts_training(run_copy):
     suite, res = run_copy
     ck = _replant(res, "s.a", {"epoch": 0, "model": {"no": torch.zeros(1)}})  # loads, but is not this model's
@@ -285,7 +284,6 @@ def test_a_readable_checkpoint_that_cannot_be_resumed_restarts_training(run_copy
     assert ck.name in a["training"]["checkpoint_discarded"]
 
 
-@pytest.mark.xfail(strict=True, reason="needs the runner.py diff in /work/notes/hostile-lead.diff (console line)")
 def test_a_discarded_checkpoint_is_named_on_the_console(run_copy):
     suite, res = run_copy
     ck = _replant(res, "s.a", b"not a checkpoint")
@@ -588,7 +586,6 @@ def test_disk_full_while_storing_a_model_is_one_message(tmp_path, disk_full_on):
     assert not (tmp_path / "res" / "t" / "s.a" / "result.json").exists()  # incomplete: the next run redoes it
 
 
-@pytest.mark.xfail(strict=True, reason="needs the runner.py diff in /work/notes/hostile-lead.diff (DiskFullError)")
 def test_disk_full_while_checkpointing_stops_the_run_with_one_message(tmp_path, disk_full_on):
     disk_full_on("checkpoint-")
     r = cli("run", write_suite(tmp_path), "--results-dir", tmp_path / "res")
@@ -637,7 +634,6 @@ def _can_mount_tmpfs(where: Path) -> bool:
     return ok
 
 
-@pytest.mark.xfail(strict=True, reason="needs the runner.py diff in /work/notes/hostile-lead.diff (DiskFullError)")
 def test_a_real_full_disk_is_one_message(tmp_path):
     """End to end on a 2 MB tmpfs (needs root): the first checkpoint does not fit (torch.save reports
     that as a RuntimeError)."""

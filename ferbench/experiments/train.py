@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine import fit, seed_everything
+from ..engine import CheckpointUnusable, fit, seed_everything
 from ..errors import FerbenchError
 from ..models import count_parameters, create_model, model_info
 from ..schema.experiment import TrainExperiment
@@ -13,7 +13,7 @@ from .context import Context, Outcome
 from .evaluate import evaluate_model
 
 
-def run_train(exp: TrainExperiment, ctx: Context) -> Outcome:
+def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) -> Outcome:
     if ctx.options.eval_only:
         return _reevaluate(exp, ctx)
     split = ctx.split
@@ -23,10 +23,15 @@ def run_train(exp: TrainExperiment, ctx: Context) -> Outcome:
                          keras_defaults=exp.train.keras_defaults, **exp.model_args)
     tr, va = split.train, split.val
     progress = ctx.progress
-    fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,
-             va.labels if va is not None else None, exp.train, device=ctx.device, seed=exp.seed,
-             checkpoint=checkpoint, on_epoch=progress and (lambda rec: progress("epoch", rec)),
-             on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))))
+    try:
+        fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,
+                 va.labels if va is not None else None, exp.train, device=ctx.device, seed=exp.seed,
+                 checkpoint=checkpoint, on_epoch=progress and (lambda rec: progress("epoch", rec)),
+                 on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))))
+    except CheckpointUnusable as exc:
+        if discarded is not None:
+            raise  # the checkpoint is gone by now: cannot happen twice
+        return run_train(exp, ctx, discarded=str(exc))  # a fresh model, seeded as if there was no checkpoint
     fields, predictions, files = evaluate_model(model, split, ctx.device, exp.train, exp.label)
     hist = fr.history
     fields["timing"].update(train_seconds=fr.train_seconds,
@@ -36,7 +41,8 @@ def run_train(exp: TrainExperiment, ctx: Context) -> Outcome:
         parameters={"total": count_parameters(model), "trainable": count_parameters(model, trainable_only=True)},
         training={"epochs_run": len(hist), "best_epoch": fr.best_epoch, "reported_epoch": fr.reported_epoch,
                   "stopped_early": fr.stopped_early, "resumed_from_epoch": fr.resumed_from_epoch,
-                  "feature_cache": fr.feature_cache_used, "checkpoint_discarded": fr.checkpoint_discarded})
+                  "feature_cache": fr.feature_cache_used,
+                  "checkpoint_discarded": fr.checkpoint_discarded or discarded})
     payload = {"state_dict": model.state_dict(), "model": exp.model, "model_args": exp.model_args,
                "input": {"size": model.spec.size, "channels": model.spec.channels, "mean": list(model.spec.mean),
                          "std": list(model.spec.std)},
