@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +80,29 @@ def env(monkeypatch):
     monkeypatch.setenv("FAKE_KEY", KEY)
     split = synthetic_split()
     return split, truth_by_sha(split)
+
+
+class AlwaysHappy(torch.nn.Module):
+    """A 'model' that answers happy for every face: degenerate by construction, no training needed."""
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], 7) + 0 * x.mean()
+        out[:, 3] = 5.0
+        return out
+
+
+def sigkill_when(cmd: list[str], env: dict, ready, timeout: float = 240) -> None:
+    """Start ``cmd`` and SIGKILL it as soon as ``ready()`` holds (a crash at the worst moment)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if ready():
+                break
+            assert proc.poll() is None, "run ended before it could be killed"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -7,7 +7,6 @@ import importlib
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -20,8 +19,8 @@ from click.testing import CliRunner
 from ferbench.cli import main
 from ferbench.errors import FerbenchError
 
+from conftest import sigkill_when
 from fake_openai import FakeOpenAI, Reply
-
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-" + "R" * 30
 
@@ -212,20 +211,12 @@ studies:
     cmd = [sys.executable, "-m", "ferbench.cli", "run", str(suite), "--results-dir", str(tmp_path / "res"),
            "--executor", "ray", "--address", cluster]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:  # kill once one experiment is stored and another has a checkpoint
-            done = {p.parent.name for p in res.glob("*/result.json")}
-            if done and any(p.parent.name not in done for p in res.glob("*/checkpoint-*.pt")):
-                break
-            assert proc.poll() is None, "run ended before it could be killed"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    def ready():  # one experiment stored and another with a checkpoint
+        done = {p.parent.name for p in res.glob("*/result.json")}
+        return bool(done) and any(p.parent.name not in done for p in res.glob("*/checkpoint-*.pt"))
+
+    sigkill_when(cmd, env, ready)
     before = _results(res)
     assert before and set(before) < {"s.a", "s.b", "s.c"}
     for p in res.rglob("*.json"):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import AlwaysHappy
 from fake_openai import FakeOpenAI, Reply
 
 from ferbench import CLASSES
@@ -49,19 +50,10 @@ studies:
 """
 
 
-class _AlwaysHappy(torch.nn.Module):
-    """A loaded model that answers 'happy' for every face: degenerate by construction."""
-
-    def forward(self, x):
-        out = torch.zeros(x.shape[0], 7) + 0 * x.mean()
-        out[:, 3] = 5.0
-        return out
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    torch.jit.script(_AlwaysHappy()).save(str(tmp / "always_happy.pt"))
+    torch.jit.script(AlwaysHappy()).save(str(tmp / "always_happy.pt"))
     d = load_data(DATA)
     truth = {hashlib.sha256(png_bytes(img, 48)).hexdigest(): CLASSES[y] for img, y in zip(d.images, d.labels)}
     mp = pytest.MonkeyPatch()

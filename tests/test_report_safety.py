@@ -12,6 +12,7 @@ from urllib.parse import unquote
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import AlwaysHappy
 from fake_openai import FakeOpenAI, Reply, openai_error
 from markdown_it import MarkdownIt
 
@@ -28,19 +29,10 @@ BAD_FILE = "`<img src=x onerror=alert(21)>` [y](javascript:alert(22)).pt"
 INPUT = {"size": 48, "channels": 1, "mean": [0.0], "std": [1.0]}
 
 
-class _Const(torch.nn.Module):
-    """A 'model' that answers happy for every face: degenerate by construction, no training needed."""
-
-    def forward(self, x):
-        out = torch.zeros(x.shape[0], 7) + 0 * x.mean()
-        out[:, 3] = 5.0
-        return out
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("inert")
-    torch.jit.script(_Const()).save(str(tmp / "const.pt"))
+    torch.jit.script(AlwaysHappy()).save(str(tmp / "const.pt"))
     (tmp / BAD_FILE).write_bytes(b"<script>alert(23)</script> not a model")
     mp = pytest.MonkeyPatch()
     mp.setenv("FAKE_KEY", "k")

@@ -1,13 +1,12 @@
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import sigkill_when
 
 from ferbench.cli import main
 
@@ -92,19 +91,9 @@ studies:
     res = tmp_path / "res"
     cmd = [sys.executable, "-m", "ferbench.cli", "run", str(suite), "--results-dir", str(res)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    deadline = time.time() + 240
-    try:
-        while time.time() < deadline:  # kill once 'a' is done and 'b' has a checkpoint
-            if (res / "k/s.a/result.json").exists() and list((res / "k/s.b").glob("checkpoint-*.pt")):
-                break
-            assert proc.poll() is None, "run ended before it could be killed"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    # kill once 'a' is done and 'b' has a checkpoint
+    sigkill_when(cmd, env, lambda: (res / "k/s.a/result.json").exists()
+                 and bool(list((res / "k/s.b").glob("checkpoint-*.pt"))))
     done_before = _results(res / "k")
     assert set(done_before) == {"s.a"}
     for p in (res / "k").rglob("*.json"):
