@@ -141,6 +141,13 @@ def test_class_weights_and_label_smoothing_reach_the_loss(small, monkeypatch):
     assert any(ls == 0.0 and torch.equal(wt, expected) for wt, ls in seen)  # validation: weighted, unsmoothed
 
 
+def test_denormals_are_flushed_in_every_thread():
+    """Importing the engine turns on flush-to-zero (subnormal gradients made convolution backward
+    10-100x slower); a parallel elementwise op shows it reached the worker threads too."""
+    tiny = torch.full((1 << 20,), 1e-39)  # subnormal in fp32, large enough to be split across threads
+    assert torch.count_nonzero(tiny * 1.0) == 0
+
+
 def test_config_rejects_bad_values():
     with pytest.raises(Exception, match="greater than 0"):
         TrainConfig(epochs=0)
