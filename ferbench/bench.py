@@ -7,18 +7,41 @@ conventional  torch DataLoader over PIL images with per-image torchvision transf
 
 Both train the same architecture with the same optimizer and batch size in the same process; the
 ratio is fast / conventional images per second.
+
+efficiency    how close a training step comes to the machine's limit: the step's FLOPs (forward and
+              backward, counted by torch's FlopCounterMode) per second, as a fraction of the FLOP/s of
+              a 2048x2048 matmul in the same dtype (fp32, or fit()'s autocast dtype) measured in the
+              same process right after (a shared machine's speed drifts, so both are measured back
+              to back).
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
 import tempfile
 import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from .augment import AugmentConfig
-from .engine import TrainConfig, fit, prepare_model, to_device_images, training_batch
+from .engine import (
+    TrainConfig,
+    _forward_batches,
+    amp_dtype,
+    apply_freeze,
+    build_optimizer,
+    fit,
+    prepare_model,
+    to_device_images,
+    training_batch,
+)
 from .models import FERModel, create_model, model_info
 
 DEFAULT_AUGMENT = AugmentConfig(rotation=15, shift=0.1, flip=True)
@@ -71,28 +94,128 @@ class _PILDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
+def matmul_flops(device: torch.device, n: int = 2048, iters: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """FLOP/s of an n x n matmul on ``device`` (median of ``iters``): what this process can reach
+    on dense math right now, the yardstick of :func:`train_efficiency`."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b  # warm-up: thread pool, BLAS dispatch
+    ts = []
+    for _ in range(iters):
+        _sync(device)
+        t0 = time.perf_counter()
+        a @ b
+        _sync(device)
+        ts.append(time.perf_counter() - t0)
+    return 2 * n ** 3 / float(np.median(ts))
+
+
+def _raw(formula):
+    """A registered formula without its shape wrapper (FlopCounterMode wraps custom ones itself)."""
+    return getattr(formula, "__wrapped__", formula)
+
+
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation, transposed,
+                        output_padding, groups, output_mask, out_shape=None, **kw) -> int:
+    """torch's formula, but a grouped convolution's weight gradient counted once: torch's counts it
+    ``groups`` times (its comment skips groups 'for the sake of brevity'), which puts MobileNetV2's
+    depthwise layers at ~100x their FLOPs."""
+    from torch.utils import flop_counter as fcm
+
+    n = _raw(fcm.conv_backward_flop)(grad_out_shape, x_shape, w_shape, bias, stride, padding, dilation,
+                                     transposed, output_padding, groups, output_mask, out_shape=out_shape)
+    if groups > 1 and output_mask[1]:
+        def t(shape):  # batch and channel dimensions swapped, as torch's formula does
+            return [shape[1], shape[0], *shape[2:]]
+
+        gw = t(fcm.get_shape(out_shape[1]))
+        w = fcm.conv_flop_count(t(grad_out_shape), t(x_shape), gw) if transposed else \
+            fcm.conv_flop_count(t(x_shape), t(grad_out_shape), gw)
+        n -= w - w // groups
+    return n
+
+
+def _flop_formulas() -> dict:
+    """Corrections to FlopCounterMode's table: grouped convolution backward, and CPU attention
+    kernels it has no entry for (counted with torch's own attention formulas)."""
+    from torch.utils import flop_counter as fcm
+
+    aten = torch.ops.aten
+    out = {aten.convolution_backward: _conv_backward_flop}
+    if hasattr(aten, "_scaled_dot_product_flash_attention_for_cpu"):
+        out[aten._scaled_dot_product_flash_attention_for_cpu] = _raw(fcm.sdpa_flop)
+        out[aten._scaled_dot_product_flash_attention_for_cpu_backward] = _raw(fcm.sdpa_backward_flop)
+    return out
+
+
+def count_flops(fn, *args) -> int:
+    """FLOPs of ``fn(*args)`` as torch's FlopCounterMode counts them (matmuls, convolutions,
+    attention; elementwise ops and pooling count 0), with the corrections of :func:`_flop_formulas`."""
+    with FlopCounterMode(display=False, custom_mapping=_flop_formulas()) as fc:
+        fn(*args)
+    return fc.get_total_flops()
+
+
+def _step_flops(m: FERModel, xb: torch.Tensor, yb: torch.Tensor) -> int:
+    """FLOPs of one training step's forward + backward."""
+    n = count_flops(lambda: F.cross_entropy(m(xb), yb).backward())
+    m.zero_grad(set_to_none=True)
+    return n
+
+
+def flops_countable(m: torch.nn.Module) -> bool:
+    """False where FlopCounterMode misses the bulk of the work: recurrent layers run as fused
+    oneDNN/cuDNN kernels it has no formula for, so a FLOP ratio would be meaningless."""
+    return not any(isinstance(x, torch.nn.RNNBase) for x in m.modules())
+
+
 def train_throughput_fast(name: str, images, labels, device, batch_size: int, steps: int,
                           aug: AugmentConfig = DEFAULT_AUGMENT, input_size: int | None = None,
-                          warmup: int = 5) -> float:
-    """The engine's own path: prepare_model + training_batch (channels_last, batched warp)."""
+                          warmup: int = 5, flops: dict | None = None) -> float:
+    """The engine's own path: prepare_model + training_batch (channels_last, batched warp).
+    With ``flops`` (a dict), also stores the FLOPs of one training step in ``flops["step"]``."""
     cfg = TrainConfig(batch_size=batch_size, augment=aug)
     m = prepare_model(_model(name, device, input_size), cfg, device).train()
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 1e-3)
     x, y = to_device_images(images, device), torch.from_numpy(labels).to(device)
     g = torch.Generator(device=device).manual_seed(0)
     perm = torch.randperm(len(x), device=device)
+
+    def batch(s):
+        return perm[(s * batch_size) % (len(x) - batch_size):][:batch_size]
+
+    dtype = amp_dtype(cfg, device)  # autocast as fit() does on this device
+    if flops is not None:
+        idx = batch(0)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            flops["step"] = _step_flops(m, training_batch(x, idx, cfg, g), y[idx])
+        flops["countable"] = flops_countable(m)
+        flops["dtype"] = dtype or torch.float32
     t0 = None
     for s in range(warmup + steps):
         if s == warmup:
             _sync(device)
             t0 = time.perf_counter()
-        idx = perm[(s * batch_size) % (len(x) - batch_size):][:batch_size]
-        loss = F.cross_entropy(m(training_batch(x, idx, cfg, g)), y[idx])
+        idx = batch(s)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(m(training_batch(x, idx, cfg, g)).float(), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     _sync(device)
     return steps * batch_size / (time.perf_counter() - t0)
+
+
+def train_efficiency(name: str, images, labels, device, batch_size: int, steps: int,
+                     input_size: int | None = None) -> dict:
+    """One measurement of the physical-limit ratio: the training step's FLOP/s, then the FLOP/s of
+    a matmul in the dtype the step computes in (fp32, or the autocast dtype fit() uses here)."""
+    fl: dict = {}
+    ips = train_throughput_fast(name, images, labels, device, batch_size, steps, input_size=input_size, flops=fl)
+    mm = matmul_flops(device, dtype=fl["dtype"])
+    achieved = fl["step"] * ips / batch_size
+    return {"train_fast_ips": ips, "step_flops": fl["step"], "train_flops_per_s": achieved,
+            "matmul_flops_per_s": mm, "matmul_dtype": str(fl["dtype"]).removeprefix("torch."),
+            "efficiency": achieved / mm if fl["countable"] else None}
 
 
 def train_throughput_conventional(name: str, images, labels, device, batch_size: int, steps: int,
@@ -199,20 +322,211 @@ def run_bench(models: list[str], images: np.ndarray, labels: np.ndarray, device:
               batch_size: int = 64, steps: int = 20, workers: int = 2, input_size: int | None = None,
               repeats: int = 3, progress=None) -> list[dict]:
     """Per model, the median of ``repeats`` interleaved measurements of each pipeline (a shared
-    2-core machine varies by tens of percent between back-to-back runs)."""
+    2-core machine varies by tens of percent between back-to-back runs).
+
+    ``efficiency`` is the median over repeats of (training FLOP/s) / (matmul FLOP/s), each pair
+    measured back to back; None where the FLOP counter cannot see the model's work (the LSTM)."""
     rows = []
-    med = lambda fn: float(np.median([fn() for _ in range(repeats)]))  # noqa: E731
+    n_inf = min(len(images), batch_size * steps)
+
+    def med(fn, *args, **kw) -> float:
+        return float(np.median([fn(*args, **kw) for _ in range(repeats)]))
+
     for name in models:
         if progress:
             progress(name)
-        tf = med(lambda: train_throughput_fast(name, images, labels, device, batch_size, steps, input_size=input_size))
-        tc = med(lambda: train_throughput_conventional(name, images, labels, device, batch_size, steps,
-                                                       input_size=input_size, workers=workers))
-        n_inf = min(len(images), batch_size * steps)
-        inf_f = med(lambda: infer_throughput_fast(name, images[:n_inf], device, batch_size, input_size))
-        inf_c = med(lambda: infer_throughput_conventional(name, images[:n_inf], device, batch_size, input_size,
-                                                          workers))
+        eff = [train_efficiency(name, images, labels, device, batch_size, steps, input_size)
+               for _ in range(repeats)]
+        tf = float(np.median([e["train_fast_ips"] for e in eff]))
+        ratios = [e["efficiency"] for e in eff if e["efficiency"] is not None]
+        tc = med(train_throughput_conventional, name, images, labels, device, batch_size, steps,
+                 input_size=input_size, workers=workers)
+        inf_f = med(infer_throughput_fast, name, images[:n_inf], device, batch_size, input_size)
+        inf_c = med(infer_throughput_conventional, name, images[:n_inf], device, batch_size, input_size, workers)
         rows.append({"model": name, "device": str(device), "batch_size": batch_size, "workers": workers,
                      "train_fast_ips": tf, "train_conventional_ips": tc, "train_ratio": tf / tc,
+                     "train_step_gflop": eff[0]["step_flops"] / 1e9,
+                     "train_gflops": float(np.median([e["train_flops_per_s"] for e in eff])) / 1e9,
+                     "matmul_gflops": float(np.median([e["matmul_flops_per_s"] for e in eff])) / 1e9,
+                     "matmul_dtype": eff[0]["matmul_dtype"],
+                     "efficiency": float(np.median(ratios)) if ratios else None,
                      "infer_fast_ips": inf_f, "infer_conventional_ips": inf_c, "infer_ratio": inf_f / inf_c})
     return rows
+
+
+# --- time estimates before a run ---------------------------------------------------------------------
+
+# Per experiment, besides training and evaluation: Grad-CAM on 7 images, metrics with bootstrap CIs,
+# figures, writing model.pt (measured 1-2 s on the 2-core CPU; inference timing is counted apart).
+FIXED_SECONDS = 1.5
+MEASURE_INFERENCE_IMAGES = 13 * 64  # engine.measure_inference: 3 warm-up + 10 timed batches of 64
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """What one model costs on this device under one train config, from a few timed steps."""
+    step_s: float  # one training step (the head's alone when fit() will cache frozen features)
+    frozen_step_s: float | None  # a step with the backbone frozen (transfer models with freeze_epochs)
+    eval_s_per_image: float  # inference through the whole model, at the eval batch size
+    feature_cache: bool  # fit() computes the frozen backbone's features once
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_cache(cls, d) -> Calibration | None:
+        """An entry of the calibration cache, or None if it is not one (the file may be damaged or
+        written by someone else: it only ever costs a new calibration)."""
+        try:
+            cal = cls(**d)
+            times = [cal.step_s, cal.eval_s_per_image] + ([cal.frozen_step_s] if cal.frozen_step_s is not None else [])
+            if all(isinstance(t, (int, float)) and 0 <= t < 1e5 for t in times) and isinstance(cal.feature_cache, bool):
+                return cal
+        except TypeError:
+            pass
+        return None
+
+
+def _time_steps(m: FERModel, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, device, dtype, steps: int,
+                warmup: int, fn=None) -> float:
+    """Median seconds of a training step as fit() runs it (augmentation, autocast, optimizer)."""
+    fn = fn or m
+    opt = build_optimizer(m, cfg)
+    g = torch.Generator(device=device).manual_seed(0)
+    bs = cfg.batch_size
+    ts = []
+    for s in range(warmup + steps):
+        idx = torch.arange(s * bs, (s + 1) * bs, device=device) % len(x)
+        _sync(device)
+        t0 = time.perf_counter()
+        xb = x[idx] if x.dtype != torch.uint8 else training_batch(x, idx, cfg, g)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(fn(xb).float(), y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _sync(device)
+        if s >= warmup:
+            ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps: int = 3, warmup: int = 2,
+              eval_images: int = 128) -> Calibration:
+    """Time ``warmup + steps`` training steps and two inference batches of ``model`` (built as the
+    experiment builds it; it is trained on random pixels here, so pass a throw-away instance).
+    Pixel values do not change the speed once denormals are flushed (see the engine)."""
+    m = prepare_model(model, cfg, device).train()
+    dtype = amp_dtype(cfg, device)
+    n = cfg.batch_size * (warmup + steps)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (max(n, 2 * eval_images), 1, 48, 48), generator=gen, dtype=torch.uint8).to(device)
+    y = torch.randint(0, m.num_classes, (len(x),), generator=gen).to(device)
+    m.eval()
+    _forward_batches(m, x[:eval_images], eval_images, dtype, device)  # warm-up: kernels for this shape
+    _sync(device)
+    t0 = time.perf_counter()
+    _forward_batches(m, x[eval_images:2 * eval_images], eval_images, dtype, device)
+    _sync(device)
+    eval_s = (time.perf_counter() - t0) / eval_images
+    m.train()
+    use_cache = (cfg.feature_cache and m.backbone_frozen and cfg.freeze_epochs == 0 and not cfg.augment.active)
+    frozen = None
+    if use_cache:  # only the head trains, on features: time it on features of the right width
+        with torch.no_grad():
+            feats = m.features(x[:1].float() / 255)
+        f = torch.randn(len(x), *feats.shape[1:], device=device)
+        step = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=m.classify)
+    else:
+        if cfg.freeze_epochs > 0 and m.has_backbone:
+            m.freeze_backbone(True)
+            frozen = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
+            apply_freeze(m, cfg, cfg.freeze_epochs)
+        step = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
+    return Calibration(step, frozen, eval_s, use_cache)
+
+
+def estimate_fit_seconds(cal: Calibration, cfg: TrainConfig, n_train: int, n_val: int, num_classes: int = 7) -> float:
+    """Seconds fit() needs for ``cfg.epochs`` epochs (an upper bound when early stopping ends it)."""
+    steps = math.ceil(n_train / cfg.batch_size)
+    monitor = getattr(cfg, "monitor_per_class", None)  # per-epoch validation on a capped subset
+    if monitor:
+        n_val = min(n_val, monitor * num_classes)
+    if cal.feature_cache:  # features of train and val once, then the head; validation on features
+        return (n_train + n_val) * cal.eval_s_per_image + cfg.epochs * steps * cal.step_s
+    frozen_epochs = min(cfg.freeze_epochs, cfg.epochs) if cal.frozen_step_s is not None else 0
+    train = steps * (frozen_epochs * (cal.frozen_step_s or 0.0) + (cfg.epochs - frozen_epochs) * cal.step_s)
+    return train + cfg.epochs * n_val * cal.eval_s_per_image
+
+
+def estimate_experiment_seconds(cal: Calibration, cfg: TrainConfig, n_train: int, n_val: int,
+                                n_test: int, num_classes: int = 7) -> float:
+    """fit() plus what the runner does after it: evaluation of val and test, inference timing,
+    Grad-CAM, metrics and figures."""
+    after = (n_val + n_test + MEASURE_INFERENCE_IMAGES) * cal.eval_s_per_image + FIXED_SECONDS
+    return estimate_fit_seconds(cal, cfg, n_train, n_val, num_classes) + after
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    caps = getattr(torch.cpu, "get_capabilities", dict)() if device.type == "cpu" else {}
+    return f"{device.type}:{platform.processor() or caps.get('cpu_name', '')}:{os.cpu_count()}cpu"
+
+
+def calibration_key(exp, num_classes: int, device: torch.device) -> str:
+    """Everything that decides what a step of ``exp`` costs here (not its data, seed or epochs):
+    a cached calibration is reused only for the same model, settings, device, threads and versions."""
+    from . import __version__
+
+    cfg = exp.train.model_dump(mode="json", include={
+        "batch_size", "eval_batch_size", "input_size", "channels_last", "amp", "compile", "freeze_epochs",
+        "unfreeze_top", "feature_cache", "augment", "keras_defaults", "optimizer", "class_weights"})
+    parts = {"model": exp.model, "model_args": exp.model_args, "classes": num_classes, "pretrained": exp.pretrained,
+             "train": cfg, "device": _device_name(device), "threads": torch.get_num_threads(),
+             "torch": torch.__version__, "ferbench": __version__, "version": 1}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def estimate_experiments(items, device: torch.device, *, cache: Path | None = None, progress=None) -> dict:
+    """Estimated seconds per train experiment, from ``items`` (experiment, split) pairs: each distinct
+    (model, settings) is calibrated once on ``device`` (cached in ``cache``, a JSON file, across
+    runs). None where the model cannot be built (e.g. missing ImageNet weights: that experiment
+    will fail fast)."""
+    from .atomic import atomic_write_json
+    from .errors import FerbenchError
+    from .models import create_model as _create
+
+    try:
+        known = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
+    except (OSError, ValueError):
+        known = {}  # unreadable cache: calibrate again
+    if not isinstance(known, dict):
+        known = {}
+    out: dict = {}
+    fresh = False
+    for exp, split in items:
+        if exp.kind != "train":
+            continue
+        k = len(split.classes)
+        key = calibration_key(exp, k, device)
+        if Calibration.from_cache(known.get(key)) is None:
+            if progress:
+                progress(exp)
+            try:
+                m = _create(exp.model, num_classes=k, pretrained=exp.pretrained, weights=exp.weights,
+                            keras_defaults=exp.train.keras_defaults, **exp.model_args)
+            except FerbenchError:
+                out[exp.id] = None
+                continue
+            known[key] = calibrate(m, exp.train, device).as_dict()
+            fresh = True
+        sz = split.sizes()
+        out[exp.id] = estimate_experiment_seconds(Calibration.from_cache(known[key]), exp.train, sz["train"],
+                                                  sz["val"], sz["test"], k)
+    if fresh and cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cache, known)
+    return out

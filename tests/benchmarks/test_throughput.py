@@ -1,18 +1,29 @@
 """pytest-benchmark benchmarks (skipped by the default test run; run them with
 `.venv/bin/python -m pytest tests/benchmarks --benchmark-only`). They time one training step of the
-device-resident pipeline and of the conventional DataLoader pipeline for the same model, and a
-FER2013 load from the array cache vs decoding."""
+device-resident pipeline and of the conventional DataLoader pipeline for the same model, the
+training step of the slowest quick-profile models exactly as the engine runs it, and a FER2013 load
+from the array cache vs decoding."""
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import REAL_DATA
 
 from ferbench.augment import augment_batch
 from ferbench.bench import DEFAULT_AUGMENT, _PILDataset, conventional_transform
 from ferbench.data import load_data
-from ferbench.engine import to_device_images
+from ferbench.engine import (
+    TrainConfig,
+    amp_dtype,
+    balanced_class_weights,
+    build_optimizer,
+    prepare_model,
+    to_device_images,
+    training_batch,
+)
 from ferbench.models import create_model
-
-from conftest import REAL_DATA
+from ferbench.suite import Overrides, expand, load_suite
 
 CPU = torch.device("cpu")
 BATCH = 64
@@ -66,6 +77,44 @@ def test_train_step_conventional(benchmark, data, name):
         _step(m.net, opt, xb, yb)
 
     benchmark(step)
+
+
+def _quick_config(model: str) -> TrainConfig:
+    """The train settings papers.yaml gives ``model`` under the quick profile (first experiment)."""
+    suite = load_suite(Path(__file__).resolve().parents[2] / "suites" / "papers.yaml")
+    return next(e.train for e in expand(suite, "quick", overrides=Overrides(pretrained=False))
+                if e.kind == "train" and e.model == model)
+
+
+# The slowest quick-profile experiments (issue 17): cbam_cnn (three experiments; 912 s for one in
+# the issue's run), and ResNet-50 at 64 px when trained from scratch (--no-pretrained; with ImageNet
+# weights its base is frozen and cached). Their training step as fit() runs it, quick-profile settings.
+@pytest.mark.parametrize("name", ["cbam_cnn", "resnet50_transfer"])
+def test_train_step_quick_profile(benchmark, name):
+    cfg = _quick_config(name)
+    d = load_data(str(REAL_DATA)) if REAL_DATA.exists() else load_data("synthetic:3500")
+    tr = d.usage == "Training"
+    x, y = to_device_images(d.images[tr][:4096], CPU), torch.from_numpy(d.labels[tr][:4096])
+    torch.manual_seed(0)
+    kw = {"pretrained": False} if name.endswith("transfer") else {}
+    m = prepare_model(create_model(name, keras_defaults=cfg.keras_defaults, **kw), cfg, CPU).train()
+    dtype = amp_dtype(cfg, CPU)
+    opt = build_optimizer(m, cfg)
+    weight = torch.tensor(balanced_class_weights(y.numpy(), 7), dtype=torch.float32) if cfg.class_weights else None
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(x), generator=g)
+    state = {"s": 0}
+
+    def step():
+        s = state["s"] = (state["s"] + 1) % (len(x) // cfg.batch_size)
+        idx = perm[s * cfg.batch_size:(s + 1) * cfg.batch_size]
+        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            loss = F.cross_entropy(m(training_batch(x, idx, cfg, g)).float(), y[idx], weight=weight)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=3)
 
 
 @pytest.mark.skipif(not REAL_DATA.exists(), reason="real FER2013 absent")
