@@ -123,7 +123,8 @@ def _summary_json(s) -> dict:
     return {"run_dir": str(s.run_dir), "seconds": s.seconds, "report": str(s.report) if s.report else None,
             "done": s.done, "reused": s.reused, "failed": s.failed, "skipped": s.skipped, "pending": s.pending,
             "plan": [{"id": p.exp.id, "kind": p.exp.kind, "action": "reuse" if p.reuse else "run",
-                      "why": p.why_rerun, **({"estimate": p.estimate} if p.estimate else {})} for p in s.plan],
+                      "why": p.why_rerun, "estimated_seconds": p.seconds,
+                      **({"estimate": p.estimate} if p.estimate else {})} for p in s.plan],
             "results": [{"id": r.id, "status": r.status, "kind": r.kind,
                          **({"accuracy": m.accuracy, "accuracy_ci": list(m.accuracy_ci), "n": m.n}
                             if (m := r.headline) is not None else {}),
@@ -131,7 +132,9 @@ def _summary_json(s) -> dict:
 
 
 def _print_plan(s) -> None:
-    t = Table("experiment", "kind", "action", "why / what", title=f"dry run: {s.run_dir}")
+    from .runner import format_seconds
+
+    t = Table("experiment", "kind", "action", "est. time", "why / what", title=f"dry run: {s.run_dir}")
     for p in s.plan:
         what = p.why_rerun or ""
         if p.estimate:
@@ -140,13 +143,16 @@ def _print_plan(s) -> None:
                 f"~${e['estimated_cost_usd']:.4f} (at most ${e['max_cost_usd']:.4f})"
             what = (f"{e['requests']} requests, ~{e['estimated_prompt_tokens']:,} prompt + "
                     f"~{e['estimated_completion_tokens']:,} completion tokens, {cost}")
-        t.add_row(p.exp.id, p.exp.kind, "reuse" if p.reuse else "run", what)
+        t.add_row(p.exp.id, p.exp.kind, "reuse" if p.reuse else "run",
+                  "" if p.seconds is None else f"~{format_seconds(p.seconds)}", what)
     console.print(t)
     for p in s.plan:
         if p.estimate:
             console.print(f"[bold]{escape(p.exp.id)}[/] prompt: {escape(p.estimate['prompt'])}")
     n_run = sum(p.reuse is None for p in s.plan)
-    console.print(f"{n_run} would run, {len(s.plan) - n_run} would be reused; nothing was trained or sent.")
+    timed = [p.seconds for p in s.plan if p.seconds is not None]
+    total = f", ~{format_seconds(sum(timed))} of training on this device" if timed else ""
+    console.print(f"{n_run} would run{total}, {len(s.plan) - n_run} would be reused; nothing was trained or sent.")
 
 
 def _print_summary(s) -> None:
@@ -376,6 +382,14 @@ def bench(models, data, device, batch_size, steps, workers, repeats, input_size,
                   f"{r['train_ratio']:.2f}x", f"{r['infer_fast_ips']:.0f}", f"{r['infer_conventional_ips']:.0f}",
                   f"{r['infer_ratio']:.2f}x")
     console.print(t)
+    e = Table("model", "GFLOP per step", "train GFLOP/s", "matmul GFLOP/s", "of matmul",
+              title="training efficiency: FLOP/s of a training step (torch's FLOP counter, forward + backward) "
+                    "as a share of a 2048x2048 matmul's in the same process")
+    for r in out["models"]:
+        e.add_row(r["model"], f"{r['train_step_gflop']:.2f}", f"{r['train_gflops']:.0f}",
+                  f"{r['matmul_gflops']:.0f} ({r['matmul_dtype']})",
+                  "– (LSTM not counted)" if r["efficiency"] is None else f"{100 * r['efficiency']:.0f} %")
+    console.print(e)
     if feature_cache:
         fc = out["feature_cache"]
         console.print(f"ResNet-50 transfer, {fc['images']} images at {fc['input_size']} px: epoch after the first "

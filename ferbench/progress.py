@@ -6,8 +6,22 @@ import math
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (BarColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
+from datetime import timedelta
+
+from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+
+class RemainingColumn(ProgressColumn):
+    """Time left: the work still to do (in estimated seconds, or epochs) at the pace seen so far over
+    the whole task, so a wrong estimate corrects itself (rich's own column averages the last 30 s,
+    which sees nothing between two experiments' ends)."""
+
+    def render(self, task) -> Text:
+        if not task.completed or not task.elapsed or task.total is None:
+            return Text("-:--:--", style="progress.remaining")
+        left = max(task.total - task.completed, 0) * task.elapsed / task.completed
+        return Text(str(timedelta(seconds=round(left))), style="progress.remaining")
 
 
 class RunProgress:
@@ -17,9 +31,10 @@ class RunProgress:
         self.counts = {"done": 0, "reused": 0, "failed": 0, "skipped": 0, "pending": 0, "running": 0}
         self.n = 0
         cols = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(), TimeRemainingColumn())
+                TimeElapsedColumn(), RemainingColumn())
         self._bar = Progress(*cols, console=console, transient=False)
         self._tasks: dict[str, int] = {}
+        self._credited: dict[str, float] = {}  # overall progress already given to an experiment in flight
 
     def __enter__(self) -> "RunProgress":
         self._bar.__enter__()
@@ -42,7 +57,8 @@ class RunProgress:
 
     def _advance(self, eid: str) -> None:
         self.n += 1
-        self._bar.update(self._overall, advance=self.weights.get(eid, 1.0), info=self._counts())
+        rest = self.weights.get(eid, 1.0) - self._credited.pop(eid, 0.0)
+        self._bar.update(self._overall, advance=rest, info=self._counts())
 
     def line(self, text: str) -> None:
         self.console.print(text)
@@ -64,6 +80,10 @@ class RunProgress:
                 r = payload
                 val = f" val_acc {r['val_accuracy']:.3f}" if "val_accuracy" in r else ""
                 self._bar.update(task, completed=r["epoch"], info=f"loss {r['train_loss']:.3f}{val}")
+                if eid in self.weights and epochs:  # the overall bar moves with each epoch, not only at the end
+                    share = 0.9 * self.weights[eid] * min(r["epoch"] / epochs, 1.0)  # 10 %: evaluation after
+                    self._bar.update(self._overall, advance=share - self._credited.get(eid, 0.0))
+                    self._credited[eid] = share
             elif kind == "batch" and not math.isnan(payload[2]):
                 self._bar.update(task, info=f"batch {payload[0]}/{payload[1]} loss {payload[2]:.3f}")
         return progress

@@ -39,6 +39,7 @@ class PlannedExperiment:
     reuse: ExperimentResult | None = None
     why_rerun: str | None = None  # why a stored result is not reused (config changed, files differ...)
     estimate: dict | None = None  # dry run of an LLM experiment: prompt, requests, tokens, cost
+    seconds: float | None = None  # train experiment to run: estimated time on this device (calibrated)
 
 
 @dataclass
@@ -133,6 +134,40 @@ def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: 
         forced = options.force or (options.eval_only and exp.kind == "train") or (refresh_llm and exp.kind == "llm")
         out.append(PlannedExperiment(exp, h, None if forced else done, why))
     return out
+
+
+def estimate_times(plan: list[PlannedExperiment], splits: SplitCache, device, console: Console) -> None:
+    """Fill ``seconds`` of each train experiment that will run: a few timed steps per distinct model
+    and settings on this device (cached across runs in $FERBENCH_CACHE/calibration.json), times its
+    epochs, steps and evaluation sizes. An upper bound where early stopping may end training sooner."""
+    from .bench import estimate_experiments
+    from .environment import cache_root
+
+    todo = [(p.exp, splits.get(p.exp)) for p in plan if p.reuse is None and p.exp.kind == "train"]
+    if not todo:
+        return
+    with console.status("timing a few training steps per model on this device…") as status:
+        est = estimate_experiments(todo, device, cache=cache_root() / "calibration.json",
+                                   progress=lambda e: status.update(f"timing a few steps of {escape(e.model)}…"))
+    for p in plan:
+        p.seconds = est.get(p.exp.id)
+
+
+def format_seconds(s: float | None) -> str:
+    if s is None:
+        return "?"
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
+def _print_estimates(plan: list[PlannedExperiment], console: Console) -> None:
+    timed = [p for p in plan if p.seconds is not None]
+    if not timed:
+        return
+    width = max(len(p.exp.id) for p in timed)
+    for p in timed:
+        console.print(f"  {escape(p.exp.id):{width}}  ~{format_seconds(p.seconds)}", highlight=False)
+    console.print(f"estimated training time on this device: ~{format_seconds(sum(p.seconds for p in timed))} "
+                  f"for {len(timed)} experiment(s) (early stopping may end some sooner)")
 
 
 def _base_fields(exp: Experiment, h: str, profile: str, device: str, split: SplitData | None) -> dict:
@@ -291,6 +326,9 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         if options.llm is not None:
             options.llm.preload_spend(store, llm_exps)  # what earlier runs spent counts against --max-cost
         summary.plan = plan_experiments(store, exps, fp, options)
+        estimate_times(summary.plan, splits, dev, console)
+        if not options.dry_run:  # a dry run prints them in its plan table
+            _print_estimates(summary.plan, console)
         if options.dry_run:
             from .llm.query import estimate_llm_experiment
 
@@ -303,7 +341,8 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         figures.sample_grid(fer.images, fer.labels, fer.classes, store.root / "figures" / "samples.png",
                             title="Sample images per class")
         run = RunContext(store, splits, dev, profile, options, console, fer)
-        with RunProgress(console, len(exps)) as bar:
+        weights = {p.exp.id: p.seconds for p in summary.plan if p.seconds is not None}
+        with RunProgress(console, len(exps), weights=weights or None) as bar:
             recorder = _Recorder(run, bar, summary)
             for item in summary.plan:
                 if item.reuse is not None:

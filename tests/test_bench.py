@@ -122,6 +122,7 @@ def test_bench_feature_cache_and_table():
                                   "--feature-cache", "--input-size", "32"])
     assert r.exit_code == 0, r.output
     assert "train img/s (ferbench)" in r.output and "with the feature cache" in r.output
+    assert "of matmul" in r.output and "%" in r.output  # the efficiency table
 
 
 def test_bench_unknown_model():

@@ -78,6 +78,42 @@ def test_rerun_reuses_and_changed_config_reruns(tmp_path):
     assert set(json.loads((tmp_path / "res/t/run.json").read_text())["experiments"]) == {"s.basic_cnn", "s.mlp"}
 
 
+def test_dry_run_estimates_each_training_from_a_short_calibration(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    r = CliRunner().invoke(main, ["run", str(_suite(tmp_path, SMALL)), "--results-dir", str(tmp_path / "res"),
+                                  "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    plan = {p["id"]: p for p in json.loads(r.output[r.output.index("{"):])["plan"]}
+    assert plan["s.basic_cnn"]["estimated_seconds"] > 0 and plan["s.mlp"]["estimated_seconds"] > 0
+    assert plan["s.resnet50_transfer"]["estimated_seconds"] is None  # no weights: it will fail, not be timed
+    assert not list((tmp_path / "res").rglob("result.json"))  # nothing was trained
+    cache = tmp_path / "cache" / "calibration.json"
+    assert len(json.loads(cache.read_text())) == 2  # one calibration per model, kept for the next run
+
+
+def test_monitor_subset_reaches_fit_and_metrics_use_the_full_validation_set(tmp_path, monkeypatch):
+    import ferbench.experiments.train as T
+
+    seen, real_fit = [], T.fit
+    monkeypatch.setattr(T, "fit", lambda m, xt, yt, xv, yv, cfg, **kw: seen.append(len(xv)) or
+                        real_fit(m, xt, yt, xv, yv, cfg, **kw))
+    suite = _suite(tmp_path, """name: t
+data: synthetic:1400:2
+profiles: {tiny: {max_epochs: 1, monitor_per_class: 3}}
+studies:
+  - name: s
+    split: {kind: holdout, val_fraction: 0.2}
+    experiments: [{model: mlp}]
+""")
+    r = CliRunner().invoke(main, ["run", str(suite), "--profile", "tiny", "--results-dir", str(tmp_path / "res")])
+    assert r.exit_code == 0, r.output
+    res = _results(tmp_path / "res" / "t-tiny")["s.mlp"]
+    assert seen == [3 * 7]  # per-epoch validation: 3 images per class
+    assert res["metrics"]["val"]["n"] == res["split"]["sizes"]["val"] > 21  # reported: the whole validation set
+    assert any("per-epoch validation" in d for d in res["deviations"])
+
+
 @pytest.mark.slow
 def test_sigkill_midway_then_rerun_completes_without_redoing(tmp_path):
     suite = _suite(tmp_path, """name: k

@@ -156,6 +156,18 @@ def test_matrix_expansion_and_profiles(tmp_path):
         expand(s, "fast")
 
 
+def test_quick_profile_validates_each_epoch_on_a_subset_unless_validation_is_reported():
+    s = load_suite(SUITES[0].parent / "papers.yaml")
+    quick = {e.id: e for e in expand(s, "quick") if e.kind == "train"}
+    cv = quick["cbam_cv.cbam_cnn.fold0"]
+    assert cv.train.monitor_per_class == 300 and any("per-epoch validation" in d for d in cv.deviations)
+    # three_class reports its validation set (no test set): the epoch it picks stays the paper's.
+    assert quick["three_class.dcnn_elu"].train.monitor_per_class is None
+    assert quick["three_class_heldout.dcnn_elu"].train.monitor_per_class == 300
+    assert quick["llm_vs_nn.cnn"].train.monitor_per_class is None  # no validation set at all
+    assert all(e.train.monitor_per_class is None for e in expand(s, "paper") if e.kind == "train")
+
+
 def test_config_hash_is_stable_and_sensitive(tmp_path):
     p = _write(tmp_path, "name: x\nstudies: [{name: a, experiments: [{model: mlp}]}]\n")
     h1 = expand(load_suite(p), "paper")[0].config_hash()

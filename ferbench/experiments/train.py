@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.splits import cap_per_class
 from ..engine import CheckpointUnusable, fit, seed_everything
 from ..errors import FerbenchError
 from ..models import count_parameters, create_model, model_info
@@ -22,6 +23,8 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
     model = create_model(exp.model, num_classes=len(split.classes), pretrained=exp.pretrained, weights=exp.weights,
                          keras_defaults=exp.train.keras_defaults, **exp.model_args)
     tr, va = split.train, split.val
+    if va is not None and exp.train.monitor_per_class:  # per-epoch validation on a fixed subset
+        va = cap_per_class(va, per_class=exp.train.monitor_per_class, seed=exp.split.seed)
     progress = ctx.progress
     try:
         fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,

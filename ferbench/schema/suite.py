@@ -241,6 +241,7 @@ class ProfileConfig(_Strict):
     pretrained: bool | None = None
     max_folds: int | None = Field(None, gt=0)
     augmented_copies: int | None = Field(None, gt=0)
+    monitor_per_class: int | None = Field(None, gt=0)  # per-epoch validation subset (TrainConfig.monitor_per_class)
     train: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesConfig | None = None  # Ray executor: every model experiment's default request
 
@@ -249,8 +250,10 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     "paper": ProfileConfig(description="the published settings: full data, the papers' epochs and input sizes"),
     "quick": ProfileConfig(
         description="sized for a 2-core CPU: at most 8 epochs, at most 1,000 training images per class, "
-                    "224-px models run at 64 px, 1 CV fold, 2 augmented copies; full test sets",
-        max_epochs=8, train_per_class=1000, max_input_size=64, max_folds=1, augmented_copies=2),
+                    "224-px models run at 64 px, 1 CV fold, 2 augmented copies, per-epoch validation on 300 "
+                    "images per class; full validation and test sets for every reported number",
+        max_epochs=8, train_per_class=1000, max_input_size=64, max_folds=1, augmented_copies=2,
+        monitor_per_class=300, train={"eval_batch_size": 128}),
     "smoke": ProfileConfig(
         description="seconds per experiment, for CI: 1 epoch, 30 training and 20 evaluation images per class, "
                     "32-px inputs for large models, no pretrained weights, 1 fold, 1 augmented copy",

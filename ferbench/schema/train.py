@@ -56,3 +56,6 @@ class TrainConfig(BaseModel):
     # The study was written in Keras: Keras' layer initializers and BatchNorm momentum/epsilon
     # (pretrained backbones keep theirs), Adam epsilon 1e-7 and Keras' ReduceLROnPlateau timing.
     keras_defaults: bool = False
+    # Per-epoch validation (what early stopping, the LR schedule, restore-best and the curves watch) on a
+    # fixed stratified subset of at most this many images per class; final metrics use the full sets.
+    monitor_per_class: int | None = Field(None, gt=0)

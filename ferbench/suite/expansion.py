@@ -114,6 +114,13 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
         info = model_info(model)
         dev = list(split_dev)
         tcfg = _train_config(suite, st, ex, prof, ov, info.input.size, dev)
+        # Per-epoch validation on a subset, unless the validation set is what the study reports (no test
+        # set): there the epoch chosen on it is part of the published protocol.
+        cap = prof.monitor_per_class
+        if cap and split.has_val and split.test != "none" and (tcfg.monitor_per_class or cap + 1) > cap:
+            tcfg.monitor_per_class = cap
+            dev.append(f"per-epoch validation (epoch choice, LR schedule, curves) on at most {cap} images per "
+                       "class; reported metrics on the full sets")
         pre = ex.pretrained if ex.pretrained is not None else (info.pretrained or None)
         for forced, why in ((prof.pretrained, f"profile {profile!r}"), (ov.pretrained, "--no-pretrained")):
             if forced is not None and pre and forced != pre:
