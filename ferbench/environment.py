@@ -34,3 +34,18 @@ def environment() -> dict:
     except Exception:
         pass  # not a git checkout (an installed package): no commit to record
     return env
+
+
+def busy_cpu_hint(device_type: str, threads: int) -> str | None:
+    """A hint when another process seems to hold a core of a small CPU: torch's OpenMP threads
+    spin-wait for each other, so on 2 cores with one taken, 2 threads ran 2-3x slower than 1
+    (README, Speed). Judged from the 1-minute load average, so it can misfire after a job just ended."""
+    cores = os.cpu_count() or 1
+    if device_type != "cpu" or threads < 2 or cores > 4 or not hasattr(os, "getloadavg"):
+        return None
+    load = os.getloadavg()[0]
+    if load < 0.9:
+        return None
+    return (f"the load average is {load:.1f} on {cores} cores: if another process is using a core, torch's "
+            f"{threads} threads wait for each other and train 2-3x slower than one; "
+            "consider OMP_NUM_THREADS=1 for this run")

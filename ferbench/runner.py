@@ -23,7 +23,7 @@ from rich.markup import escape
 from . import figures
 from .data import FERData, load_data, resolve_data_spec
 from .data.splits import SplitData, make_split
-from .environment import environment
+from .environment import busy_cpu_hint, environment
 from .errors import DiskFullError, FerbenchError, StoreError
 from .experiments import Context, Outcome, RunOptions, run_experiment
 from .progress import RunProgress
@@ -285,6 +285,8 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
               overrides: Overrides = Overrides(), options: RunOptions = RunOptions(), skip_bad: bool = False,
               executor: str = "local", address: str | None = None, console: Console | None = None,
               report: bool = True) -> RunSummary:
+    import torch
+
     from .engine import select_device
     from .executors import make_executor
 
@@ -309,6 +311,8 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     if fer.skipped:
         console.print(f"[yellow]skipped {len(fer.skipped)} unreadable image(s) (--skip-bad); listed in run.json[/]")
     dev = select_device(device)
+    if executor == "local" and (hint := busy_cpu_hint(dev.type, torch.get_num_threads())):
+        console.print(f"[yellow]note:[/] {hint}")
     splits = SplitCache(fer)
     fp = _data_fingerprint(spec, fer)
     header = RunHeader(

@@ -92,6 +92,24 @@ def test_dry_run_estimates_each_training_from_a_short_calibration(tmp_path, monk
     assert len(json.loads(cache.read_text())) == 2  # one calibration per model, kept for the next run
 
 
+@pytest.mark.parametrize("load, cores, hinted", [(1.6, 2, True), (0.2, 2, False), (1.6, 16, False)])
+def test_a_busy_small_cpu_gets_the_one_thread_hint(tmp_path, monkeypatch, load, cores, hinted):
+    import torch
+
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    suite = _suite(tmp_path, SMALL.replace("[basic_cnn, mlp]", "mlp").replace(
+        "      - model: resnet50_transfer\n        pretrained: true\n", ""))
+    r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res"), "--dry-run",
+                                  "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert ("OMP_NUM_THREADS=1" in r.output) is hinted
+    if hinted:
+        assert f"load average is {load:.1f} on {cores} cores" in " ".join(r.output.split())
+
+
 def test_monitor_subset_reaches_fit_and_metrics_use_the_full_validation_set(tmp_path, monkeypatch):
     import ferbench.experiments.train as T
 
