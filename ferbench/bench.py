@@ -449,9 +449,8 @@ def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps:
 def estimate_fit_seconds(cal: Calibration, cfg: TrainConfig, n_train: int, n_val: int, num_classes: int = 7) -> float:
     """Seconds fit() needs for ``cfg.epochs`` epochs (an upper bound when early stopping ends it)."""
     steps = math.ceil(n_train / cfg.batch_size)
-    monitor = getattr(cfg, "monitor_per_class", None)  # per-epoch validation on a capped subset
-    if monitor:
-        n_val = min(n_val, monitor * num_classes)
+    if cfg.monitor_per_class:  # per-epoch validation on a capped subset
+        n_val = min(n_val, cfg.monitor_per_class * num_classes)
     if cal.feature_cache:  # features of train and val once, then the head; validation on features
         return (n_train + n_val) * cal.eval_s_per_image + cfg.epochs * steps * cal.step_s
     frozen_epochs = min(cfg.freeze_epochs, cfg.epochs) if cal.frozen_step_s is not None else 0

@@ -36,11 +36,13 @@ def environment() -> dict:
     return env
 
 
-def busy_cpu_hint(device_type: str, threads: int) -> str | None:
+def busy_cpu_hint(device_type: str) -> str | None:
     """A hint when another process seems to hold a core of a small CPU: torch's OpenMP threads
     spin-wait for each other, so on 2 cores with one taken, 2 threads ran 2-3x slower than 1
     (README, Speed). Judged from the 1-minute load average, so it can misfire after a job just ended."""
-    cores = os.cpu_count() or 1
+    import torch
+
+    cores, threads = os.cpu_count() or 1, torch.get_num_threads()
     if device_type != "cpu" or threads < 2 or cores > 4 or not hasattr(os, "getloadavg"):
         return None
     load = os.getloadavg()[0]

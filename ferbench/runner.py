@@ -285,8 +285,6 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
               overrides: Overrides = Overrides(), options: RunOptions = RunOptions(), skip_bad: bool = False,
               executor: str = "local", address: str | None = None, console: Console | None = None,
               report: bool = True) -> RunSummary:
-    import torch
-
     from .engine import select_device
     from .executors import make_executor
 
@@ -311,7 +309,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     if fer.skipped:
         console.print(f"[yellow]skipped {len(fer.skipped)} unreadable image(s) (--skip-bad); listed in run.json[/]")
     dev = select_device(device)
-    if executor == "local" and (hint := busy_cpu_hint(dev.type, torch.get_num_threads())):
+    if executor == "local" and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
     splits = SplitCache(fer)
     fp = _data_fingerprint(spec, fer)
