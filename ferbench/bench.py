@@ -170,10 +170,10 @@ def flops_countable(m: torch.nn.Module) -> bool:
 
 def train_throughput_fast(name: str, images, labels, device, batch_size: int, steps: int,
                           aug: AugmentConfig = DEFAULT_AUGMENT, input_size: int | None = None,
-                          warmup: int = 5, flops: dict | None = None) -> float:
+                          warmup: int = 5, flops: dict | None = None, amp: str = "auto") -> float:
     """The engine's own path: prepare_model + training_batch (channels_last, batched warp).
     With ``flops`` (a dict), also stores the FLOPs of one training step in ``flops["step"]``."""
-    cfg = TrainConfig(batch_size=batch_size, augment=aug)
+    cfg = TrainConfig(batch_size=batch_size, augment=aug, amp=amp)
     m = prepare_model(_model(name, device, input_size), cfg, device).train()
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 1e-3)
     x, y = to_device_images(images, device), torch.from_numpy(labels).to(device)
@@ -183,7 +183,7 @@ def train_throughput_fast(name: str, images, labels, device, batch_size: int, st
     def batch(s):
         return perm[(s * batch_size) % (len(x) - batch_size):][:batch_size]
 
-    dtype = amp_dtype(cfg, device)  # autocast as fit() does on this device
+    dtype = amp_dtype(cfg, device, m.name)  # autocast as fit() does on this device
     if flops is not None:
         idx = batch(0)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -206,11 +206,12 @@ def train_throughput_fast(name: str, images, labels, device, batch_size: int, st
 
 
 def train_efficiency(name: str, images, labels, device, batch_size: int, steps: int,
-                     input_size: int | None = None) -> dict:
+                     input_size: int | None = None, amp: str = "auto") -> dict:
     """One measurement of the physical-limit ratio: the training step's FLOP/s, then the FLOP/s of
     a matmul in the dtype the step computes in (fp32, or the autocast dtype fit() uses here)."""
     fl: dict = {}
-    ips = train_throughput_fast(name, images, labels, device, batch_size, steps, input_size=input_size, flops=fl)
+    ips = train_throughput_fast(name, images, labels, device, batch_size, steps, input_size=input_size, flops=fl,
+                                amp=amp)
     mm = matmul_flops(device, dtype=fl["dtype"])
     achieved = fl["step"] * ips / batch_size
     return {"train_fast_ips": ips, "step_flops": fl["step"], "train_flops_per_s": achieved,
@@ -220,8 +221,9 @@ def train_efficiency(name: str, images, labels, device, batch_size: int, steps: 
 
 def train_throughput_conventional(name: str, images, labels, device, batch_size: int, steps: int,
                                   aug: AugmentConfig = DEFAULT_AUGMENT, input_size: int | None = None,
-                                  workers: int = 2, warmup: int = 5) -> float:
+                                  workers: int = 2, warmup: int = 5, amp: str = "auto") -> float:
     m = _model(name, device, input_size).train()
+    dtype = amp_dtype(TrainConfig(amp=amp), device, name)  # the same autocast as the fast path: like with like
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 1e-3)
     ds = _PILDataset(images, labels, conventional_transform(m.spec, aug))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
@@ -234,7 +236,8 @@ def train_throughput_conventional(name: str, images, labels, device, batch_size:
                 _sync(device)
                 t0 = time.perf_counter()
             xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
-            loss = F.cross_entropy(m.net(xb), yb)  # the transforms already adapted the input
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = F.cross_entropy(m.net(xb).float(), yb)  # the transforms already adapted the input
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -320,7 +323,7 @@ def load_speedup(spec: str) -> dict:
 
 def run_bench(models: list[str], images: np.ndarray, labels: np.ndarray, device: torch.device,
               batch_size: int = 64, steps: int = 20, workers: int = 2, input_size: int | None = None,
-              repeats: int = 3, progress=None) -> list[dict]:
+              repeats: int = 3, progress=None, amp: str = "auto") -> list[dict]:
     """Per model, the median of ``repeats`` interleaved measurements of each pipeline (a shared
     2-core machine varies by tens of percent between back-to-back runs).
 
@@ -335,12 +338,12 @@ def run_bench(models: list[str], images: np.ndarray, labels: np.ndarray, device:
     for name in models:
         if progress:
             progress(name)
-        eff = [train_efficiency(name, images, labels, device, batch_size, steps, input_size)
+        eff = [train_efficiency(name, images, labels, device, batch_size, steps, input_size, amp)
                for _ in range(repeats)]
         tf = float(np.median([e["train_fast_ips"] for e in eff]))
         ratios = [e["efficiency"] for e in eff if e["efficiency"] is not None]
         tc = med(train_throughput_conventional, name, images, labels, device, batch_size, steps,
-                 input_size=input_size, workers=workers)
+                 input_size=input_size, workers=workers, amp=amp)
         inf_f = med(infer_throughput_fast, name, images[:n_inf], device, batch_size, input_size)
         inf_c = med(infer_throughput_conventional, name, images[:n_inf], device, batch_size, input_size, workers)
         rows.append({"model": name, "device": str(device), "batch_size": batch_size, "workers": workers,
@@ -417,7 +420,7 @@ def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps:
     experiment builds it; it is trained on random pixels here, so pass a throw-away instance).
     Pixel values do not change the speed once denormals are flushed (see the engine)."""
     m = prepare_model(model, cfg, device).train()
-    dtype = amp_dtype(cfg, device)
+    dtype = amp_dtype(cfg, device, m.name)
     n = cfg.batch_size * (warmup + steps)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (max(n, 2 * eval_images), 1, 48, 48), generator=gen, dtype=torch.uint8).to(device)
@@ -485,6 +488,7 @@ def calibration_key(exp, num_classes: int, device: torch.device) -> str:
         "unfreeze_top", "feature_cache", "augment", "keras_defaults", "optimizer", "class_weights"})
     parts = {"model": exp.model, "model_args": exp.model_args, "classes": num_classes, "pretrained": exp.pretrained,
              "train": cfg, "device": _device_name(device), "threads": torch.get_num_threads(),
+             "autocast": str(amp_dtype(exp.train, device, exp.model)),  # what amp: auto resolves to here
              "torch": torch.__version__, "ferbench": __version__, "version": 1}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 

@@ -346,8 +346,11 @@ def models(pattern, as_json):
 @click.option("--feature-cache", "feature_cache", is_flag=True,
               help="Also time ResNet-50 transfer epochs with vs without the frozen-feature cache.")
 @click.option("--load", "load_spec", metavar="PATH", help="Also time decoding PATH vs reading the array cache.")
+@click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Training autocast, as a suite's amp: (auto: bf16 on CUDA and on AMX CPUs, else fp32).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (no progress display).")
-def bench(models, data, device, batch_size, steps, workers, repeats, input_size, feature_cache, load_spec, as_json):
+def bench(models, data, device, batch_size, steps, workers, repeats, input_size, feature_cache, load_spec, amp,
+          as_json):
     """Images/s per model: ferbench's device-resident pipeline vs DataLoader + per-image transforms."""
     from .bench import feature_cache_speedup, load_speedup, run_bench
     from .data import load_data
@@ -366,7 +369,7 @@ def bench(models, data, device, batch_size, steps, workers, repeats, input_size,
     train = fer.usage == "Training"
     images, labels = fer.images[train], fer.labels[train]
     out: dict = {"device": str(dev), "data": data or "synthetic:3500"}
-    out["models"] = run_bench(names, images, labels, dev, batch_size, steps, workers, input_size, repeats,
+    out["models"] = run_bench(names, images, labels, dev, batch_size, steps, workers, input_size, repeats, amp=amp,
                               progress=None if as_json else (lambda n: console.print(f"[dim]benchmarking {n}…[/]")))
     if feature_cache:
         out["feature_cache"] = feature_cache_speedup(images[:256], labels[:256], dev, input_size or 224, batch_size)

@@ -153,3 +153,45 @@ def test_config_rejects_bad_values():
         TrainConfig(epochs=0)
     with pytest.raises(Exception, match="Extra inputs are not permitted"):
         TrainConfig(epoch=3)
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_amp_auto_on_cpu_is_bf16_only_with_amx_and_where_the_model_gains(monkeypatch, amx):
+    from ferbench import engine
+
+    monkeypatch.setattr(engine, "cpu_bf16_is_fast", lambda: amx)
+    auto = TrainConfig()
+    want = torch.bfloat16 if amx else None
+    assert engine.amp_dtype(auto, CPU, "basic_cnn") is want
+    assert engine.amp_dtype(auto, CPU, "my_own_net") is want  # a user model: nothing says it is slower
+    assert engine.amp_dtype(auto, CPU, "mobilenet_v2_transfer") is None  # depthwise backward: slower in bf16
+    assert engine.amp_dtype(auto, CPU, "vit_tiny") is None
+    assert engine.amp_dtype(TrainConfig(amp="off"), CPU, "basic_cnn") is None
+    assert engine.amp_dtype(TrainConfig(amp="bf16"), CPU, "mobilenet_v2_transfer") is torch.bfloat16
+    assert engine.amp_dtype(auto, torch.device("mps"), "basic_cnn") is None
+
+
+def test_fit_records_the_autocast_it_trained_under(small, monkeypatch):
+    from ferbench import engine
+
+    monkeypatch.setattr(engine, "cpu_bf16_is_fast", lambda: False)
+    _, fp32 = _fit(small, TrainConfig(epochs=1))
+    assert fp32.autocast is None
+    m, bf16 = _fit(small, TrainConfig(epochs=1, amp="bf16"))
+    assert bf16.autocast == "bfloat16"
+    assert all(p.dtype == torch.float32 for p in m.parameters())  # autocast keeps fp32 master weights
+    assert bf16.history[0]["train_loss"] != fp32.history[0]["train_loss"]  # the steps really ran in bf16
+
+
+def test_compile_without_a_cxx_compiler_trains_eagerly_and_says_why(small, monkeypatch):
+    from ferbench import engine
+
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    assert "C++ compiler" in engine.compile_unavailable(CPU)
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(fn) or fn)
+    _, r = _fit(small, TrainConfig(epochs=1, compile=True))
+    assert not compiled and "C++ compiler" in r.compile_skipped and len(r.history) == 1
+    monkeypatch.setattr(engine.shutil, "which", lambda name: f"/usr/bin/{name}")
+    _, r = _fit(small, TrainConfig(epochs=1, compile=True))
+    assert compiled and r.compile_skipped is None  # with a compiler: compiled as asked

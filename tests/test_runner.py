@@ -132,6 +132,27 @@ studies:
     assert any("per-epoch validation" in d for d in res["deviations"])
 
 
+def test_autocast_training_is_recorded_as_a_deviation(tmp_path):
+    suite = _suite(tmp_path, """name: a
+data: synthetic:700:2
+defaults: {epochs: 1}
+studies:
+  - name: s
+    experiments:
+      - {model: mlp, label: fp32, train: {amp: "off"}}
+      - {model: mlp, label: bf16, train: {amp: bf16}}
+""")
+    r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    res = _results(tmp_path / "res" / "a")
+    assert res["s.bf16"]["training"]["autocast"] == "bfloat16"
+    assert any("bfloat16 autocast" in d and "computed in fp32" in d for d in res["s.bf16"]["deviations"])
+    assert res["s.fp32"]["training"]["autocast"] is None
+    assert not any("autocast" in d for d in res["s.fp32"]["deviations"])
+    report = (tmp_path / "res" / "a" / "report.md").read_text()
+    assert "bfloat16 autocast" in report
+
+
 @pytest.mark.slow
 def test_sigkill_midway_then_rerun_completes_without_redoing(tmp_path):
     suite = _suite(tmp_path, """name: k

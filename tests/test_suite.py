@@ -7,6 +7,7 @@ from click.testing import CliRunner
 from ferbench.cli import main
 from ferbench.errors import SuiteError
 from ferbench.suite import expand, load_suite
+from ferbench.suite.expansion import Overrides
 
 SUITES = sorted((Path(__file__).resolve().parents[1] / "suites").glob("*.yaml"))
 
@@ -145,8 +146,13 @@ def test_matrix_expansion_and_profiles(tmp_path):
     quick = expand(s, "quick")
     assert len(quick) == 3 * 2 * 1
     r50 = next(e for e in quick if e.model == "resnet50_transfer")
-    assert r50.train.input_size == 64 and r50.train.epochs == 8
-    assert "input 64 px instead of 224 px" in r50.deviations and "8 epochs instead of 40 (profile)" in r50.deviations
+    assert r50.train.input_size == 64 and r50.train.epochs == 5
+    assert "input 64 px instead of 224 px" in r50.deviations and "5 epochs instead of 40 (profile)" in r50.deviations
+    # From scratch nothing expects ImageNet's scale: the quick profile feeds FER2013's own 48 px.
+    scratch = next(e for e in expand(s, "quick", overrides=Overrides(pretrained=False))
+                   if e.model == "resnet50_transfer")
+    assert scratch.train.input_size == 48 and scratch.pretrained is False
+    assert any(d.startswith("input 48 px instead of 224 px (trained from scratch") for d in scratch.deviations)
     smoke = next(e for e in expand(s, "smoke") if e.model == "resnet50_transfer")
     assert smoke.pretrained is False and any("ImageNet weights not used" in d for d in smoke.deviations)
     mlp = next(e for e in expand(s, "smoke") if e.model == "mlp")

@@ -44,13 +44,23 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
         parameters={"total": count_parameters(model), "trainable": count_parameters(model, trainable_only=True)},
         training={"epochs_run": len(hist), "best_epoch": fr.best_epoch, "reported_epoch": fr.reported_epoch,
                   "stopped_early": fr.stopped_early, "resumed_from_epoch": fr.resumed_from_epoch,
-                  "feature_cache": fr.feature_cache_used,
-                  "checkpoint_discarded": fr.checkpoint_discarded or discarded})
+                  "feature_cache": fr.feature_cache_used, "autocast": fr.autocast,
+                  "checkpoint_discarded": fr.checkpoint_discarded or discarded},
+        deviations=exp.deviations + autocast_deviation(fr.autocast, exp.train.amp) + (
+            [f"compile: true not applied, trained eagerly (same math): {fr.compile_skipped}"]
+            if fr.compile_skipped else []))
     payload = {"state_dict": model.state_dict(), "model": exp.model, "model_args": exp.model_args,
                "input": {"size": model.spec.size, "channels": model.spec.channels, "mean": list(model.spec.mean),
                          "std": list(model.spec.std)},
                "classes": list(split.classes), "config_hash": ctx.config_hash}
     return Outcome(fields, predictions=predictions, model_payload=payload, files=files, checkpoint=checkpoint)
+
+
+def autocast_deviation(autocast: str | None, amp: str) -> list[str]:
+    """The papers trained in fp32 (the comparative ResNet-50 in mixed precision): say when this run did not."""
+    if autocast is None:
+        return []
+    return [f"training steps under {autocast} autocast (amp: {amp}); every reported metric is computed in fp32"]
 
 
 def _reevaluate(exp: TrainExperiment, ctx: Context) -> Outcome:
@@ -67,6 +77,7 @@ def _reevaluate(exp: TrainExperiment, ctx: Context) -> Outcome:
     fields["timing"] = {**previous.timing.model_dump(), **{k: v for k, v in fields["timing"].items() if v is not None}}
     fields.update(model=exp.model, history=[h.model_dump() for h in previous.history],
                   model_info=model_info(exp.model).as_dict(), parameters=previous.parameters.model_dump(),
-                  training={**previous.training.model_dump(), "eval_only": True})
+                  training={**previous.training.model_dump(), "eval_only": True},
+                  deviations=exp.deviations + autocast_deviation(previous.training.autocast, exp.train.amp))
     # model.pt is unchanged: the new result vouches for the same file.
     return Outcome(fields, predictions=predictions, files=files, written=["model.pt"])

@@ -26,6 +26,7 @@ class ModelInfo:
     notes: str = ""
     weights: str | None = None  # "torchvision:<WeightsEnum>.<member>" or "timm:<model name>"
     keras_kernel_init: str = "glorot_uniform"  # the Keras initializer the paper names (keras_defaults)
+    cpu_bf16: bool = True  # amp: auto may train it under bf16 on AMX CPUs (False: measured slower there)
 
     def as_dict(self) -> dict:
         d = asdict(self)

@@ -102,6 +102,7 @@ class TrainingInfo(_Strict):
     feature_cache: bool = False
     eval_only: bool = False
     checkpoint_discarded: str | None = None  # why an unreadable checkpoint was not resumed from
+    autocast: str | None = None  # 'bfloat16' / 'float16': training steps ran under autocast (else fp32)
 
 
 class LoadInfo(_Strict):
@@ -127,6 +128,7 @@ class ModelInfoRecord(_Strict):
     notes: str = ""
     weights: str | None = None
     keras_kernel_init: str = "glorot_uniform"
+    cpu_bf16: bool = True
 
 
 class _ResultBase(_Strict):

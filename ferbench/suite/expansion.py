@@ -65,7 +65,7 @@ def _study_split(st: StudyConfig, prof: ProfileConfig, ov: Overrides) -> tuple[S
 
 
 def _train_config(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, prof: ProfileConfig,
-                  ov: Overrides, native_size: int, dev: list[str]) -> TrainConfig:
+                  ov: Overrides, native_size: int, dev: list[str], scratch: bool = False) -> TrainConfig:
     tcfg = TrainConfig.model_validate(_deep_merge(suite.config.defaults, st.train, ex.train, prof.train))
     cap = ov.epochs or prof.max_epochs
     if cap and (tcfg.epochs > cap or (ov.epochs and tcfg.epochs != cap)):
@@ -75,9 +75,12 @@ def _train_config(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, pro
         tcfg.freeze_epochs = min(tcfg.freeze_epochs, max(cap - 1, 0))
     size = tcfg.input_size or native_size
     # Only upscaled ImageNet-size inputs shrink; 48-px networks have fixed flatten sizes.
-    if prof.max_input_size and size > 48 and size > prof.max_input_size:
-        dev.append(f"input {prof.max_input_size} px instead of {size} px")
-        tcfg.input_size = prof.max_input_size
+    limit = prof.scratch_input_size if scratch and prof.scratch_input_size else prof.max_input_size
+    if limit and size > 48 and size > limit:
+        why = " (trained from scratch: no pretrained filters expect a scale)" if limit == prof.scratch_input_size \
+            and scratch else ""
+        dev.append(f"input {limit} px instead of {size} px{why}")
+        tcfg.input_size = limit
     return tcfg
 
 
@@ -113,7 +116,13 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
     for model in [ex.model] if isinstance(ex.model, str) else ex.model:
         info = model_info(model)
         dev = list(split_dev)
-        tcfg = _train_config(suite, st, ex, prof, ov, info.input.size, dev)
+        pre = ex.pretrained if ex.pretrained is not None else (info.pretrained or None)
+        pre_dev = []
+        for forced, why in ((prof.pretrained, f"profile {profile!r}"), (ov.pretrained, "--no-pretrained")):
+            if forced is not None and pre and forced != pre:
+                pre_dev.append(f"ImageNet weights not used ({why}): trained from scratch")
+                pre = forced
+        tcfg = _train_config(suite, st, ex, prof, ov, info.input.size, dev, scratch=info.pretrained and not pre)
         # Per-epoch validation on a subset, unless the validation set is what the study reports (no test
         # set): there the epoch chosen on it is part of the published protocol.
         cap = prof.monitor_per_class
@@ -121,11 +130,7 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
             tcfg.monitor_per_class = cap
             dev.append(f"per-epoch validation (epoch choice, LR schedule, curves) on at most {cap} images per "
                        "class; reported metrics on the full sets")
-        pre = ex.pretrained if ex.pretrained is not None else (info.pretrained or None)
-        for forced, why in ((prof.pretrained, f"profile {profile!r}"), (ov.pretrained, "--no-pretrained")):
-            if forced is not None and pre and forced != pre:
-                dev.append(f"ImageNet weights not used ({why}): trained from scratch")
-                pre = forced
+        dev += pre_dev
         if tcfg.early_stopping and not split.has_val:
             raise SuiteError(suite.path, [f"study {st.name}: early_stopping needs a validation set, and its split "
                                           "has none (val_fraction: null)"])

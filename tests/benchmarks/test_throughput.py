@@ -98,7 +98,7 @@ def test_train_step_quick_profile(benchmark, name):
     torch.manual_seed(0)
     kw = {"pretrained": False} if name.endswith("transfer") else {}
     m = prepare_model(create_model(name, keras_defaults=cfg.keras_defaults, **kw), cfg, CPU).train()
-    dtype = amp_dtype(cfg, CPU)
+    dtype = amp_dtype(cfg, CPU, name)
     opt = build_optimizer(m, cfg)
     weight = torch.tensor(balanced_class_weights(y.numpy(), 7), dtype=torch.float32) if cfg.class_weights else None
     g = torch.Generator().manual_seed(0)
