@@ -9,6 +9,7 @@ autocast where the device has it; a checkpoint every epoch so a killed run resum
 from __future__ import annotations
 
 import math
+import os
 import random
 import shutil
 import time
@@ -47,8 +48,11 @@ def select_device(pref: str = "auto") -> torch.device:
 
 def cpu_bf16_is_fast() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AMX tiles: Xeon Sapphire Rapids and later). There,
-    bf16 autocast trains the convnets here 1.4-2.9x faster (measured, 2 cores); without AMX it is slower
-    than fp32, so ``amp: auto`` stays fp32."""
+    bf16 autocast trains the convnets here 1.2-2.9x faster (measured, 2 cores); without AMX it is slower
+    than fp32, so ``amp: auto`` stays fp32. ``FERBENCH_CPU_BF16=0`` keeps fp32 anyway (the test suite
+    sets it, so its numbers do not depend on the CPU it runs on); results record what was used."""
+    if os.environ.get("FERBENCH_CPU_BF16", "1") == "0":
+        return False
     caps = getattr(torch.cpu, "get_capabilities", lambda: {})()
     return bool(caps.get("amx_bf16"))
 
@@ -68,6 +72,11 @@ def amp_dtype(cfg: TrainConfig, device: torch.device, model_name: str | None = N
     if device.type == "cpu" and cpu_bf16_is_fast() and _cpu_bf16_allowed(model_name):
         return torch.bfloat16
     return None
+
+
+def dtype_name(dtype: torch.dtype | None) -> str | None:
+    """'bfloat16' for torch.bfloat16; None (fp32, no autocast) stays None."""
+    return None if dtype is None else str(dtype).removeprefix("torch.")
 
 
 def _cpu_bf16_allowed(model_name: str | None) -> bool:
@@ -250,7 +259,8 @@ class _Loop:
     ``state_dict`` holds only tensors and plain values, so a checkpoint loads with weights_only=True."""
 
     def __init__(self, model: FERModel, cfg: TrainConfig, device: torch.device, seed: int, has_val: bool):
-        self.model, self.cfg, self.has_val = model, cfg, has_val
+        self.model, self.cfg, self.has_val, self.device = model, cfg, has_val, device
+        self.autocast = dtype_name(amp_dtype(cfg, device, model.name))
         if cfg.freeze_epochs > 0 and model.has_backbone:
             model.freeze_backbone(True)
         self.opt = build_optimizer(model, cfg)
@@ -268,9 +278,15 @@ class _Loop:
                 "stopper": self.stopper.state_dict(), "gen": self.gen.get_state(),
                 "aug_gen": self.aug_gen.get_state(), "torch_rng": torch.get_rng_state(),
                 "history": self.history, "best_state": self.best_state, "epoch": last_epoch,
-                "frozen": self.model.backbone_frozen if self.model.has_backbone else None}
+                "frozen": self.model.backbone_frozen if self.model.has_backbone else None,
+                "autocast": self.autocast}
 
     def resume(self, ck: dict) -> None:
+        # A checkpoint without the key predates amp: auto's bf16 on AMX CPUs: it autocast on CUDA only.
+        saved = ck["autocast"] if "autocast" in ck else (self.autocast if self.device.type == "cuda" else None)
+        if saved != self.autocast:  # resuming would mix precisions under one recorded one
+            raise ValueError(f"it was trained under {saved or 'fp32'} and this run trains under "
+                             f"{self.autocast or 'fp32'}")
         self.model.load_state_dict(ck["model"])
         if ck.get("frozen") is not None and self.model.has_backbone:
             apply_freeze(self.model, self.cfg, ck["epoch"] + 1)
@@ -348,7 +364,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     y_va = torch.from_numpy(val_labels).to(device) if has_val else None
 
     loop = _Loop(model, cfg, device, seed, has_val)
-    result = FitResult(autocast=None if dtype is None else str(dtype).removeprefix("torch."))
+    result = FitResult(autocast=loop.autocast)
     if checkpoint is not None:
         ck = checkpoint.load(map_location=device)
         result.checkpoint_discarded = checkpoint.discarded

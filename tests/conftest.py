@@ -28,6 +28,9 @@ os.environ["FERBENCH_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.pop("OPENAI_API_KEY", None)
+# fp32 on every CPU (amp: auto would pick bf16 on AMX ones), so no test's numbers depend on the host;
+# set here, so subprocesses and Ray workers inherit it. The bf16 path has its own tests.
+os.environ["FERBENCH_CPU_BF16"] = "0"
 os.environ.pop("FERBENCH_DATA", None)
 torch.set_num_threads(2)
 

@@ -171,6 +171,29 @@ def test_amp_auto_on_cpu_is_bf16_only_with_amx_and_where_the_model_gains(monkeyp
     assert engine.amp_dtype(auto, torch.device("mps"), "basic_cnn") is None
 
 
+def test_cpu_bf16_follows_the_cpu_and_the_switch(monkeypatch):
+    from ferbench import engine
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": True})
+    monkeypatch.setenv("FERBENCH_CPU_BF16", "1")
+    assert engine.cpu_bf16_is_fast()
+    monkeypatch.setenv("FERBENCH_CPU_BF16", "0")  # what the test suite runs under
+    assert not engine.cpu_bf16_is_fast()
+    monkeypatch.setenv("FERBENCH_CPU_BF16", "1")
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"amx_bf16": False, "avx512_bf16": True})
+    assert not engine.cpu_bf16_is_fast()  # bf16 without AMX tiles is slower than fp32
+
+
+def test_a_checkpoint_of_another_precision_is_not_resumed(small, tmp_path, monkeypatch):
+    from ferbench import engine
+
+    ck = Checkpoint(tmp_path / "ck.pt")
+    _fit(small, TrainConfig(epochs=1), checkpoint=ck)  # fp32 (the suite's switch)
+    monkeypatch.setattr(engine, "cpu_bf16_is_fast", lambda: True)  # e.g. a newer ferbench on an AMX CPU
+    with pytest.raises(engine.CheckpointUnusable, match="trained under fp32 and this run trains under bfloat16"):
+        _fit(small, TrainConfig(epochs=2), checkpoint=ck)
+
+
 def test_fit_records_the_autocast_it_trained_under(small, monkeypatch):
     from ferbench import engine
 
@@ -187,11 +210,14 @@ def test_compile_without_a_cxx_compiler_trains_eagerly_and_says_why(small, monke
     from ferbench import engine
 
     monkeypatch.setattr(engine.shutil, "which", lambda name: None)
-    assert "C++ compiler" in engine.compile_unavailable(CPU)
+    assert "C++ compiler" in engine.compile_unavailable(CPU)  # raised or not found: either way a reason
     compiled = []
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: compiled.append(fn) or fn)
     _, r = _fit(small, TrainConfig(epochs=1, compile=True))
     assert not compiled and "C++ compiler" in r.compile_skipped and len(r.history) == 1
+    import torch._inductor.cpp_builder as cpp
+
+    monkeypatch.setattr(cpp, "get_cpp_compiler", lambda: "g++")
     monkeypatch.setattr(engine.shutil, "which", lambda name: f"/usr/bin/{name}")
     _, r = _fit(small, TrainConfig(epochs=1, compile=True))
     assert compiled and r.compile_skipped is None  # with a compiler: compiled as asked

@@ -146,7 +146,7 @@ studies:
     assert r.exit_code == 0, r.output
     res = _results(tmp_path / "res" / "a")
     assert res["s.bf16"]["training"]["autocast"] == "bfloat16"
-    assert any("bfloat16 autocast" in d and "computed in fp32" in d for d in res["s.bf16"]["deviations"])
+    assert any("bfloat16 autocast" in d and "final val/test metrics in fp32" in d for d in res["s.bf16"]["deviations"])
     assert res["s.fp32"]["training"]["autocast"] is None
     assert not any("autocast" in d for d in res["s.fp32"]["deviations"])
     report = (tmp_path / "res" / "a" / "report.md").read_text()

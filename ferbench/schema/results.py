@@ -102,7 +102,9 @@ class TrainingInfo(_Strict):
     feature_cache: bool = False
     eval_only: bool = False
     checkpoint_discarded: str | None = None  # why an unreadable checkpoint was not resumed from
-    autocast: str | None = None  # 'bfloat16' / 'float16': training steps ran under autocast (else fp32)
+    # 'bfloat16' / 'float16': training steps ran under autocast; None: fp32; 'unknown': written before
+    # ferbench recorded it (amp: auto then autocast on CUDA only)
+    autocast: str | None = "unknown"
 
 
 class LoadInfo(_Strict):

@@ -75,10 +75,11 @@ def _train_config(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, pro
         tcfg.freeze_epochs = min(tcfg.freeze_epochs, max(cap - 1, 0))
     size = tcfg.input_size or native_size
     # Only upscaled ImageNet-size inputs shrink; 48-px networks have fixed flatten sizes.
-    limit = prof.scratch_input_size if scratch and prof.scratch_input_size else prof.max_input_size
+    limits = [v for v in (prof.max_input_size, prof.scratch_input_size if scratch else None) if v]
+    limit = min(limits, default=None)
     if limit and size > 48 and size > limit:
-        why = " (trained from scratch: no pretrained filters expect a scale)" if limit == prof.scratch_input_size \
-            and scratch else ""
+        why = " (trained from scratch: no pretrained filters expect a scale)" if scratch and \
+            limit == prof.scratch_input_size and limit != prof.max_input_size else ""
         dev.append(f"input {limit} px instead of {size} px{why}")
         tcfg.input_size = limit
     return tcfg
