@@ -37,6 +37,7 @@ from .engine import (
     amp_dtype,
     apply_freeze,
     build_optimizer,
+    dtype_name,
     fit,
     prepare_model,
     to_device_images,
@@ -215,7 +216,7 @@ def train_efficiency(name: str, images, labels, device, batch_size: int, steps: 
     mm = matmul_flops(device, dtype=fl["dtype"])
     achieved = fl["step"] * ips / batch_size
     return {"train_fast_ips": ips, "step_flops": fl["step"], "train_flops_per_s": achieved,
-            "matmul_flops_per_s": mm, "matmul_dtype": str(fl["dtype"]).removeprefix("torch."),
+            "matmul_flops_per_s": mm, "matmul_dtype": dtype_name(fl["dtype"]),
             "efficiency": achieved / mm if fl["countable"] else None}
 
 

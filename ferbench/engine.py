@@ -258,9 +258,9 @@ class _Loop:
     """The state of one fit: optimizer, schedule, early stopping, RNGs, history, best weights.
     ``state_dict`` holds only tensors and plain values, so a checkpoint loads with weights_only=True."""
 
-    def __init__(self, model: FERModel, cfg: TrainConfig, device: torch.device, seed: int, has_val: bool):
-        self.model, self.cfg, self.has_val, self.device = model, cfg, has_val, device
-        self.autocast = dtype_name(amp_dtype(cfg, device, model.name))
+    def __init__(self, model: FERModel, cfg: TrainConfig, device: torch.device, seed: int, has_val: bool,
+                 autocast: str | None):
+        self.model, self.cfg, self.has_val, self.device, self.autocast = model, cfg, has_val, device, autocast
         if cfg.freeze_epochs > 0 and model.has_backbone:
             model.freeze_backbone(True)
         self.opt = build_optimizer(model, cfg)
@@ -363,7 +363,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     x_va = to_device_images(val_images, device) if has_val else None
     y_va = torch.from_numpy(val_labels).to(device) if has_val else None
 
-    loop = _Loop(model, cfg, device, seed, has_val)
+    loop = _Loop(model, cfg, device, seed, has_val, dtype_name(dtype))
     result = FitResult(autocast=loop.autocast)
     if checkpoint is not None:
         ck = checkpoint.load(map_location=device)
