@@ -58,8 +58,8 @@ def cpu_bf16_is_fast() -> bool:
 
 
 def amp_dtype(cfg: TrainConfig, device: torch.device, model_name: str | None = None) -> torch.dtype | None:
-    """The autocast dtype of training steps and per-epoch validation (reported metrics are computed in
-    fp32 regardless). ``auto``: bf16 (fp16 without bf16) on CUDA; bf16 on AMX CPUs unless the model's
+    """The autocast dtype of training steps, per-epoch validation and the final evaluation of the trained
+    model (a model is scored in the precision it was trained in). ``auto``: bf16 (fp16 without bf16) on CUDA; bf16 on AMX CPUs unless the model's
     registry entry says bf16 is slower for it there; fp32 elsewhere."""
     if cfg.amp == "off":
         return None
@@ -77,6 +77,12 @@ def amp_dtype(cfg: TrainConfig, device: torch.device, model_name: str | None = N
 def dtype_name(dtype: torch.dtype | None) -> str | None:
     """'bfloat16' for torch.bfloat16; None (fp32, no autocast) stays None."""
     return None if dtype is None else str(dtype).removeprefix("torch.")
+
+
+def dtype_from_name(name: str | None) -> torch.dtype | None:
+    """The inverse of :func:`dtype_name` for what results record: 'bfloat16' / 'float16'; anything else
+    (None: fp32; 'unknown': a result written before ferbench recorded it) is fp32."""
+    return {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(name)
 
 
 def _cpu_bf16_allowed(model_name: str | None) -> bool:
@@ -432,17 +438,19 @@ def apply_freeze(model: FERModel, cfg: TrainConfig, epoch: int) -> None:
 
 @torch.inference_mode()
 def measure_inference(model: FERModel, device: torch.device, batch_size: int = 64, iters: int = 10,
-                      warmup: int = 3) -> dict:
-    """Inference speed on random 48x48 inputs at ``batch_size``: ms per image and images/s."""
+                      warmup: int = 3, amp: torch.dtype | None = None) -> dict:
+    """Inference speed on random 48x48 inputs at ``batch_size`` (under ``amp`` autocast, as evaluated):
+    ms per image and images/s."""
     model.eval().to(device)
     x = torch.rand(batch_size, 1, 48, 48, device=device)
-    for _ in range(warmup):
-        model(x)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(iters):
-        model(x)
+    with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+        for _ in range(warmup):
+            model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            model(x)
     if device.type == "cuda":
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / (iters * batch_size)

@@ -146,11 +146,45 @@ studies:
     assert r.exit_code == 0, r.output
     res = _results(tmp_path / "res" / "a")
     assert res["s.bf16"]["training"]["autocast"] == "bfloat16"
-    assert any("bfloat16 autocast" in d and "final val/test metrics in fp32" in d for d in res["s.bf16"]["deviations"])
+    assert any("final val/test evaluation under bfloat16 autocast" in d for d in res["s.bf16"]["deviations"])
     assert res["s.fp32"]["training"]["autocast"] is None
     assert not any("autocast" in d for d in res["s.fp32"]["deviations"])
     report = (tmp_path / "res" / "a" / "report.md").read_text()
     assert "bfloat16 autocast" in report
+    # The reported numbers are those of the model as trained: its predictions were computed under bf16.
+    import csv
+
+    import numpy as np
+    import torch
+
+    from ferbench.data import load_data
+    from ferbench.engine import predict_proba
+    from ferbench.models.loading import load_user_model
+    from ferbench.schema.suite import UserModelConfig
+
+    exp_dir = tmp_path / "res" / "a" / "s.bf16"
+    with open(exp_dir / "predictions.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
+    data = load_data("synthetic:700:2")
+    pos = {i: n for n, i in enumerate(data.ids)}
+    images = data.images[[pos[r["id"]] for r in rows]]
+    saved = np.array([[float(v) for k, v in r.items() if k.startswith("p_")] for r in rows])
+    m = load_user_model(UserModelConfig(name="mlp", checkpoint=str(exp_dir / "model.pt")), data.classes).model
+    cpu = torch.device("cpu")
+    assert np.allclose(predict_proba(m, images, cpu, 128, torch.bfloat16), saved, atol=2e-5)
+    assert not np.allclose(predict_proba(m, images, cpu, 128), saved, atol=2e-5)
+    # --eval-only scores it the same way and says so once, whatever an earlier result's wording was.
+    before = json.loads((exp_dir / "result.json").read_text())
+    before["deviations"].append("training steps and per-epoch validation under bfloat16 autocast (amp: bf16), "
+                                "final val/test metrics in fp32")  # the wording results had before
+    (exp_dir / "result.json").write_text(json.dumps(before))
+    r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res"), "--device", "cpu",
+                                  "--eval-only"])
+    assert r.exit_code == 0, r.output
+    after = _results(tmp_path / "res" / "a")["s.bf16"]
+    assert after["metrics"]["test"]["accuracy"] == before["metrics"]["test"]["accuracy"]
+    assert [d for d in after["deviations"] if "autocast" in d] == [
+        "training, per-epoch validation and the final val/test evaluation under bfloat16 autocast (amp: bf16)"]
 
 
 @pytest.mark.slow

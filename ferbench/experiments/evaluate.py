@@ -15,8 +15,10 @@ from ..schema.train import TrainConfig
 
 
 def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConfig, label: str,
-                   gradcam_reason: str | None = None) -> tuple[dict, tuple[list[str], list[list]], dict[str, bytes]]:
-    """(result fields, predictions (header, rows), figure files) of ``model`` on the split's val and test."""
+                   gradcam_reason: str | None = None, amp: torch.dtype | None = None,
+                   ) -> tuple[dict, tuple[list[str], list[list]], dict[str, bytes]]:
+    """(result fields, predictions (header, rows), figure files) of ``model`` on the split's val and test,
+    under ``amp`` autocast (the dtype the model was trained in; None: fp32)."""
     t0 = time.perf_counter()
     k = len(split.classes)
     # Trained, reloaded and user models all run in the same memory format: identical weights give
@@ -26,7 +28,7 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
     for part_name, part in (("val", split.val), ("test", split.test)):
         if part is None or len(part) == 0:
             continue
-        proba = predict_proba(model, part.images, device, cfg.eval_batch_size)
+        proba = predict_proba(model, part.images, device, cfg.eval_batch_size, amp)
         pred = preds[part_name] = proba.argmax(1)
         metrics[part_name] = summarize(part.labels, pred, proba, num_classes=k)
         rows += [[i, part_name, int(t), int(p), *(f"{q:.5f}" for q in pr)]
@@ -48,7 +50,7 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
             gc = {"available": True, "reason": None}
     fields = {
         "metrics": metrics, "input": model.spec.describe(), "gradcam": gc,
-        "timing": {"inference": measure_inference(model, device, batch_size=64),
+        "timing": {"inference": measure_inference(model, device, batch_size=64, amp=amp),
                    "evaluation_seconds": evaluation_seconds, "torch_threads": torch.get_num_threads()},
     }
     return fields, (header, rows), files

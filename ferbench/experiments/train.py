@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..data.splits import cap_per_class
-from ..engine import CheckpointUnusable, fit, seed_everything
+from ..engine import CheckpointUnusable, dtype_from_name, fit, seed_everything
 from ..errors import FerbenchError
 from ..models import count_parameters, create_model, model_info
 from ..schema.experiment import TrainExperiment
@@ -35,7 +35,8 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
         if discarded is not None:
             raise  # the checkpoint is gone by now: cannot happen twice
         return run_train(exp, ctx, discarded=str(exc))  # a fresh model, seeded as if there was no checkpoint
-    fields, predictions, files = evaluate_model(model, split, ctx.device, exp.train, exp.label)
+    fields, predictions, files = evaluate_model(model, split, ctx.device, exp.train, exp.label,
+                                                amp=dtype_from_name(fr.autocast))
     hist = fr.history
     fields["timing"].update(train_seconds=fr.train_seconds,
                             seconds_per_epoch=float(np.mean([r["seconds"] for r in hist])) if hist else None)
@@ -56,12 +57,14 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
     return Outcome(fields, predictions=predictions, model_payload=payload, files=files, checkpoint=checkpoint)
 
 
+AUTOCAST_MARK = " autocast (amp: "  # in every autocast deviation, this wording's and earlier ones
+
+
 def autocast_deviation(autocast: str | None, amp: str) -> list[str]:
     """The papers trained in fp32 (the comparative ResNet-50 in mixed precision): say when this run did not."""
-    if autocast is None:
+    if dtype_from_name(autocast) is None:
         return []
-    return [f"training steps and per-epoch validation under {autocast} autocast (amp: {amp}), final val/test "
-            "metrics in fp32"]
+    return [f"training, per-epoch validation and the final val/test evaluation under {autocast}{AUTOCAST_MARK}{amp})"]
 
 
 def _reevaluate(exp: TrainExperiment, ctx: Context) -> Outcome:
@@ -74,11 +77,15 @@ def _reevaluate(exp: TrainExperiment, ctx: Context) -> Outcome:
         raise FerbenchError(f"--eval-only: no complete trained model for {exp.id} under this config "
                             f"(looked for {path} and its result.json); run without --eval-only first")
     loaded = load_user_model(UserModelConfig(name=exp.model, checkpoint=str(path)), ctx.split.classes)
-    fields, predictions, files = evaluate_model(loaded.model, ctx.split, ctx.device, exp.train, exp.label)
+    autocast = previous.training.autocast  # scored in the precision it was trained in, as after training
+    fields, predictions, files = evaluate_model(loaded.model, ctx.split, ctx.device, exp.train, exp.label,
+                                                amp=dtype_from_name(autocast))
     fields["timing"] = {**previous.timing.model_dump(), **{k: v for k, v in fields["timing"].items() if v is not None}}
     fields.update(model=exp.model, history=[h.model_dump() for h in previous.history],
                   model_info=model_info(exp.model).as_dict(), parameters=previous.parameters.model_dump(),
                   training={**previous.training.model_dump(), "eval_only": True},
-                  deviations=previous.deviations)  # how the model was trained has not changed
+                  # how the model was trained has not changed; how it is scored may have (the wording says)
+                  deviations=[d for d in previous.deviations if AUTOCAST_MARK not in d]
+                  + autocast_deviation(autocast, exp.train.amp))
     # model.pt is unchanged: the new result vouches for the same file.
     return Outcome(fields, predictions=predictions, files=files, written=["model.pt"])

@@ -252,11 +252,11 @@ class ProfileConfig(_Strict):
 BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     "paper": ProfileConfig(description="the published settings: full data, the papers' epochs and input sizes"),
     "quick": ProfileConfig(
-        description="sized for a 2-core CPU: at most 5 epochs, at most 1,000 training images per class, "
+        description="sized for a 2-core CPU: at most 4 epochs, at most 1,000 training images per class, "
                     "224-px models run at 64 px (at 48 px when trained from scratch), 1 CV fold, 2 augmented "
                     "copies, per-epoch validation on 300 images per class; full validation and test sets for "
                     "every reported number",
-        max_epochs=5, train_per_class=1000, max_input_size=64, scratch_input_size=48, max_folds=1,
+        max_epochs=4, train_per_class=1000, max_input_size=64, scratch_input_size=48, max_folds=1,
         augmented_copies=2, monitor_per_class=300, train={"eval_batch_size": 128}),
     "smoke": ProfileConfig(
         description="seconds per experiment, for CI: 1 epoch, 30 training and 20 evaluation images per class, "
