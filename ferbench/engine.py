@@ -162,6 +162,7 @@ class FitResult:
     checkpoint_discarded: str | None = None
     autocast: str | None = None  # 'bfloat16' / 'float16' when training steps ran under autocast
     compile_skipped: str | None = None  # why compile: true could not be honoured here (trained eagerly)
+    bn_momentum_replaced: list[float] = field(default_factory=list)  # the BN momenta cfg.bn_momentum overrode
 
 
 def to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -183,6 +184,15 @@ def prepare_model(model: FERModel, cfg: TrainConfig, device: torch.device) -> FE
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
     return model
+
+
+def set_bn_momentum(model: torch.nn.Module, momentum: float) -> list[float]:
+    """Give every BatchNorm layer this running-statistics momentum; the distinct momenta it replaced."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    old = sorted({m.momentum for m in bns if m.momentum != momentum}, key=lambda v: (v is None, v or 0.0))
+    for m in bns:
+        m.momentum = momentum
+    return old
 
 
 def training_batch(x: torch.Tensor, idx: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
@@ -371,6 +381,8 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
 
     loop = _Loop(model, cfg, device, seed, has_val, dtype_name(dtype))
     result = FitResult(autocast=loop.autocast)
+    if cfg.bn_momentum is not None:
+        result.bn_momentum_replaced = set_bn_momentum(model, cfg.bn_momentum)
     if checkpoint is not None:
         ck = checkpoint.load(map_location=device)
         result.checkpoint_discarded = checkpoint.discarded

@@ -49,12 +49,20 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
                   "checkpoint_discarded": fr.checkpoint_discarded or discarded},
         deviations=exp.deviations + autocast_deviation(fr.autocast, exp.train.amp) + (
             [f"compile: true not applied, trained eagerly (same math): {fr.compile_skipped}"]
-            if fr.compile_skipped else []))
+            if fr.compile_skipped else []) + bn_momentum_deviation(fr.bn_momentum_replaced, exp.train.bn_momentum))
     payload = {"state_dict": model.state_dict(), "model": exp.model, "model_args": exp.model_args,
                "input": {"size": model.spec.size, "channels": model.spec.channels, "mean": list(model.spec.mean),
                          "std": list(model.spec.std)},
                "classes": list(split.classes), "config_hash": ctx.config_hash}
     return Outcome(fields, predictions=predictions, model_payload=payload, files=files, checkpoint=checkpoint)
+
+
+def bn_momentum_deviation(replaced: list[float], momentum: float | None) -> list[str]:
+    if not replaced:
+        return []
+    was = ", ".join("None (cumulative)" if v is None else f"{v:g}" for v in replaced)
+    return [f"BatchNorm running statistics with momentum {momentum:g} instead of {was} (torch's convention; Keras' "
+            f"0.99 is 0.01): training steps are unchanged, evaluation sees statistics of recent weights"]
 
 
 AUTOCAST_MARK = " autocast (amp: "  # in every autocast deviation, this wording's and earlier ones

@@ -59,3 +59,7 @@ class TrainConfig(BaseModel):
     # Per-epoch validation (what early stopping, the LR schedule, restore-best and the curves watch) on a
     # fixed stratified subset of at most this many images per class; final metrics use the full sets.
     monitor_per_class: int | None = Field(None, gt=0)
+    # BatchNorm running-statistics momentum for every BN layer (torch's convention: the new batch's weight);
+    # None: the model's own (Keras' 0.99 is 0.01 here). Training steps normalize with batch statistics, so
+    # this changes only what evaluation sees: a short run's 0.01 average still remembers its initialisation.
+    bn_momentum: float | None = Field(None, gt=0, le=1)
