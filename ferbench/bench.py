@@ -250,26 +250,32 @@ def train_throughput_conventional(name: str, images, labels, device, batch_size:
 
 
 @torch.inference_mode()
-def infer_throughput_fast(name, images, device, batch_size, input_size=None) -> float:
+def infer_throughput_fast(name, images, device, batch_size, input_size=None, amp: str = "auto") -> float:
+    """Evaluation's path, in the precision evaluation uses (the model's training autocast)."""
     m = prepare_model(_model(name, device, input_size), TrainConfig(), device).eval()
+    dtype = amp_dtype(TrainConfig(amp=amp), device, name)
     x = to_device_images(images, device)
-    m(x[:batch_size].float().div(255))
-    _sync(device)
-    t0 = time.perf_counter()
-    for i in range(0, len(x), batch_size):
-        m(x[i:i + batch_size].float().div_(255))
+    with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        m(x[:batch_size].float().div(255))
+        _sync(device)
+        t0 = time.perf_counter()
+        for i in range(0, len(x), batch_size):
+            m(x[i:i + batch_size].float().div_(255))
     _sync(device)
     return len(x) / (time.perf_counter() - t0)
 
 
 @torch.inference_mode()
-def infer_throughput_conventional(name, images, device, batch_size, input_size=None, workers: int = 2) -> float:
+def infer_throughput_conventional(name, images, device, batch_size, input_size=None, workers: int = 2,
+                                  amp: str = "auto") -> float:
     m = _model(name, device, input_size).eval()
+    dtype = amp_dtype(TrainConfig(amp=amp), device, name)  # like with like
     ds = _PILDataset(images, np.zeros(len(images), dtype=np.int64), conventional_transform(m.spec, AugmentConfig()))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers)
     t0 = time.perf_counter()
     for xb, _ in loader:
-        m.net(xb.to(device))
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            m.net(xb.to(device))
     _sync(device)
     return len(images) / (time.perf_counter() - t0)
 
@@ -345,8 +351,9 @@ def run_bench(models: list[str], images: np.ndarray, labels: np.ndarray, device:
         ratios = [e["efficiency"] for e in eff if e["efficiency"] is not None]
         tc = med(train_throughput_conventional, name, images, labels, device, batch_size, steps,
                  input_size=input_size, workers=workers, amp=amp)
-        inf_f = med(infer_throughput_fast, name, images[:n_inf], device, batch_size, input_size)
-        inf_c = med(infer_throughput_conventional, name, images[:n_inf], device, batch_size, input_size, workers)
+        inf_f = med(infer_throughput_fast, name, images[:n_inf], device, batch_size, input_size, amp=amp)
+        inf_c = med(infer_throughput_conventional, name, images[:n_inf], device, batch_size, input_size, workers,
+                    amp=amp)
         rows.append({"model": name, "device": str(device), "batch_size": batch_size, "workers": workers,
                      "train_fast_ips": tf, "train_conventional_ips": tc, "train_ratio": tf / tc,
                      "train_step_gflop": eff[0]["step_flops"] / 1e9,

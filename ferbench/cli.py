@@ -347,8 +347,8 @@ def models(pattern, as_json):
               help="Also time ResNet-50 transfer epochs with vs without the frozen-feature cache.")
 @click.option("--load", "load_spec", metavar="PATH", help="Also time decoding PATH vs reading the array cache.")
 @click.option("--amp", type=click.Choice(["auto", "off", "bf16", "fp16"]), default="auto", show_default=True,
-              help="Training autocast (auto: bf16 on CUDA, and on AMX CPUs except for the models measured "
-                   "slower there, MobileNetV2 and ViT; else fp32).")
+              help="Autocast of training and inference, as a run trains and evaluates (auto: bf16 on CUDA, and "
+                   "on AMX CPUs except for the models measured slower there, MobileNetV2 and ViT; else fp32).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (no progress display).")
 def bench(models, data, device, batch_size, steps, workers, repeats, input_size, feature_cache, load_spec, amp,
           as_json):

@@ -58,9 +58,9 @@ def cpu_bf16_is_fast() -> bool:
 
 
 def amp_dtype(cfg: TrainConfig, device: torch.device, model_name: str | None = None) -> torch.dtype | None:
-    """The autocast dtype of training steps, per-epoch validation and the final evaluation of the trained
-    model (a model is scored in the precision it was trained in). ``auto``: bf16 (fp16 without bf16) on CUDA; bf16 on AMX CPUs unless the model's
-    registry entry says bf16 is slower for it there; fp32 elsewhere."""
+    """The autocast dtype of training steps, per-epoch validation and the final evaluation (a model is
+    scored in the precision it was trained in). ``auto``: bf16 (fp16 without bf16) on CUDA; bf16 on AMX
+    CPUs unless the model's registry entry says bf16 is slower for it there; fp32 elsewhere."""
     if cfg.amp == "off":
         return None
     if cfg.amp == "fp16":

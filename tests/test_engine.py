@@ -221,3 +221,26 @@ def test_compile_without_a_cxx_compiler_trains_eagerly_and_says_why(small, monke
     monkeypatch.setattr(engine.shutil, "which", lambda name: f"/usr/bin/{name}")
     _, r = _fit(small, TrainConfig(epochs=1, compile=True))
     assert compiled and r.compile_skipped is None  # with a compiler: compiled as asked
+
+
+def test_bn_momentum_changes_what_evaluation_sees_not_the_training_steps(small):
+    from ferbench.experiments.train import bn_momentum_deviation
+
+    runs = {}
+    for bn in (None, 0.1):
+        seed_everything(0)
+        m = create_model("deep_cnn", keras_defaults=True)  # Keras' BatchNorm: momentum 0.99 (0.01 in torch)
+        r = fit(m, small.train.images, small.train.labels, small.val.images, small.val.labels,
+                TrainConfig(epochs=2, bn_momentum=bn), device=CPU)
+        runs[bn] = (m, r)
+    (keras, rk), (short, rs) = runs[None], runs[0.1]
+    assert rk.bn_momentum_replaced == [] and rs.bn_momentum_replaced == [0.01]
+    assert [h["train_loss"] for h in rk.history] == [h["train_loss"] for h in rs.history]  # batch statistics
+    assert all(torch.equal(a, b) for a, b in zip(keras.parameters(), short.parameters()))
+    bk, bs = dict(keras.named_buffers()), dict(short.named_buffers())
+    means = [k for k in bk if k.endswith("running_mean")]
+    assert means and all(not torch.allclose(bk[k], bs[k]) for k in means)  # the averages are what differ
+    assert rk.history[0]["val_loss"] != rs.history[0]["val_loss"]
+    assert {bn.momentum for bn in short.modules() if isinstance(bn, torch.nn.BatchNorm2d)} == {0.1}
+    assert bn_momentum_deviation([], 0.1) == []
+    assert "momentum 0.1 instead of 0.01" in bn_momentum_deviation(rs.bn_momentum_replaced, 0.1)[0]

@@ -146,7 +146,7 @@ def test_matrix_expansion_and_profiles(tmp_path):
     quick = expand(s, "quick")
     assert len(quick) == 3 * 2 * 1
     r50 = next(e for e in quick if e.model == "resnet50_transfer")
-    assert r50.train.input_size == 64 and r50.train.epochs == 4
+    assert r50.train.input_size == 64 and r50.train.epochs == 4 and r50.train.bn_momentum == 0.1
     assert "input 64 px instead of 224 px" in r50.deviations and "4 epochs instead of 40 (profile)" in r50.deviations
     # From scratch nothing expects ImageNet's scale: the quick profile feeds FER2013's own 48 px.
     scratch = next(e for e in expand(s, "quick", overrides=Overrides(pretrained=False))

@@ -58,6 +58,7 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
 
 
 def bn_momentum_deviation(replaced: list[float], momentum: float | None) -> list[str]:
+    """Only where a BatchNorm layer's own momentum was replaced (models without BN, or already at it: none)."""
     if not replaced:
         return []
     was = ", ".join("None (cumulative)" if v is None else f"{v:g}" for v in replaced)
