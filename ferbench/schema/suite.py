@@ -254,9 +254,9 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     "quick": ProfileConfig(
         description="sized for a 2-core CPU: at most 4 epochs, at most 1,000 training images per class, "
                     "224-px models run at 64 px (at 48 px when trained from scratch), 1 CV fold, 2 augmented "
-                    "copies, per-epoch validation on 300 images per class, BatchNorm statistics averaged with "
-                    "momentum 0.1 (Keras: 0.01) for so short a run; full validation and test sets for every "
-                    "reported number",
+                    "copies, per-epoch validation on 300 images per class, BatchNorm running statistics with "
+                    "torch's momentum 0.1 instead of Keras' 0.99 for so short a run; full validation and test "
+                    "sets for every reported number",
         max_epochs=4, train_per_class=1000, max_input_size=64, scratch_input_size=48, max_folds=1,
         augmented_copies=2, monitor_per_class=300, train={"eval_batch_size": 128, "bn_momentum": 0.1}),
     "smoke": ProfileConfig(
