@@ -16,6 +16,7 @@ import io
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .csvsafe import safe_dict
 from .errors import FerbenchError, ResultFormatError
 from .schema.results import RunHeader
 from .store import RunStore, load_run
@@ -143,7 +144,7 @@ class Leaderboard:
         buf = io.StringIO()
         w = csv.DictWriter(buf, FIELDS, lineterminator="\n")
         w.writeheader()
-        w.writerows(self.rows)  # None is written as an empty field
+        w.writerows(safe_dict(r) for r in self.rows)  # None is written as an empty field
         return buf.getvalue()
 
     def as_json(self) -> dict:

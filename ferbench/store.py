@@ -49,6 +49,7 @@ from .atomic import (
     is_disk_full,
     remove_stale_temps,
 )
+from .csvsafe import safe_row
 from .errors import ResultFormatError, StoreError
 from .schema.results import RESULT, RESULT_FORMAT, ExperimentResult, LLMResult, ModelResult, RunHeader
 from .schema.suite import SAFE_NAME_RULE
@@ -177,8 +178,8 @@ def read_predictions(path: Path) -> Predictions:
 def _csv_text(header: list[str], rows: list[list]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(header)
-    w.writerows(rows)
+    w.writerow(safe_row(header))
+    w.writerows(safe_row(r) for r in rows)  # an LLM's answer may be a spreadsheet formula
     return buf.getvalue()
 
 
@@ -361,6 +362,27 @@ class RunStore:
                 out.append(f"{name} does not belong to this result.json (another configuration's or edited)")
         return out
 
+    def verify(self, result: ExperimentResult) -> tuple[ExperimentResult | None, str | None]:
+        """(the result with its metrics recomputed from its digested predictions.csv, None), or (None,
+        why it cannot be trusted): files that differ from their digests, metrics that differ from
+        their predictions. Numbers from result.json itself never reach a table."""
+        problems = self.file_problems(result)
+        if problems:
+            return None, "; ".join(problems)
+        if not result.metrics:
+            return result, None
+        if "predictions.csv" not in result.files:
+            return None, "its metrics come without the predictions.csv they are computed from"
+        from .verify import verified_metrics
+
+        try:
+            metrics = verified_metrics(result, self.read_predictions(result.id))
+        except ResultFormatError as exc:
+            return None, str(exc).split(": ", 1)[-1]
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            return None, f"its metrics do not match its predictions.csv ({str(exc)[:300]})"
+        return result.model_copy(update={"metrics": metrics}), None
+
     def completed(self, eid: str, config_hash: str) -> tuple[ExperimentResult | None, str | None]:
         """(result, None) if ``eid`` finished under exactly this config with all its files intact;
         otherwise (None, why not) — why is None when there simply is no result yet."""
@@ -376,8 +398,7 @@ class RunStore:
             return None, "config changed"
         if r.status != "ok":
             return None, f"previous attempt {r.status}"
-        problems = self.file_problems(r)
-        return (None, "; ".join(problems)) if problems else (r, None)
+        return self.verify(r)
 
     # --- experiment files --------------------------------------------------------------------------------
     def write_predictions(self, eid: str, header: list[str], rows: list[list]) -> str:
@@ -526,9 +547,9 @@ def load_run(run_dir: Path | str) -> RunData:
         except (ResultFormatError, StoreError) as exc:
             left_out.append((str(p.relative_to(store.root)), str(exc).split(": ", 1)[-1]))
             continue
-        problems = store.file_problems(r)
-        if problems:
-            left_out.append((str(p.relative_to(store.root)), "; ".join(problems)))
+        r, why = store.verify(r)
+        if r is None:
+            left_out.append((str(p.relative_to(store.root)), why))
             continue
         results.append(r)
     order = {eid: i for i, eid in enumerate(header.experiments)}

@@ -7,6 +7,7 @@ import io
 
 from tabulate import tabulate
 
+from ..csvsafe import safe_row
 from .format import CI, Num, md_escape
 
 
@@ -57,8 +58,8 @@ class Table:
             out.append(row)
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(header)
-        w.writerows(out)
+        w.writerow(safe_row(header))
+        w.writerows(safe_row(r) for r in out)  # labels and answers come from suites and endpoints
         return buf.getvalue()
 
 

