@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from . import __version__
 from .errors import FerbenchError
+from .limits import MAX_COST_USD, MAX_EPOCHS, MAX_PER_CLASS, MAX_SEED
 
 # Pipes and CI logs get 140 columns instead of rich's 80, so tables stay one line per row.
 console = Console(width=None if sys.stdout.isatty() else 140)
@@ -40,6 +42,16 @@ def main() -> None:
     """
 
 
+class _FiniteFloat(click.FloatRange):
+    """A FloatRange that refuses NaN and inf (every comparison with NaN is false: a NaN cap caps nothing)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
 _device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
                               show_default=True, help="Where models train and run: the best available by default.")
 
@@ -54,11 +66,11 @@ def _run_folder_options(f):
         click.option("--only", metavar="GLOB", help="Only experiments (or studies) whose id matches, e.g. 'cbam.*'."),
         click.option("--no-pretrained", is_flag=True,
                      help="Train transfer models from scratch (stated in the report)."),
-        click.option("--epochs", type=click.IntRange(min=1), help="Train every model for N epochs (recorded as a "
+        click.option("--epochs", type=click.IntRange(min=1, max=MAX_EPOCHS), help="Train every model for N epochs (recorded as a "
                      "deviation)."),
-        click.option("--seed", type=int, help="One training seed instead of the suite's seeds (recorded as a "
+        click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), help="One training seed instead of the suite's seeds (recorded as a "
                      "deviation)."),
-        click.option("--limit", type=click.IntRange(min=1), metavar="N",
+        click.option("--limit", type=click.IntRange(min=1, max=MAX_PER_CLASS), metavar="N",
                      help="At most N images per class in every partition and the LLM sample (recorded as a "
                           "deviation)."),
     ]):
@@ -84,7 +96,7 @@ def _overrides(no_pretrained, epochs, seed, limit):
 @click.option("--refresh-llm", is_flag=True, help="Ask the LLMs again (even for complete LLM results) and overwrite "
               "cached answers.")
 @click.option("--dry-run", is_flag=True, help="List what would run or be reused, with LLM request counts; run nothing.")
-@click.option("--max-cost", type=float, metavar="USD", help="LLM: a hard cap on the estimated spend of this run.")
+@click.option("--max-cost", type=_FiniteFloat(0, MAX_COST_USD), metavar="USD", help="LLM: a hard cap on the estimated spend of this run.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: one experiment after another in this process; ray: model experiments as Ray tasks "
                    "(pip install 'ferbench[ray]').")

@@ -206,3 +206,102 @@ def _number(s: str) -> bool:
         return math.isfinite(float(s))
     except ValueError:
         return False
+
+
+# --- 8. include: only suite YAML under the suite's own folder, never quoted -------------------------------
+
+SECRET = "root:$6$secretsalt$hash:19000:0:99999:7:::\nMYSECRETKEY: hunter2\n"
+
+
+@pytest.mark.parametrize("inc", ["{secret}", "../outside/secret.yaml", "linked.yaml", "notes.txt"])
+def test_include_outside_the_suite_folder_is_refused_unread(tmp_path, inc):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.yaml").write_text(SECRET)
+    suite_dir = tmp_path / "suite"
+    suite_dir.mkdir()
+    (suite_dir / "linked.yaml").symlink_to(outside / "secret.yaml")
+    (suite_dir / "notes.txt").write_text(SECRET)
+    inc = inc.format(secret=outside / "secret.yaml")
+    suite = write_suite(suite_dir, f"name: t\ninclude: ['{inc}']\n")
+    r = cli("validate", suite)
+    assert r.exit_code != 0 and "under the suite's own folder" in r.output
+    assert "hunter2" not in r.output and "secretsalt" not in r.output and "MYSECRETKEY" not in r.output
+
+
+def test_a_problem_in_an_included_file_is_counted_not_quoted(tmp_path):
+    (tmp_path / "creds.yaml").write_text(SECRET)  # YAML under the folder, but not a suite
+    (tmp_path / "other.yaml").write_text("name: o\nstudies: [{name: x, experiments: [{model: mlp}], bogus_key_hunter2: 1}]\n")
+    for name in ("creds.yaml", "other.yaml"):
+        suite = write_suite(tmp_path, f"name: t\ninclude: [{name}]\n", name="top.yaml")
+        r = cli("validate", suite)
+        assert r.exit_code != 0 and "not a valid suite" in r.output and f"ferbench validate" in r.output
+        assert "hunter2" not in r.output and "secretsalt" not in r.output and "MYSECRETKEY" not in r.output
+
+
+def test_an_include_under_the_folder_still_works(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write_suite(tmp_path / "sub", SUITE.replace("name: s\n", "name: s2\n"), name="part.yaml")
+    suite = write_suite(tmp_path, SUITE + "include: [sub/part.yaml]\n")
+    r = cli("validate", suite)
+    assert r.exit_code == 0, r.output
+
+
+# --- 3. one set of limits for suites, profiles and flags, at validation ----------------------------------
+
+LLM_SUITE = """name: t
+data: synthetic:700:1
+studies:
+  - name: s
+    split: {kind: official, eval_per_class: 5}
+    experiments: [{model: mlp}]
+    llm:
+      endpoints: [{model: m, api_key_env: FAKE_KEY, base_url: "http://127.0.0.1:9/v1",
+                   price_input_per_1m: 1, price_output_per_1m: 1}]
+      sample: {per_class: 1}
+      timeout: TIMEOUT
+"""
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--max-cost", "nan"], "not a finite number"),
+    (["--max-cost", "inf"], "--max-cost"),
+    (["--epochs", "1000000000"], "1000000000 is not in the range"),
+    (["--seed", str(2**70)], "is not in the range"),
+    (["--seed", "-1"], "is not in the range"),
+    (["--limit", str(10**12)], "is not in the range"),
+])
+def test_flags_obey_the_suites_limits(tmp_path, flags, message):
+    suite = write_suite(tmp_path, LLM_SUITE.replace("TIMEOUT", "10"))
+    r = cli("run", suite, "--results-dir", tmp_path / "res", "--dry-run", *flags)
+    assert r.exit_code == 2 and message in r.output, r.output
+    assert not (tmp_path / "res").exists()
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda s: s.replace("TIMEOUT", "1e300"), "timeout: Input should be less than or equal to 3600"),
+    (lambda s: s.replace("TIMEOUT", "10").replace("name: t\n", f"name: t\nseeds: [{2**70}]\n"),
+     "less than or equal to 4294967295"),
+    (lambda s: s.replace("TIMEOUT", "10").replace("{kind: official,", f"{{kind: official, seed: {2**70},"),
+     "less than or equal to 4294967295"),
+    (lambda s: s.replace("TIMEOUT", "10") + "profiles:\n  huge: {max_epochs: 1000000000}\n",
+     "max_epochs: Input should be less than or equal to 10000"),
+    (lambda s: s.replace("TIMEOUT", "10").replace("sample: {per_class: 1}", f"sample: {{per_class: 1, seed: {2**70}}}"),
+     "less than or equal to 4294967295"),
+])
+def test_suite_and_profile_numbers_are_checked_by_validate(tmp_path, edit, message):
+    r = cli("validate", write_suite(tmp_path, edit(LLM_SUITE)))
+    assert r.exit_code != 0 and message in r.output, r.output
+
+
+def test_library_callers_get_the_same_limits():
+    from ferbench.errors import FerbenchError
+    from ferbench.llm.cost import check_max_cost
+    from ferbench.suite import Overrides
+
+    for kw in ({"epochs": 10**9}, {"seed": 2**70}, {"seed": True}, {"limit": 0}):
+        with pytest.raises(FerbenchError):
+            Overrides(**kw)
+    for cap in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(FerbenchError, match="--max-cost"):
+            check_max_cost([], cap)

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 
 from ..errors import FerbenchError
+from ..limits import MAX_COST_USD, check_number
 from ..schema.llm import EndpointConfig
 
 _REASONING = re.compile(r"(^|[/:])(o\d|gpt-5|.*reason|.*think|deepseek-r1|qwq)", re.IGNORECASE)
@@ -67,8 +68,10 @@ def check_max_cost(llm_experiments, max_cost: float | None) -> None:
     """Refuse a ``--max-cost`` that cannot be enforced: an endpoint without both prices would spend unseen."""
     if max_cost is None:
         return
-    if max_cost < 0:
-        raise FerbenchError(f"--max-cost must be >= 0; got {max_cost}")
+    try:
+        check_number(max_cost, "--max-cost", low=0, high=MAX_COST_USD)  # NaN would cap nothing
+    except ValueError as exc:
+        raise FerbenchError(str(exc)) from None
     unpriced = sorted({e.llm_endpoint.label or e.llm_endpoint.model for e in llm_experiments
                        if e.llm_endpoint is not None and not e.llm_endpoint.priced})
     if unpriced:

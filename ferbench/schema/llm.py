@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..limits import MAX_PER_CLASS, MAX_PRICE_PER_1M, MAX_REQUEST_SECONDS, MAX_WAIT_SECONDS, Seed
+
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
@@ -41,8 +43,8 @@ class EndpointConfig(_Strict):
         "Reasoning effort for reasoning models (chat: reasoning_effort; responses: reasoning.effort). "
         "None: not sent."))
     detail: Literal["low", "high", "auto"] = Field("low", description="Image detail level requested.")
-    price_input_per_1m: float | None = Field(None, ge=0, description="USD per 1M input tokens (list price).")
-    price_output_per_1m: float | None = Field(None, ge=0, description="USD per 1M output tokens, reasoning included.")
+    price_input_per_1m: float | None = Field(None, ge=0, le=MAX_PRICE_PER_1M, description="USD per 1M input tokens (list price).")
+    price_output_per_1m: float | None = Field(None, ge=0, le=MAX_PRICE_PER_1M, description="USD per 1M output tokens, reasoning included.")
     expected_completion_tokens: int | None = Field(None, gt=0, description=(
         "For cost estimates only: completion tokens a typical answer uses (reasoning included). Unset: "
         "a rule of thumb by model and reasoning effort, shown as an assumption."))
@@ -91,8 +93,8 @@ class EndpointConfig(_Strict):
 class SampleConfig(_Strict):
     split: Literal["test", "val", "PrivateTest", "PublicTest", "val+test", "PublicTest+PrivateTest"] = Field(
         "PrivateTest", description="Partition sampled: test (PrivateTest), val (PublicTest) or both (7,178 images).")
-    per_class: int | None = Field(5, gt=0, description="Images per class; None: the whole split.")
-    seed: int = 0
+    per_class: int | None = Field(5, gt=0, le=MAX_PER_CLASS, description="Images per class; None: the whole split.")
+    seed: Seed = 0
 
 
 class LLMConfig(_Strict):
@@ -102,8 +104,8 @@ class LLMConfig(_Strict):
     image_size: int = Field(48, ge=48, le=1024)
     concurrency: int = Field(4, ge=1, le=64)
     max_retries: int = Field(5, ge=0, le=20, description="Retries of 429/5xx/timeouts per image.")
-    timeout: float = Field(120.0, gt=0, description=(
+    timeout: float = Field(120.0, gt=0, le=MAX_REQUEST_SECONDS, description=(
         "Total seconds one request may take, connection to last byte (a server that trickles bytes is cut off)."))
-    batch_wait: float = Field(600.0, ge=0, description=(
+    batch_wait: float = Field(600.0, ge=0, le=MAX_WAIT_SECONDS, description=(
         "Seconds a run waits for a pending Batch API job before leaving it to a later run (which resumes it)."))
-    batch_poll_interval: float = Field(15.0, gt=0, description="Seconds between Batch API status checks.")
+    batch_poll_interval: float = Field(15.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds between Batch API status checks.")

@@ -107,9 +107,10 @@ class EvalMetrics(_Strict):
             raise ValueError("confusion counts and class supports must add up to n")
         for name in ("accuracy_ci", "macro_f1_ci", "weighted_f1_ci"):
             ci = getattr(self, name)
-            if ci is not None and ci[0] > ci[1]:
+            if ci is not None and ci[0] > ci[1] + 1e-12:
                 raise ValueError(f"{name} is upside down ({ci[0]} > {ci[1]})")
-        if not self.accuracy_ci[0] <= self.accuracy <= self.accuracy_ci[1]:  # Wilson contains its estimate
+        lo, hi = self.accuracy_ci
+        if not lo - 1e-9 <= self.accuracy <= hi + 1e-9:  # Wilson contains its estimate (up to rounding at 0 and 1)
             raise ValueError("accuracy lies outside accuracy_ci")
         return self
 

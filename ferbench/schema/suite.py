@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from .. import CLASSES
 from ..errors import unknown_name
 from ..labels import canonical_class
+from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
 from .llm import LLMConfig
 
 STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
@@ -60,7 +61,7 @@ def _check_model_name(name: str, info: ValidationInfo) -> None:
 class SplitConfig(_Strict):
     """How a study partitions FER2013 (see :func:`ferbench.data.splits.make_split`)."""
     kind: Literal["official", "kaggle", "pooled", "holdout", "kfold", "augmented"] = "official"
-    seed: int = 0  # the partition's seed; training seeds vary separately
+    seed: Seed = 0  # the partition's seed; training seeds vary separately
     classes: list[str] | None = None
     # holdout / kfold: which images test (a challenge half, or both = the Kaggle test/ folder);
     # pooled: 'none' (the study reports its validation set) or 'PrivateTest'/'PublicTest'/'both' kept apart
@@ -71,9 +72,9 @@ class SplitConfig(_Strict):
     copies: int = Field(5, ge=1, le=MAX_COPIES)
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
     order: Literal["split_then_augment", "augment_then_split"] = "split_then_augment"
-    train_per_class: int | None = Field(None, gt=0)
+    train_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
     train_fraction: float | None = Field(None, gt=0, le=1)
-    eval_per_class: int | None = Field(None, gt=0)
+    eval_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
 
     @field_validator("classes")
     @classmethod
@@ -218,7 +219,7 @@ class StudyConfig(_Strict):
     description: str = ""
     split: SplitConfig = SplitConfig()
     train: dict[str, Any] = Field(default_factory=dict)
-    seeds: list[int] | None = Field(None, min_length=1, max_length=MAX_SEEDS)
+    seeds: list[Seed] | None = Field(None, min_length=1, max_length=MAX_SEEDS)
     experiments: list[ExperimentConfig] = Field(min_length=1, max_length=MAX_EXPERIMENTS_PER_STUDY)
     llm: LLMConfig | None = None
     notes: list[str] = Field(default_factory=list)
@@ -234,9 +235,9 @@ class StudyConfig(_Strict):
 class ProfileConfig(_Strict):
     """A named way to scale a suite without editing it (``--profile``); every change is a deviation."""
     description: str = ""
-    max_epochs: int | None = Field(None, gt=0)
-    train_per_class: int | None = Field(None, gt=0)
-    eval_per_class: int | None = Field(None, gt=0)
+    max_epochs: int | None = Field(None, gt=0, le=MAX_EPOCHS)
+    train_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
+    eval_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
     max_input_size: int | None = Field(None, gt=0)
     # ImageNet-size architectures trained from scratch: no pretrained filters expect a scale, so upsampling
     # the 48-px images buys nothing but FLOPs (48: FER2013's own size).
@@ -244,7 +245,7 @@ class ProfileConfig(_Strict):
     pretrained: bool | None = None
     max_folds: int | None = Field(None, gt=0)
     augmented_copies: int | None = Field(None, gt=0)
-    monitor_per_class: int | None = Field(None, gt=0)  # per-epoch validation subset (TrainConfig.monitor_per_class)
+    monitor_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)  # per-epoch validation subset (TrainConfig.monitor_per_class)
     train: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesConfig | None = None  # Ray executor: every model experiment's default request
 
@@ -273,7 +274,7 @@ class SuiteConfig(_Strict):
     data: str | None = None
     include: list[str] = Field(default_factory=list, max_length=50)  # other suite files whose studies are added
     defaults: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS)
     profiles: dict[str, ProfileConfig] = Field(default_factory=dict, max_length=50)
     studies: list[StudyConfig] = Field(default_factory=list, max_length=MAX_STUDIES)
 

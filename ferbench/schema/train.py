@@ -5,6 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..limits import MAX_EPOCHS
+
 
 class AugmentConfig(BaseModel):
     """On-device augmentation of each training batch (see :mod:`ferbench.augment`)."""
@@ -26,7 +28,7 @@ class TrainConfig(BaseModel):
     """Training settings of one experiment (the suite's ``train:`` block)."""
     model_config = ConfigDict(extra="forbid")
 
-    epochs: int = Field(10, gt=0, le=10_000)
+    epochs: int = Field(10, gt=0, le=MAX_EPOCHS)
     batch_size: int = Field(64, gt=0, le=65_536)
     eval_batch_size: int = Field(512, gt=0, le=65_536)
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"

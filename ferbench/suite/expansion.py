@@ -10,7 +10,8 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SuiteError, unknown_name
+from ..errors import FerbenchError, SuiteError, unknown_name
+from ..limits import MAX_EPOCHS, MAX_PER_CLASS, MAX_SEED, check_number
 from ..schema.experiment import LLMExperiment, LoadExperiment, TrainExperiment
 from ..schema.suite import (BUILTIN_PROFILES, ExperimentConfig, ProfileConfig, ResourcesConfig, SplitConfig,
                             StudyConfig, UserModelConfig, safe_id_part)
@@ -29,6 +30,16 @@ class Overrides:
     epochs: int | None = None  # --epochs
     seed: int | None = None  # --seed (replaces the suite's seed list)
     limit: int | None = None  # --limit: images per class in every partition and the LLM sample
+
+    def __post_init__(self):
+        # The suite's own limits, for flags and library callers alike (a flag must not skip them).
+        for name, value, high in (("--epochs", self.epochs, MAX_EPOCHS), ("--seed", self.seed, MAX_SEED),
+                                  ("--limit", self.limit, MAX_PER_CLASS)):
+            if value is not None:
+                try:
+                    check_number(value, name, low=0 if name == "--seed" else 1, high=high, integer=True)
+                except ValueError as exc:
+                    raise FerbenchError(str(exc)) from None
 
 
 def resolve_profile(suite: LoadedSuite, name: str) -> ProfileConfig:

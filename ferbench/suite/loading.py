@@ -2,7 +2,9 @@
 
 Every problem is reported at once, sorted by line, each with its key path. A suite may come from
 someone else, so the file size, the expanded size of YAML aliases (the "billion laughs" bomb) and
-the depth of ``include:`` chains are bounded, and include cycles are refused.
+the depth of ``include:`` chains are bounded, and include cycles are refused. An include names a
+YAML file under the top suite's own folder, and a problem in an included file is counted, never
+quoted (it may be a file that was never a suite).
 """
 from __future__ import annotations
 
@@ -204,6 +206,16 @@ def _read_yaml(path: Path) -> tuple[dict, yaml.Node]:
     return {k: v for k, v in raw.items() if not str(k).startswith("x-")}, root
 
 
+def _include_target(path: Path, inc: str, root: Path) -> Path:
+    """The file ``include: inc`` names: a .yaml/.yml file under ``root``, the top suite's own folder,
+    symbolic links resolved; anything else is refused without reading it."""
+    target = (path.parent / inc).resolve()
+    if Path(inc).is_absolute() or not target.is_relative_to(root) or target.suffix.lower() not in (".yaml", ".yml"):
+        raise SuiteError(path, [f"include {inc!r}: includes are .yaml/.yml suite files under the suite's own "
+                                f"folder {root}; copy the file there"])
+    return target
+
+
 def _deep_merge(*dicts: dict) -> dict:
     out: dict = {}
     for d in dicts:
@@ -235,14 +247,18 @@ def load_suite(path: str | Path, _chain: tuple[Path, ...] = ()) -> LoadedSuite:
     problems += _train_problems(raw, root)
     if problems:
         raise SuiteError(path, [p for _, p in sorted(problems, key=lambda p: p[0])])
+    root = (_chain[0] if _chain else path).resolve().parent
     for inc in suite.include:
+        target = _include_target(path, inc, root)
         try:
             # An included suite's defaults and seeds travel with its studies.
-            sub = load_suite(path.parent / inc, (*_chain, path)).config
+            sub = load_suite(target, (*_chain, path)).config
         except SuiteError as exc:
             if exc.path == path or _chain:
                 raise
-            raise SuiteError(path, [f"in included suite {inc}: {p}" for p in exc.problems]) from None
+            # Never quote the included file: it may be any YAML file (or a secret) rather than a suite.
+            raise SuiteError(path, [f"include {inc!r}: not a valid suite ({len(exc.problems)} problem(s)); "
+                                    f"`ferbench validate {target}` lists them"]) from None
         for st in sub.studies:
             suite.studies.append(st.model_copy(update={"train": _deep_merge(sub.defaults, st.train),
                                                        "seeds": st.seeds or sub.seeds}))
