@@ -15,6 +15,7 @@ import random
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -305,3 +306,103 @@ def test_library_callers_get_the_same_limits():
     for cap in (float("nan"), float("inf"), -1.0):
         with pytest.raises(FerbenchError, match="--max-cost"):
             check_max_cost([], cap)
+
+
+# --- 4. bounded reads of data: regular files only, bytes capped per image, the file named -----------------
+
+def _kaggle(tmp_path):
+    from conftest import make_kaggle_folder
+
+    root = tmp_path / "fer"
+    make_kaggle_folder(root, per_class=1)
+    return root
+
+
+def _load(spec, **kw):
+    from ferbench.data import load_data
+
+    return load_data(str(spec), use_cache=False, **kw)
+
+
+@pytest.mark.parametrize("plant", ["dev_zero", "fifo"])
+def test_a_non_regular_image_is_refused_or_counted_by_name(tmp_path, plant):
+    import os
+
+    from ferbench.errors import DataError
+
+    root = _kaggle(tmp_path)
+    bad = root / "train" / "happy" / "Training_9999.jpg"
+    if plant == "dev_zero":
+        bad.symlink_to("/dev/zero")
+    else:
+        os.mkfifo(bad)
+    with pytest.raises(DataError, match=f"{bad}.*not a regular file"):
+        _load(root)
+    data = _load(root, skip_bad=True)
+    assert data.skipped == [str(bad)] and len(data.labels) == 21
+
+
+def test_the_data_path_itself_must_be_regular(tmp_path):
+    import os
+
+    from ferbench.errors import DataError
+
+    fifo = tmp_path / "fer2013.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        _load(fifo)
+    (tmp_path / "zero.zip").symlink_to("/dev/zero")
+    with pytest.raises(DataError, match="not a regular file"):
+        _load(tmp_path / "zero.zip")
+
+
+def test_a_huge_archive_member_is_refused_by_its_declared_size(tmp_path, monkeypatch):
+    import tarfile
+    import zipfile
+
+    import ferbench.data.sources as sources
+    from ferbench.errors import DataError
+
+    monkeypatch.setattr(sources, "MAX_IMAGE_BYTES", 4096)  # the same rule as 16 MiB, at test size
+    root = _kaggle(tmp_path)
+    big = root / "train" / "happy" / "Training_9999.png"
+    big.write_bytes(b"\0" * 50_000)
+    with zipfile.ZipFile(tmp_path / "f.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        for p in sorted(root.rglob("*.*")):
+            zf.write(p, p.relative_to(tmp_path).as_posix())
+    with tarfile.open(tmp_path / "f.tar.gz", "w:gz") as tf:
+        tf.add(root, "fer")
+    for spec in (root, tmp_path / "f.zip", tmp_path / "f.tar.gz"):
+        with pytest.raises(DataError, match=r"Training_9999.png (declares 50,000 bytes|is more than 4,096)"):
+            _load(spec)
+        data = _load(spec, skip_bad=True)
+        assert len(data.skipped) == 1 and "Training_9999.png" in data.skipped[0]
+    reads = []
+    real = sources._read_capped
+    monkeypatch.setattr(sources, "_read_capped", lambda read, declared, name: reads.append(name) or
+                        real(read, declared, name))
+    with pytest.raises(DataError, match="declares 50,000 bytes"):
+        _load(tmp_path / "f.zip")  # zip: refused before a byte is inflated
+    assert not any("Training_9999" in r for r in reads)
+
+
+def test_a_16_bit_png_is_scaled_not_clipped():
+    from PIL import Image
+
+    from ferbench.data.sources import decode_image
+
+    ramp = (np.arange(48 * 48, dtype=np.uint32).reshape(48, 48) * 28).astype(np.uint16)  # 0..64,484
+    buf = io.BytesIO()
+    Image.fromarray(ramp).save(buf, format="PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I")
+    img = decode_image(buf.getvalue(), "deep.png")
+    assert (img == 255).mean() < 0.01 and np.abs(img.astype(float) - ramp / 257).max() <= 0.5 + 1e-9
+
+
+def test_a_bad_image_message_names_the_file_not_a_buffer():
+    from ferbench.data.sources import decode_image
+    from ferbench.errors import DataError
+
+    with pytest.raises(DataError) as e:
+        decode_image(b"not an image", "train/happy/x.jpg")
+    assert "train/happy/x.jpg" in str(e.value) and "BytesIO" not in str(e.value)

@@ -16,6 +16,7 @@ import io
 import os
 import re
 import socket
+import stat
 import tarfile
 import zipfile
 import zlib
@@ -23,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .. import CLASSES
 from ..errors import DataError
@@ -31,6 +32,8 @@ from ..labels import canonical_class
 from .dataset import FERData
 
 SIZE = 48
+MAX_IMAGE_BYTES = 16 * 1024 * 1024  # one image file: FER2013's are ~2 KB, a large photo a few MB
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
 _USAGE_PREFIX = re.compile(r"^(Training|PublicTest|PrivateTest)_")
 # Folder-level fallback when file names carry no usage prefix.
@@ -70,16 +73,57 @@ def decode_image(raw: bytes, name: str) -> np.ndarray:
         with Image.open(io.BytesIO(raw)) as im:
             im.load()
             return _to_canonical(im)
-    except Exception as exc:  # PIL raises many types for bad files
+    except DataError as exc:
         raise DataError(f"cannot decode image {name}: {exc}") from None
+    except UnidentifiedImageError:
+        raise DataError(f"cannot decode image {name}: not an image format PIL reads") from None
+    except Exception as exc:  # PIL raises many types for bad files; its messages may name the buffer
+        why = _BUFFER_REPR.sub("the file", str(exc)) or type(exc).__name__
+        raise DataError(f"cannot decode image {name}: {why}") from None
 
 
 def _to_canonical(im: Image.Image) -> np.ndarray:
+    if im.mode.startswith("I") or im.mode == "F":
+        im = _wide_to_8bit(im)
     if im.mode != "L":
         im = im.convert("L")
     if im.size != (SIZE, SIZE):
         im = im.resize((SIZE, SIZE), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(im, dtype=np.uint8)
+
+
+def _wide_to_8bit(im: Image.Image) -> Image.Image:
+    """A 16-bit grayscale image scaled to 8 bits (PIL's convert('L') would clip every value over 255).
+    Other wide modes (32-bit integers beyond 16 bits, floats) have no known scale and are refused."""
+    a = np.asarray(im)
+    if im.mode.startswith("I;16") or (im.mode == "I" and a.size and a.min() >= 0 and a.max() <= 65535):
+        return Image.fromarray(np.round(a.astype(np.float64) / 257.0).astype(np.uint8), mode="L")
+    raise DataError(f"pixels of mode {im.mode} (values {a.min() if a.size else 0}..{a.max() if a.size else 0}) "
+                    "have no known 8-bit scale; convert the image to 8-bit grayscale")
+
+
+def _read_capped(read: Callable[[int], bytes], declared: int | None, name: str) -> bytes:
+    """At most MAX_IMAGE_BYTES of one image: refused by its declared size first, then while reading."""
+    if declared is not None and declared > MAX_IMAGE_BYTES:
+        raise DataError(f"{name} declares {declared:,} bytes; an image file is at most {MAX_IMAGE_BYTES:,}")
+    data = read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise DataError(f"{name} is more than {MAX_IMAGE_BYTES:,} bytes; an image file is at most that")
+    return data
+
+
+def _read_regular(path: Path) -> bytes:
+    """One image file of a folder: a regular file (links followed), never a FIFO, device or socket."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block the open
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(f"{path} is not a regular file (a FIFO, device or socket, or a link to one); "
+                            "ferbench reads only regular files")
+        return _read_capped(fh.read, st.st_size, str(path))
 
 
 def _entry_meta(parts: tuple[str, ...], where: str) -> tuple[str, int, str] | None:
@@ -119,9 +163,9 @@ def _assemble(entries: Iterable[tuple[tuple[str, ...], Callable[[], bytes]]], wh
                 continue
             name = f"{where}:{'/'.join(parts)}" if not os.path.isdir(where) else str(Path(where, *parts))
             reading = parts
-            raw = read()
-            last, reading = parts, None
             try:
+                raw = read(name)  # a file too large or not regular counts as a bad image
+                last, reading = parts, None
                 img = decode_image(raw, name)
             except DataError:
                 if not skip_bad:
@@ -163,7 +207,7 @@ def read_folder(path: Path, skip_bad: bool = False, progress: Progress | None = 
         nonlocal done
         for full in files:
             done += 1
-            yield full.relative_to(path).parts, full.read_bytes
+            yield full.relative_to(path).parts, lambda name, full=full: _read_regular(full)
     return _assemble(entries(), str(path), skip_bad, progress, lambda: (done, len(files)))
 
 
@@ -181,8 +225,15 @@ def read_zip(path: Path, skip_bad: bool = False, progress: Progress | None = Non
             nonlocal done
             for i in infos:
                 done += 1
-                yield tuple(PurePosixPath(i.filename).parts), (lambda i=i: zf.read(i))
+                yield tuple(PurePosixPath(i.filename).parts), (lambda name, i=i: _read_zip_member(zf, i, name))
         return _assemble(entries(), str(path), skip_bad, progress, lambda: (done, len(infos)))
+
+
+def _read_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> bytes:
+    if info.file_size > MAX_IMAGE_BYTES:  # refused before a byte is inflated
+        raise DataError(f"{name} declares {info.file_size:,} bytes; an image file is at most {MAX_IMAGE_BYTES:,}")
+    with zf.open(info) as fh:
+        return _read_capped(fh.read, None, name)
 
 
 def read_tar(path: Path, skip_bad: bool = False, progress: Progress | None = None) -> FERData:
@@ -198,7 +249,8 @@ def read_tar(path: Path, skip_bad: bool = False, progress: Progress | None = Non
                 # Stream members in archive order: random access into a .tar.gz is quadratic.
                 for m in tf:
                     if m.isfile():
-                        yield tuple(PurePosixPath(m.name).parts), tf.extractfile(m).read
+                        yield tuple(PurePosixPath(m.name).parts), \
+                            (lambda name, m=m: _read_capped(tf.extractfile(m).read, m.size, name))
                 _check_tar_end(tf)
             return _assemble(entries(), str(path), skip_bad, progress, lambda: (raw.tell(), size))
 
@@ -214,6 +266,16 @@ def _check_tar_end(tf: tarfile.TarFile) -> None:
         raise tarfile.ReadError(f"the archive stops after {end:,} bytes, without its end-of-archive blocks")
 
 
+def _csv_rows(reader, path: Path) -> Iterator[tuple[int, list[str]]]:
+    """Rows with their line numbers; a field over the csv module's bound is one message naming the file."""
+    row_no = 1
+    try:
+        for row_no, row in enumerate(reader, start=2):
+            yield row_no, row
+    except csv.Error as exc:
+        raise DataError(f"{path} line {row_no + 1}: not a FER2013 CSV row ({exc})") from None
+
+
 def read_csv(path: Path, skip_bad: bool = False, progress: Progress | None = None) -> FERData:
     size = path.stat().st_size
     with open(path, newline="") as fh:
@@ -226,7 +288,7 @@ def read_csv(path: Path, skip_bad: bool = False, progress: Progress | None = Non
                             f"expected the FER2013 challenge header 'emotion,pixels,Usage', got {','.join(header)!r}")
         ci = {c: header.index(c) for c in need}
         images, labels, usage, ids, skipped = [], [], [], [], []
-        for row_no, row in enumerate(reader, start=2):
+        for row_no, row in _csv_rows(reader, path):
             where = f"{path} line {row_no}"
             try:
                 y = int(row[ci["emotion"]])
@@ -377,6 +439,9 @@ def detect_kind(spec: str) -> str:
     if not path.exists():
         raise DataError(f"data path {spec} does not exist. " + HOW_TO_GET)
     name = path.name.lower()
+    if not path.is_dir() and not path.is_file():  # a FIFO would block a reader, /dev/zero never end
+        raise DataError(f"data path {spec} is not a regular file or folder (a FIFO, device or socket, or a link "
+                        "to one); ferbench reads only regular files")
     if path.is_dir():
         if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() \
                 or next(path.rglob("*.parquet"), None) is not None:
