@@ -22,6 +22,7 @@ from rich.markup import escape
 
 from . import figures
 from .data import FERData, load_data, resolve_data_spec
+from .data.cache import check_cache_writable
 from .data.splits import SplitData, make_split
 from .environment import busy_cpu_hint, environment
 from .errors import DiskFullError, FerbenchError, StoreError
@@ -295,6 +296,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     exps = expand(suite, profile, only, overrides)
     if not exps:
         raise FerbenchError(f"no experiment of suite {suite.name!r} matches --only {only!r}")
+    check_cache_writable()  # before anything writes to it: one line, not a traceback from a cache writer
     llm_exps = [e for e in exps if e.kind == "llm"]
     if options.llm is not None:
         from .llm.cost import check_max_cost

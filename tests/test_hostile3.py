@@ -406,3 +406,16 @@ def test_a_bad_image_message_names_the_file_not_a_buffer():
     with pytest.raises(DataError) as e:
         decode_image(b"not an image", "train/happy/x.jpg")
     assert "train/happy/x.jpg" in str(e.value) and "BytesIO" not in str(e.value)
+
+
+# --- 5. an unwritable cache is refused up front in one line ----------------------------------------------
+
+def test_an_unwritable_cache_is_one_line_before_anything_runs(tmp_path, monkeypatch):
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a folder")
+    monkeypatch.setenv("FERBENCH_CACHE", str(plain / "cache"))
+    r = cli("run", write_suite(tmp_path / "s"), "--results-dir", tmp_path / "res")
+    assert r.exit_code == 1 and "Traceback" not in r.output and isinstance(r.exception, SystemExit)
+    assert f"the cache folder {plain / 'cache'} cannot be written" in r.output and "FERBENCH_CACHE" in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "res").exists()  # refused before anything was written

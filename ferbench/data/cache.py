@@ -27,7 +27,7 @@ import numpy as np
 
 from ..atomic import STALE_SECONDS, is_disk_full, remove_stale_temps, temp_prefix  # noqa: F401 - re-exported
 from ..environment import cache_root
-from ..errors import DiskFullError
+from ..errors import DiskFullError, FerbenchError
 from .dataset import FERData
 
 FORMAT = 3  # 3: meta.json holds the arrays' sha256
@@ -37,6 +37,21 @@ MAX_META_BYTES = 50_000_000  # the list of skipped files of a huge source, at mo
 
 def cache_dir() -> Path:
     return cache_root()
+
+
+def check_cache_writable() -> Path:
+    """The cache folder, made if needed; FerbenchError in one line if nothing can be written there
+    (a read-only file system, a path under a plain file). Checked before a run writes anything, so
+    no cache writer (decoded data, LLM answers, calibration) ends the run in a traceback later."""
+    root = cache_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise FerbenchError(f"the cache folder {root} cannot be written ({exc.strerror or exc}); set FERBENCH_CACHE "
+                            "to a writable folder") from None
+    return root
 
 
 def source_key(spec: str, **options) -> str:
