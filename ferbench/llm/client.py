@@ -120,13 +120,36 @@ def default_token_param(ep: EndpointConfig, base_url: str | None) -> str:
     return "max_tokens"  # what vLLM, Ollama, LM Studio and the other compatible servers all accept
 
 
+class CrossOriginRedirect(Exception):
+    """The endpoint redirected a request to another scheme, host or port."""
+
+
+def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
+
+
+def _same_origin_client(origin: list) -> httpx2.Client:
+    """An HTTP client that follows redirects only within the endpoint's own origin: answers from the
+    host a redirect points to would otherwise be scored as the endpoint's (and receive its key)."""
+    def check(request: httpx2.Request) -> None:
+        if origin and _origin(request.url) != origin[0]:
+            raise CrossOriginRedirect(f"{request.url.scheme}://{request.url.host}"
+                                      + (f":{request.url.port}" if request.url.port else ""))
+    return openai.DefaultHttpxClient(event_hooks={"request": [check]})
+
+
 def make_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
     t = httpx2.Timeout(timeout, connect=min(timeout, 15.0))
+    origin: list = []  # filled once the client has resolved its base URL
     if ep.provider == "azure":
-        return openai.AzureOpenAI(azure_endpoint=base_url, api_version=ep.api_version, api_key=api_key,
-                                  timeout=t, max_retries=0)
-    # base_url=None lets the client honour $OPENAI_BASE_URL, as users expect.
-    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=t, max_retries=0)
+        client = openai.AzureOpenAI(azure_endpoint=base_url, api_version=ep.api_version, api_key=api_key,
+                                    timeout=t, max_retries=0, http_client=_same_origin_client(origin))
+    else:
+        # base_url=None lets the client honour $OPENAI_BASE_URL, as users expect.
+        client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=t, max_retries=0,
+                               http_client=_same_origin_client(origin))
+    origin.append(_origin(client.base_url))
+    return client
 
 
 def image_url(png: bytes) -> str:
@@ -335,6 +358,11 @@ class Endpoint:
                 charged = True
                 ans = Answer(None, "error", attempts=attempt, error=f"answer body over {MAX_BODY_BYTES} bytes: not read")
                 return ans
+            except CrossOriginRedirect as exc:  # raised by the HTTP client before the other host is asked
+                self.stop.set()
+                raise EndpointFailure(f"the endpoint redirected to another host ({exc}); cross-origin redirects are "
+                                      "refused, since that host's answers would be scored as the endpoint's: set "
+                                      "base_url to the host that answers") from None
             except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
                 self.stop.set()
                 raise EndpointFailure(redact(f"{type(exc).__name__}: {_message(exc)}", self.key)) from None
