@@ -32,6 +32,12 @@ def _fail(exc: Exception) -> None:
     raise click.ClickException(str(exc))
 
 
+def _interrupted(note: str) -> None:
+    """Ctrl-C: one line on what was kept, exit 130 (128 + SIGINT; 1 means an experiment failed)."""
+    click.echo(note, err=True)
+    sys.exit(130)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ferbench")
 def main() -> None:
@@ -107,7 +113,7 @@ def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, li
     """Run every experiment of SUITE not already complete, then write the report."""
     from .experiments import RunOptions
     from .llm.query import LLMRunOptions
-    from .runner import run_suite
+    from .runner import RunInterrupted, run_suite
 
     out = _stderr if as_json else console
     options = RunOptions(eval_only=eval_only, force=force, dry_run=dry_run,
@@ -119,6 +125,10 @@ def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, li
                       address=address, console=out)
     except FerbenchError as exc:
         _fail(exc)
+    except RunInterrupted as exc:
+        _interrupted(str(exc))
+    except KeyboardInterrupt:
+        _interrupted("interrupted: results written so far are kept; running the same command again resumes")
     if as_json:
         click.echo(json.dumps(_summary_json(s), indent=2))
     elif dry_run:
@@ -211,7 +221,7 @@ _STATUS_STYLE = {"complete": "green", "failed": "red", "not run": "dim", "unread
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def list_(suite, profile, results_dir, only, no_pretrained, epochs, seed, limit, as_json):
     """The experiments of SUITE and what their run folder holds for each: complete, failed, skipped,
-    pending, incomplete, config changed, not run. Nothing is decoded or run.
+    pending, interrupted (resumable), incomplete, config changed, not run. Nothing is decoded or run.
 
     Give the same --profile and overrides as the run: each combination has its own run folder.
     """

@@ -24,8 +24,8 @@ from .suite import Experiment, Overrides, expand, load_suite
 
 # --- ferbench list ---------------------------------------------------------------------------------
 
-STATUSES = ("complete", "failed", "skipped", "pending", "incomplete", "config changed", "not run", "unreadable",
-            "unknown")
+STATUSES = ("complete", "failed", "skipped", "pending", "interrupted", "incomplete", "config changed", "not run",
+            "unreadable", "unknown")
 
 
 @dataclass
@@ -82,6 +82,9 @@ def _status(store: RunStore, exp: Experiment, fingerprint: str | None) -> Experi
         row.status, row.detail = "unreadable", str(exc).split(": ", 1)[-1]
         return row
     if stored is None:
+        left = store.resume_point(exp.id, exp.config_hash())
+        if left:  # an interrupted (or killed) run: a re-run resumes from what it left
+            row.status, row.detail = "interrupted", f"resumable: {left}"
         return row
     if fingerprint is None:
         row.status, row.detail = "unknown", f"a {stored.status} result whose data is unknown (see above)"

@@ -225,6 +225,22 @@ def status_line(r: ExperimentResult) -> str:
     return f"[green]ok[/] {acc} ({r.wall_seconds:.1f} s)"
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a run; the message says what was kept and that a re-run resumes (the CLI exits 130)."""
+
+
+def interrupted_note(store: RunStore, summary: RunSummary, in_flight: list[str]) -> str:
+    """One line: the results kept, what each interrupted experiment left to resume from."""
+    kept = []
+    for eid in in_flight:
+        left = store.resume_point(eid)
+        kept.append(f"{eid}: {left}" if left else f"{eid}: nothing yet (it restarts)")
+    done = len(summary.done) + len(summary.failed) + len(summary.skipped)
+    return (f"interrupted: {done} experiment(s) finished this run and are kept"
+            + (f"; {'; '.join(kept)}" if kept else "")
+            + f". Running the same command again resumes from there ({store.root}).")
+
+
 @dataclass
 class RunContext:
     """What every experiment of one run shares."""
@@ -249,15 +265,19 @@ class _Recorder:
 
     def __init__(self, run: RunContext, bar: RunProgress, summary: RunSummary):
         self.run, self.bar, self.summary = run, bar, summary
+        self.in_flight: list[str] = []  # experiments started and not yet finished (for an interrupt's note)
 
     def started(self, item: PlannedExperiment):
         exp = item.exp
+        self.in_flight.append(exp.id)
         if item.why_rerun and item.why_rerun != "config changed":
             self.bar.line(f"[yellow]{escape(exp.id)}: stored result not reused: {escape(item.why_rerun)}[/]")
         return self.bar.started(exp.id, exp.train.epochs if exp.kind == "train" else None)
 
     def finished(self, item: PlannedExperiment, outcome: Outcome | None, error: BaseException | None,
                  seconds: float, split: SplitData | None, trace: str | None = None) -> None:
+        if item.exp.id in self.in_flight:
+            self.in_flight.remove(item.exp.id)
         if isinstance(error, DiskFullError):
             raise error  # run-wide: every later write would fail too; one message, and no result recorded
         run = self.run
@@ -351,7 +371,10 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
             for item in summary.plan:
                 if item.reuse is not None:
                     recorder.reused(item)
-            executor_.run([i for i in summary.plan if i.reuse is None], run, recorder)
+            try:
+                executor_.run([i for i in summary.plan if i.reuse is None], run, recorder)
+            except KeyboardInterrupt:
+                raise RunInterrupted(interrupted_note(store, summary, recorder.in_flight)) from None
         summary.seconds = time.perf_counter() - t_start
         header.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         header.wall_seconds = summary.seconds

@@ -427,6 +427,26 @@ class RunStore:
                 stale.unlink(missing_ok=True)  # a changed config never resumes from another config's weights
         return Checkpoint(d / f"checkpoint-{config_hash}.pt")
 
+    def resume_point(self, eid: str, config_prefix: str = "") -> str | None:
+        """What an interrupted experiment left to resume from (a training checkpoint, journaled LLM
+        answers) under a config hash starting with ``config_prefix``, in words; None if nothing."""
+        try:
+            d = self.exp_dir(eid)
+        except StoreError:
+            return None
+        if any(p.name.startswith(f"checkpoint-{config_prefix}") for p in d.glob("checkpoint-*.pt")):
+            return "training checkpoint of its last finished epoch kept"
+        journal = d / "answers.jsonl"
+        try:
+            lines = _read_bounded(journal, MAX_JOURNAL_BYTES).split(b"\n")
+            header = json.loads(lines[0])
+        except (OSError, ResultFormatError, ValueError, IndexError):
+            return None
+        if not isinstance(header, dict) or not str(header.get("config_hash", "")).startswith(config_prefix):
+            return None
+        answers = sum(1 for line in lines[1:] if line.strip())
+        return f"{answers} LLM answer(s) journaled" if answers else None
+
     def write_error(self, eid: str, text: str) -> None:
         atomic_write_text(self._file(eid, "error.log"), text)
 

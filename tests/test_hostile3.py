@@ -460,3 +460,62 @@ def test_a_formula_answer_is_neutralised_in_predictions_and_kept_raw_in_the_jour
     assert list(p.predicted) == [-1] * 7  # numbers still read back as numbers
     journal = [json.loads(line) for line in (folder / "answers.jsonl").read_text().splitlines()[1:]]
     assert {r["text"] for r in journal} == {evil}
+
+
+# --- 2. Ctrl-C stops spending, keeps what was answered or trained, says so, exits 130 ---------------------
+
+def _interrupt_after(seconds: float):
+    import _thread
+    import threading
+
+    t = threading.Timer(seconds, _thread.interrupt_main)
+    t.start()
+    return t
+
+
+def test_ctrl_c_during_llm_queries_stops_sending_at_once(tmp_path, env):
+    from fake_openai import FakeOpenAI, Reply, llm_experiment, llm_options
+
+    from ferbench.llm.query import run_llm_experiment
+    from ferbench.store import RunStore
+
+    split, truth = env
+    with FakeOpenAI(lambda n, sha, body: Reply(truth[sha], delay=0.3)) as srv:
+        exp = llm_experiment(model="m", base_url=srv.base_url, per_class=5, concurrency=4)  # 35 images
+        timer = _interrupt_after(1.0)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+        finally:
+            timer.cancel()
+        sent_at_interrupt_return = len(srv.requests)
+        import time
+
+        time.sleep(0.8)  # nothing goes out after the interrupt returned
+        assert len(srv.requests) == sent_at_interrupt_return
+    assert sent_at_interrupt_return <= 1 + 4 * 3 + 4  # ~1 s of 4 lanes at 0.3 s, plus those on the wire
+    journal = (tmp_path / "r" / "s.llm.m" / "answers.jsonl").read_text().splitlines()[1:]
+    assert len(journal) == sent_at_interrupt_return  # every answer that came back is journaled
+    assert not (tmp_path / "r" / "s.llm.m" / "result.json").exists()
+
+
+def test_ctrl_c_during_training_exits_130_and_list_shows_it_resumable(tmp_path, monkeypatch):
+    from ferbench.store import Checkpoint
+
+    suite = write_suite(tmp_path, SUITE.replace("epochs: 1,", "epochs: 3,"))
+    real_save = Checkpoint.save
+
+    def save_then_interrupt(self, state):
+        real_save(self, state)
+        raise KeyboardInterrupt  # Ctrl-C right after epoch 1's checkpoint
+
+    monkeypatch.setattr(Checkpoint, "save", save_then_interrupt)
+    r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res")])
+    assert r.exit_code == 130, (r.output, r.stderr)
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("interrupted:") and "s.a: training checkpoint" in line and "resumes" in line
+    assert "Aborted" not in r.output + r.stderr
+    monkeypatch.setattr(Checkpoint, "save", real_save)
+    r = cli("list", suite, "--results-dir", tmp_path / "res", "--json")
+    row = json.loads(r.output)["experiments"][0]
+    assert row["status"] == "interrupted" and row["detail"].startswith("resumable: training checkpoint")

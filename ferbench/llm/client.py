@@ -306,7 +306,13 @@ class Endpoint:
         self.base_delay, self.max_delay, self.sleep = base_delay, max_delay, sleep
         self.adapt = adaptations or Adaptations(default_token_param(ep, base_url))
         self.client = client or make_client(ep, api_key, base_url, timeout)
-        self.stop = threading.Event()  # set on an endpoint failure: queued requests are not sent
+        self.stop = threading.Event()  # set on an endpoint failure or Ctrl-C: queued requests are not sent
+        self.stop_reason = "the endpoint failed"
+
+    def interrupt(self) -> None:
+        """Ctrl-C: nothing more is sent (requests already on the wire still get their answers)."""
+        self.stop_reason = "the run was interrupted"
+        self.stop.set()
 
     def body(self, png: bytes | None, budget: int) -> dict:
         return request_body(self.ep, self.adapt, prompt=self.prompt, response_format=self.response_format,
@@ -339,7 +345,7 @@ class Endpoint:
         attempt, adapted = 0, 0
         while True:
             if self.stop.is_set():
-                return Answer(None, "not_sent", attempts=attempt, error="not sent: the endpoint failed")
+                return Answer(None, "not_sent", attempts=attempt, error=f"not sent: {self.stop_reason}")
             hold = meter.reserve(budget) if meter else None
             if meter and hold is None:
                 return Answer(None, "not_sent", attempts=attempt, error="not sent: --max-cost reached")
@@ -390,7 +396,10 @@ class Endpoint:
                 wait = _retry_after(exc)
                 if wait is None:
                     wait = random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-                self.sleep(min(wait, self.max_delay))
+                if self.sleep is time.sleep:
+                    self.stop.wait(min(wait, self.max_delay))  # an interrupt ends the back-off at once
+                else:
+                    self.sleep(min(wait, self.max_delay))
             except openai.APIStatusError as exc:
                 ans = Answer(None, "error", attempts=attempt,
                              error=redact(f"HTTP {exc.status_code}: {_message(exc)}", self.key))

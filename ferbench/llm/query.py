@@ -293,6 +293,22 @@ class _Run:
                     self.stats["truncated_retries"] += 1
         return self._record(iid, ans, "sync", retried)
 
+    def _fan_out(self, todo: list[str], records: dict) -> None:
+        """Ask for ``todo`` with ``concurrency`` requests in flight. Ctrl-C stops sending at once: queued
+        requests are cancelled, the ones on the wire are waited for and journaled (they are paid for)."""
+        pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency)
+        try:
+            futures = [pool.submit(self._ask, iid) for iid in todo]
+            for f in as_completed(futures):
+                rec = f.result()
+                records[rec["id"]] = rec
+        except KeyboardInterrupt:
+            self.endpoint.interrupt()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+
     def run(self, base: dict, part, idx, classes: list[str]) -> dict:
         ep, opts = self.ep, self.opts
         done = self.journal.read()
@@ -328,11 +344,7 @@ class _Run:
             if batch is not None:
                 pending, batch_info = self._batch(batch, open_batch, todo, records)
             elif todo:
-                with ThreadPoolExecutor(max_workers=self.cfg.concurrency) as pool:
-                    futures = [pool.submit(self._ask, iid) for iid in todo]
-                    for f in as_completed(futures):
-                        rec = f.result()
-                        records[rec["id"]] = rec
+                self._fan_out(todo, records)
         except EndpointFailure as exc:
             failure = redact(f"{ep.model}: {exc}", self.key)
         finally:
