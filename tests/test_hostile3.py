@@ -240,9 +240,9 @@ def test_include_outside_the_suite_folder_is_refused_unread(tmp_path, inc):
     assert "hunter2" not in r.output and "secretsalt" not in r.output and "MYSECRETKEY" not in r.output
 
 
-def test_a_problem_in_an_included_file_is_counted_not_quoted(tmp_path):
+def test_a_problem_in_an_included_non_suite_is_counted_not_quoted(tmp_path):
     (tmp_path / "creds.yaml").write_text(SECRET)  # YAML under the folder, but not a suite
-    (tmp_path / "other.yaml").write_text("name: o\nstudies: [{name: x, experiments: [{model: mlp}], bogus_key_hunter2: 1}]\n")
+    (tmp_path / "other.yaml").write_text("name: o\nstudies: []\nhunter2_api_token: MYSECRETKEY\n")  # not suite keys
     for name in ("creds.yaml", "other.yaml"):
         suite = write_suite(tmp_path, f"name: t\ninclude: [{name}]\n", name="top.yaml")
         r = cli("validate", suite)

@@ -3,8 +3,8 @@
 Every problem is reported at once, sorted by line, each with its key path. A suite may come from
 someone else, so the file size, the expanded size of YAML aliases (the "billion laughs" bomb) and
 the depth of ``include:`` chains are bounded, and include cycles are refused. An include names a
-YAML file under the top suite's own folder, and a problem in an included file is counted, never
-quoted (it may be a file that was never a suite).
+YAML file under the top suite's own folder; problems in an included file are quoted only if it
+parsed as a suite (a mapping of suite keys with a name), otherwise counted (it may be any file).
 """
 from __future__ import annotations
 
@@ -246,7 +246,10 @@ def load_suite(path: str | Path, _chain: tuple[Path, ...] = ()) -> LoadedSuite:
             problems.append(_problem(root, loc, msg))
     problems += _train_problems(raw, root)
     if problems:
-        raise SuiteError(path, [p for _, p in sorted(problems, key=lambda p: p[0])])
+        err = SuiteError(path, [p for _, p in sorted(problems, key=lambda p: p[0])])
+        # A mapping of suite keys with a name is a suite with mistakes: its problems may be quoted.
+        err.parsed_as_suite = "name" in raw and set(map(str, raw)) <= set(SuiteConfig.model_fields)
+        raise err
     root = (_chain[0] if _chain else path).resolve().parent
     for inc in suite.include:
         target = _include_target(path, inc, root)
@@ -256,7 +259,9 @@ def load_suite(path: str | Path, _chain: tuple[Path, ...] = ()) -> LoadedSuite:
         except SuiteError as exc:
             if exc.path == path or _chain:
                 raise
-            # Never quote the included file: it may be any YAML file (or a secret) rather than a suite.
+            if getattr(exc, "parsed_as_suite", False):
+                raise SuiteError(path, [f"in included suite {inc}: {p}" for p in exc.problems]) from None
+            # Never quote a file that did not parse as a suite: it may be any YAML file (or a secret).
             raise SuiteError(path, [f"include {inc!r}: not a valid suite ({len(exc.problems)} problem(s)); "
                                     f"`ferbench validate {target}` lists them"]) from None
         for st in sub.studies:
