@@ -529,3 +529,24 @@ def test_ctrl_c_during_training_exits_130_and_list_shows_it_resumable(tmp_path, 
     r = cli("list", suite, "--results-dir", tmp_path / "res", "--json")
     row = json.loads(r.output)["experiments"][0]
     assert row["status"] == "interrupted" and row["detail"].startswith("resumable: training checkpoint")
+
+
+def test_ctrl_c_during_an_llm_run_says_what_was_journaled_and_exits_130(tmp_path, env):
+    import _thread
+
+    from fake_openai import FakeOpenAI, Reply
+
+    def script(n, sha, body):
+        if n == 4:
+            _thread.interrupt_main()  # Ctrl-C while the 5th request is being answered
+        return Reply("happy", delay=0.2)
+
+    with FakeOpenAI(script) as srv:
+        suite = write_suite(tmp_path, LLM_SUITE.replace("TIMEOUT", "10").replace("http://127.0.0.1:9/v1", srv.base_url)
+                            .replace("per_class: 1", "per_class: 5"))
+        r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res"), "--only", "s.llm.*"])
+        sent = len(srv.requests)
+    assert r.exit_code == 130, (r.output, r.stderr)
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("interrupted:") and "LLM answer(s) journaled" in line and "resumes" in line, line
+    assert sent < 35
