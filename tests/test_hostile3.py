@@ -551,3 +551,25 @@ def test_ctrl_c_during_an_llm_run_says_what_was_journaled_and_exits_130(tmp_path
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("interrupted:") and "LLM answer(s) journaled" in line and "resumes" in line, line
     assert sent < 35
+
+
+@pytest.mark.parametrize("plant", ["dev_zero", "fifo", "negative_tokens"])
+def test_a_planted_llm_cache_entry_is_ignored_not_read_forever(tmp_path, plant):
+    import os
+
+    from ferbench.llm.cache import ResponseCache
+
+    cache = ResponseCache(tmp_path)
+    good = {"text": "happy", "finish_reason": "stop", "prompt_tokens": 10, "completion_tokens": 2,
+            "reasoning_tokens": 0, "status": "ok"}
+    cache.put("ab" * 32, good)
+    assert cache.get("ab" * 32) == good
+    p = cache._path("ab" * 32)
+    p.unlink()
+    if plant == "dev_zero":
+        p.symlink_to("/dev/zero")
+    elif plant == "fifo":
+        os.mkfifo(p)
+    else:
+        p.write_text(json.dumps({**good, "prompt_tokens": -10**6}))
+    assert cache.get("ab" * 32) is None

@@ -13,6 +13,10 @@ from pathlib import Path
 
 from ..atomic import atomic_write_json
 from ..environment import cache_root
+from ..errors import ResultFormatError
+from ..store import open_regular
+
+MAX_RECORD_BYTES = 1 << 16
 
 _FIELDS = {"text": (str, type(None)), "finish_reason": (str, type(None)), "prompt_tokens": int,
            "completion_tokens": int, "reasoning_tokens": int, "status": str}
@@ -39,17 +43,13 @@ class ResponseCache:
     def get(self, key: str) -> dict | None:
         if not self.enabled or self.refresh:
             return None
-        try:
-            p = self._path(key)
-            if p.stat().st_size > 1 << 16:
-                return None
-            rec = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        rec = _read_small(self._path(key))
         if not isinstance(rec, dict) or rec.get("status") != "ok":
             return None
         if not all(isinstance(rec.get(k), t) for k, t in _FIELDS.items()):
             return None
+        if any(isinstance(rec[k], bool) or not 0 <= rec[k] < 10**9 for k, t in _FIELDS.items() if t is int):
+            return None  # token counts price the run: an edited record must not make it cheaper
         return {k: rec[k] for k in _FIELDS}
 
     def put(self, key: str, record: dict) -> None:
@@ -63,15 +63,19 @@ class ResponseCache:
     def get_meta(self, name: str) -> dict | None:
         if not self.enabled:
             return None
-        try:
-            p = self._meta_path(name)
-            if p.stat().st_size > 1 << 16:
-                return None
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        d = _read_small(self._meta_path(name))
         return d if isinstance(d, dict) else None
 
     def put_meta(self, name: str, obj: dict) -> None:
         if self.enabled:
             atomic_write_json(self._meta_path(name), obj)
+
+
+def _read_small(p: Path):
+    """A cache file's JSON, or None: only a regular file (no link, FIFO or device), at most MAX_RECORD_BYTES."""
+    try:
+        with open_regular(p, MAX_RECORD_BYTES) as fh:
+            raw = fh.read(MAX_RECORD_BYTES + 1)
+        return json.loads(raw) if len(raw) <= MAX_RECORD_BYTES else None
+    except (OSError, ValueError, RecursionError, ResultFormatError):
+        return None
