@@ -573,3 +573,25 @@ def test_a_planted_llm_cache_entry_is_ignored_not_read_forever(tmp_path, plant):
     else:
         p.write_text(json.dumps({**good, "prompt_tokens": -10**6}))
     assert cache.get("ab" * 32) is None
+
+
+@pytest.mark.parametrize("plant", ["dev_zero", "fifo"])
+def test_a_planted_data_cache_file_is_decoded_again_not_read_forever(tmp_path, monkeypatch, plant):
+    import os
+
+    from ferbench.data import load_data
+
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    root = _kaggle(tmp_path)
+    first = load_data(str(root))
+    (folder,) = (tmp_path / "cache").rglob("fer-*")
+    for name in ("meta.json", "labels.npy"):
+        victim = folder / name
+        saved = victim.read_bytes()
+        victim.unlink()
+        victim.symlink_to("/dev/zero") if plant == "dev_zero" else os.mkfifo(victim)
+        again = load_data(str(root))  # served by decoding the source again
+        assert (again.labels == first.labels).all()
+        if victim.is_symlink() or victim.exists():
+            victim.unlink()
+        victim.write_bytes(saved)

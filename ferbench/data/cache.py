@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -74,16 +75,26 @@ def cache_path(key: str) -> Path:
     return cache_dir() / f"fer-{key}"
 
 
+def _open_regular(path: Path):
+    """A cache file for reading: a regular file, not a link, FIFO or device (a planted FIFO would block
+    the load, a link to /dev/zero never end it); ValueError otherwise."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with _open_regular(path) as fh:
         for chunk in iter(lambda: fh.read(1 << 22), b""):
             h.update(chunk)
     return h.hexdigest()
 
 
 def _read_meta(p: Path) -> dict:
-    with open(p / "meta.json", "rb") as fh:
+    with _open_regular(p / "meta.json") as fh:
         raw = fh.read(MAX_META_BYTES + 1)
     if len(raw) > MAX_META_BYTES:
         raise ValueError("meta.json too large")
