@@ -595,3 +595,12 @@ def test_a_planted_data_cache_file_is_decoded_again_not_read_forever(tmp_path, m
         if victim.is_symlink() or victim.exists():
             victim.unlink()
         victim.write_bytes(saved)
+
+
+def test_data_info_with_an_unwritable_cache_is_one_line(tmp_path, monkeypatch):
+    plain = tmp_path / "plain-file"
+    plain.write_text("not a folder")
+    monkeypatch.setenv("FERBENCH_CACHE", str(plain / "cache"))
+    r = cli("data", "info", "--data", _kaggle(tmp_path))
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    assert "cannot be written" in r.output and len(r.output.strip().splitlines()) == 1

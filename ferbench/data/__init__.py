@@ -56,6 +56,8 @@ def load_data(spec: str, *, skip_bad: bool = False, use_cache: bool = True,
     kind = detect_kind(spec)
     if kind == "hf" and spec.startswith("hf:"):
         return read_hf(spec)  # datasets keeps its own cache
+    if use_cache:
+        _cache.check_cache_writable()  # one line now, not a traceback after minutes of decoding
     key = _cache.source_key(spec, skip_bad=skip_bad) if use_cache else None
     if key and (hit := _cache.load_cached(key)) is not None:
         return hit
