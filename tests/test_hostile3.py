@@ -300,6 +300,12 @@ def test_flags_obey_the_suites_limits(tmp_path, flags, message):
      "max_epochs: Input should be less than or equal to 10000"),
     (lambda s: s.replace("TIMEOUT", "10").replace("sample: {per_class: 1}", f"sample: {{per_class: 1, seed: {2**70}}}"),
      "less than or equal to 4294967295"),
+    (lambda s: s.replace("TIMEOUT", "10").replace("experiments: [{model: mlp}]",
+                                                  "experiments: [{model: mlp, train: {momentum: .nan}}]"),
+     "momentum: Input should be a finite number"),
+    (lambda s: s.replace("TIMEOUT", ".inf"), "timeout: Input should be a finite number"),
+    (lambda s: s.replace("TIMEOUT", "10").replace("api_key_env: FAKE_KEY,", "api_key_env: FAKE_KEY, temperature: .nan,"),
+     "temperature: Input should be a finite number"),
 ])
 def test_suite_and_profile_numbers_are_checked_by_validate(tmp_path, edit, message):
     r = cli("validate", write_suite(tmp_path, edit(LLM_SUITE)))

@@ -49,7 +49,7 @@ def safe_id_part(text: str) -> str:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no NaN or inf, even where no range is given
 
 
 def _check_model_name(name: str, info: ValidationInfo) -> None:

@@ -10,7 +10,7 @@ from ..limits import MAX_EPOCHS
 
 class AugmentConfig(BaseModel):
     """On-device augmentation of each training batch (see :mod:`ferbench.augment`)."""
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     rotation: float = Field(0.0, ge=0, le=180)  # max degrees, uniform in [-r, r]
     shift: float = Field(0.0, ge=0, le=1)  # max fraction of width/height
@@ -26,7 +26,7 @@ class AugmentConfig(BaseModel):
 
 class TrainConfig(BaseModel):
     """Training settings of one experiment (the suite's ``train:`` block)."""
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no NaN or inf, even where no range is given
 
     epochs: int = Field(10, gt=0, le=MAX_EPOCHS)
     batch_size: int = Field(64, gt=0, le=65_536)
