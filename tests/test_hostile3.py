@@ -610,3 +610,15 @@ def test_data_info_with_an_unwritable_cache_is_one_line(tmp_path, monkeypatch):
     r = cli("data", "info", "--data", _kaggle(tmp_path))
     assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
     assert "cannot be written" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_a_csv_line_beyond_the_field_bound_names_the_file(tmp_path):
+    from ferbench.errors import DataError
+
+    p = tmp_path / "fer2013.csv"
+    p.write_text("emotion,pixels,Usage\n0,\"" + "1 " * 600_000 + "\",Training\n")  # over any field bound set
+    with pytest.raises(DataError, match=f"{p} line 2"):
+        _load(p)
+    p.write_text("x" * 1_200_000 + "\n")
+    with pytest.raises(DataError, match=f"{p} line 1"):
+        _load(p)

@@ -280,12 +280,15 @@ def read_csv(path: Path, skip_bad: bool = False, progress: Progress | None = Non
     size = path.stat().st_size
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
+        try:
+            header = [h.strip() for h in next(reader, [])]
+        except csv.Error as exc:  # e.g. a first line beyond the csv module's field bound
+            raise DataError(f"{path} line 1: not a FER2013 CSV header ({exc})") from None
         need = ["emotion", "pixels", "Usage"]
         missing = [c for c in need if c not in header]
         if missing:
             raise DataError(f"{path}: CSV is missing column(s) {', '.join(missing)}; "
-                            f"expected the FER2013 challenge header 'emotion,pixels,Usage', got {','.join(header)!r}")
+                            f"expected the FER2013 challenge header 'emotion,pixels,Usage', got {','.join(header)[:200]!r}")
         ci = {c: header.index(c) for c in need}
         images, labels, usage, ids, skipped = [], [], [], [], []
         for row_no, row in _csv_rows(reader, path):
