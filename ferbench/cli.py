@@ -406,6 +406,27 @@ def bench(models, data, device, batch_size, steps, workers, repeats, input_size,
 
 
 @main.command()
+@_device_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one object per check).")
+def doctor(device, as_json):
+    """Exercise every device-dependent path on DEVICE in about a minute; exit 0 only if all required checks pass."""
+    from .doctor import run_doctor
+
+    rep = run_doctor(device, progress=None if as_json else (lambda n: _stderr.print(f"[dim]checking {n}…[/]")))
+    if as_json:
+        click.echo(json.dumps(rep.as_dict(), indent=2))
+    else:
+        t = Table("check", "result", "why", "s", title=f"ferbench doctor on {escape(rep.device)}")
+        colour = {"pass": "green", "fail": "red", "skipped": "yellow"}
+        for c in rep.checks:
+            t.add_row(escape(c.name) + ("" if c.required else " (optional)"), f"[{colour[c.status]}]{c.status}[/]",
+                      escape(c.why), f"{c.seconds:.1f}")
+        console.print(t)
+    if not rep.ok:
+        raise SystemExit(1)
+
+
+@main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
 def report(run_dir):
     """Render report.md / report.html for RUN_DIR (results/<suite>)."""

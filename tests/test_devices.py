@@ -215,3 +215,17 @@ def test_timing_waits_for_mps_and_cuda(monkeypatch):
     for d in ("mps", "cuda", "cpu"):
         engine.synchronize(torch.device(d))
     assert calls == ["mps", "cuda"]
+
+
+# --- 16: Grad-CAM explains the class the caption shows ---------------------------------------------------
+
+def test_gradcam_explains_the_given_class_not_its_own_fp32_argmax():
+    from ferbench.gradcam import gradcam
+
+    torch.manual_seed(0)
+    m = create_model("basic_cnn").eval()
+    img = (np.random.default_rng(0).random((1, 48, 48)) * 255).astype(np.uint8)
+    own = int(m(torch.from_numpy(img).float().div(255).unsqueeze(1)).argmax())
+    other = (own + 1) % 7  # what a bf16 evaluation may have predicted and the caption shows
+    np.testing.assert_allclose(gradcam(m, img, torch.device("cpu")), gradcam(m, img, torch.device("cpu"), [own]))
+    assert not np.allclose(gradcam(m, img, torch.device("cpu"), [other]), gradcam(m, img, torch.device("cpu"), [own]))
