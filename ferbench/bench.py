@@ -39,7 +39,9 @@ from .engine import (
     build_optimizer,
     dtype_name,
     fit,
+    model_amp_dtype,
     prepare_model,
+    synchronize,
     to_device_images,
     training_batch,
 )
@@ -49,8 +51,7 @@ DEFAULT_AUGMENT = AugmentConfig(rotation=15, shift=0.1, flip=True)
 
 
 def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)  # CUDA and MPS
 
 
 def _model(name: str, device: torch.device, input_size: int | None) -> FERModel:
@@ -373,6 +374,12 @@ FIXED_SECONDS = 1.5
 MEASURE_INFERENCE_IMAGES = 13 * 64  # engine.measure_inference: 3 warm-up + 10 timed batches of 64
 
 
+CALIBRATION_MAX_AGE_S = 7 * 86400  # drivers, torch builds and clocks change: a week-old timing is taken again
+CALIBRATION_BUDGET_S = 60.0  # a dry run or a run header never waits longer than this for its estimates
+STEADY_RATIO = 1.5  # two timed blocks further apart than this: the machine's speed moved under the timing
+CPU_EVAL_BATCH_CAP = 128  # CPU inference speed per image is flat beyond ~64; bigger batches only cost time
+
+
 @dataclass(frozen=True)
 class Calibration:
     """What one model costs on this device under one train config, from a few timed steps."""
@@ -380,81 +387,109 @@ class Calibration:
     frozen_step_s: float | None  # a step with the backbone frozen (transfer models with freeze_epochs)
     eval_s_per_image: float  # inference through the whole model, at the eval batch size
     feature_cache: bool  # fit() computes the frozen backbone's features once
+    created: float = 0.0  # unix time of the measurement
+    trusted: bool = True  # steady timings on an idle machine: worth caching for later runs
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_cache(cls, d) -> Calibration | None:
-        """An entry of the calibration cache, or None if it is not one (the file may be damaged or
-        written by someone else: it only ever costs a new calibration)."""
+    def from_cache(cls, d, now: float | None = None) -> Calibration | None:
+        """An entry of the calibration cache, or None if it is not one, is older than a week, or was not
+        trusted (the file may be damaged or written by someone else: it only ever costs a new calibration)."""
         try:
             cal = cls(**d)
             times = [cal.step_s, cal.eval_s_per_image] + ([cal.frozen_step_s] if cal.frozen_step_s is not None else [])
-            if all(isinstance(t, (int, float)) and 0 <= t < 1e5 for t in times) and isinstance(cal.feature_cache, bool):
-                return cal
+            if not (all(isinstance(t, (int, float)) and 0 <= t < 1e5 for t in times)
+                    and isinstance(cal.feature_cache, bool) and isinstance(cal.created, (int, float))):
+                return None
+            age = (time.time() if now is None else now) - cal.created
+            return cal if cal.trusted is True and 0 <= age < CALIBRATION_MAX_AGE_S else None
         except TypeError:
-            pass
-        return None
+            return None
+
+
+def machine_busy(device: torch.device) -> bool:
+    """Another process holds a CPU core (1-minute load average): CPU timings taken now are slow ones."""
+    if device.type != "cpu" or not hasattr(os, "getloadavg"):
+        return False
+    return os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
 
 
 def _time_steps(m: FERModel, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, device, dtype, steps: int,
-                warmup: int, fn=None) -> float:
-    """Median seconds of a training step as fit() runs it (augmentation, autocast, optimizer)."""
+                warmup: int, fn=None) -> tuple[float, bool]:
+    """(seconds per training step as fit() runs it, steady): two blocks of ``steps // 2`` steps, each timed
+    between two synchronizations only (a sync per step stalls a GPU's queue, which fit() never does);
+    steady when the blocks agree within :data:`STEADY_RATIO`."""
     fn = fn or m
     opt = build_optimizer(m, cfg)
-    g = torch.Generator(device=device).manual_seed(0)
+    g = torch.Generator().manual_seed(0)  # the engine's augmentation generator is a CPU one
     bs = cfg.batch_size
-    ts = []
-    for s in range(warmup + steps):
+
+    def step(s: int) -> None:
         idx = torch.arange(s * bs, (s + 1) * bs, device=device) % len(x)
-        _sync(device)
-        t0 = time.perf_counter()
         xb = x[idx] if x.dtype != torch.uint8 else training_batch(x, idx, cfg, g)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = F.cross_entropy(fn(xb).float(), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
-        if s >= warmup:
-            ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+
+    for s in range(warmup):
+        step(s)
+    per_block, blocks = max(1, steps // 2), []
+    for b in range(2):
+        synchronize(device)
+        t0 = time.perf_counter()
+        for s in range(per_block):
+            step(warmup + b * per_block + s)
+        synchronize(device)
+        blocks.append((time.perf_counter() - t0) / per_block)
+    return float(np.mean(blocks)), max(blocks) < STEADY_RATIO * min(blocks)
 
 
-def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps: int = 3, warmup: int = 2,
-              eval_images: int = 128) -> Calibration:
-    """Time ``warmup + steps`` training steps and two inference batches of ``model`` (built as the
-    experiment builds it; it is trained on random pixels here, so pass a throw-away instance).
-    Pixel values do not change the speed once denormals are flushed (see the engine)."""
+def _eval_seconds(m: FERModel, x: torch.Tensor, batch: int, dtype, device) -> float:
+    """Seconds per image of inference at ``batch`` (one warm-up batch for this shape, one timed)."""
+    _forward_batches(m, x[:batch], batch, dtype, device)
+    synchronize(device)
+    t0 = time.perf_counter()
+    _forward_batches(m, x[batch:2 * batch], batch, dtype, device)
+    synchronize(device)
+    return (time.perf_counter() - t0) / batch
+
+
+def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps: int = 4, warmup: int = 2
+              ) -> Calibration:
+    """Time ``warmup + steps`` training steps and an inference batch at the evaluation batch size (capped
+    at 128 on a CPU) of ``model`` (built as the experiment builds it; it is trained on random pixels here,
+    so pass a throw-away instance). Pixel values do not change the speed once denormals are flushed."""
+    busy = machine_busy(device)
     m = prepare_model(model, cfg, device).train()
-    dtype = amp_dtype(cfg, device, m.name)
+    dtype = model_amp_dtype(cfg, device, m)
+    eval_bs = min(cfg.eval_batch_size, CPU_EVAL_BATCH_CAP) if device.type == "cpu" else cfg.eval_batch_size
     n = cfg.batch_size * (warmup + steps)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (max(n, 2 * eval_images), 1, 48, 48), generator=gen, dtype=torch.uint8).to(device)
+    x = torch.randint(0, 256, (max(n, 2 * eval_bs), 1, 48, 48), generator=gen, dtype=torch.uint8).to(device)
     y = torch.randint(0, m.num_classes, (len(x),), generator=gen).to(device)
     m.eval()
-    _forward_batches(m, x[:eval_images], eval_images, dtype, device)  # warm-up: kernels for this shape
-    _sync(device)
-    t0 = time.perf_counter()
-    _forward_batches(m, x[eval_images:2 * eval_images], eval_images, dtype, device)
-    _sync(device)
-    eval_s = (time.perf_counter() - t0) / eval_images
+    eval_s = _eval_seconds(m, x, eval_bs, dtype, device)
     m.train()
     use_cache = (cfg.feature_cache and m.backbone_frozen and cfg.freeze_epochs == 0 and not cfg.augment.active)
-    frozen = None
+    frozen, steady = None, True
     if use_cache:  # only the head trains, on features: time it on features of the right width
         with torch.no_grad():
             feats = m.features(x[:1].float() / 255)
         f = torch.randn(len(x), *feats.shape[1:], device=device)
-        step = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=m.classify)
+        step, steady = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=m.classify)
     else:
         if cfg.freeze_epochs > 0 and m.has_backbone:
             m.freeze_backbone(True)
-            frozen = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
+            frozen, steady = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
             apply_freeze(m, cfg, cfg.freeze_epochs)
-        step = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
-    return Calibration(step, frozen, eval_s, use_cache)
+        step, steady2 = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
+        steady = steady and steady2
+    return Calibration(step, frozen, eval_s, use_cache, created=time.time(),
+                       trusted=steady and not busy and not machine_busy(device))
 
 
 def estimate_fit_seconds(cal: Calibration, cfg: TrainConfig, n_train: int, n_val: int, num_classes: int = 7) -> float:
@@ -497,33 +532,63 @@ def calibration_key(exp, num_classes: int, device: torch.device) -> str:
     parts = {"model": exp.model, "model_args": exp.model_args, "classes": num_classes, "pretrained": exp.pretrained,
              "train": cfg, "device": _device_name(device), "threads": torch.get_num_threads(),
              "autocast": str(amp_dtype(exp.train, device, exp.model)),  # what amp: auto resolves to here
-             "torch": torch.__version__, "ferbench": __version__, "version": 1}
+             "torch": torch.__version__, "ferbench": __version__, "version": 2}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def estimate_experiments(items, device: torch.device, *, cache: Path | None = None, progress=None) -> dict:
-    """Estimated seconds per train experiment, from ``items`` (experiment, split) pairs: each distinct
-    (model, settings) is calibrated once on ``device`` (cached in ``cache``, a JSON file, across
-    runs). None where the model cannot be built (e.g. missing ImageNet weights: that experiment
-    will fail fast)."""
-    from .atomic import atomic_write_json
-    from .errors import FerbenchError
-    from .models import create_model as _create
+@dataclass
+class Estimates:
+    """Seconds per train experiment (None: not estimated) and one line saying how they were made."""
+    seconds: dict
+    note: str
 
+
+def _read_cache(cache: Path | None) -> dict:
     try:
         known = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
     except (OSError, ValueError):
         known = {}  # unreadable cache: calibrate again
-    if not isinstance(known, dict):
-        known = {}
+    return known if isinstance(known, dict) else {}
+
+
+def _estimate_note(cached: int, timed: int, untrusted: int, over: int, budget_s: float) -> str:
+    parts = [f"{cached} model setting(s) from the calibration cache"] if cached else []
+    if timed:
+        parts.append(f"{timed} timed now" + (f" ({untrusted} on a busy machine or unsteady: used for this run, "
+                                             "not cached)" if untrusted else ""))
+    if over:
+        parts.append(f"{over} not estimated: the {budget_s:.0f} s calibration budget was spent (they are timed "
+                     "by the next run or dry run)")
+    return "time estimates: " + ("; ".join(parts) if parts else "nothing to estimate")
+
+
+def estimate_experiments(items, device: torch.device, *, cache: Path | None = None, progress=None,
+                         budget_s: float = CALIBRATION_BUDGET_S) -> Estimates:
+    """Estimated seconds per train experiment, from ``items`` (experiment, split) pairs: each distinct
+    (model, settings) is calibrated once on ``device`` (cached in ``cache``, a JSON file, for a week, when
+    its timings were steady on an idle machine). Calibrating stops once ``budget_s`` is spent: what is left
+    has no estimate, and the note says so. None also where the model cannot be built (e.g. missing ImageNet
+    weights: that experiment will fail fast)."""
+    from .atomic import atomic_write_json
+    from .errors import FerbenchError
+    from .models import create_model as _create
+
+    known, fresh = _read_cache(cache), False
+    session: dict = {}  # this call's calibrations, the untrusted ones included
     out: dict = {}
-    fresh = False
+    deadline = time.monotonic() + budget_s
+    counts = {"cached": set(), "timed": set(), "untrusted": set(), "over": set()}
     for exp, split in items:
         if exp.kind != "train":
             continue
         k = len(split.classes)
         key = calibration_key(exp, k, device)
-        if Calibration.from_cache(known.get(key)) is None:
+        cal = session.get(key) or Calibration.from_cache(known.get(key))
+        if cal is None:
+            if time.monotonic() > deadline:
+                out[exp.id] = None
+                counts["over"].add(key)
+                continue
             if progress:
                 progress(exp)
             try:
@@ -532,12 +597,18 @@ def estimate_experiments(items, device: torch.device, *, cache: Path | None = No
             except FerbenchError:
                 out[exp.id] = None
                 continue
-            known[key] = calibrate(m, exp.train, device).as_dict()
-            fresh = True
+            cal = session[key] = calibrate(m, exp.train, device)
+            counts["timed"].add(key)
+            if cal.trusted:
+                known[key], fresh = cal.as_dict(), True
+            else:
+                counts["untrusted"].add(key)
+        elif key not in session:
+            counts["cached"].add(key)
         sz = split.sizes()
-        out[exp.id] = estimate_experiment_seconds(Calibration.from_cache(known[key]), exp.train, sz["train"],
-                                                  sz["val"], sz["test"], k)
+        out[exp.id] = estimate_experiment_seconds(cal, exp.train, sz["train"], sz["val"], sz["test"], k)
     if fresh and cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cache, known)
-    return out
+    n = {k_: len(v) for k_, v in counts.items()}
+    return Estimates(out, _estimate_note(n["cached"], n["timed"], n["untrusted"], n["over"], budget_s))

@@ -569,12 +569,10 @@ def measure_inference(model: FERModel, device: torch.device, batch_size: int = 6
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         for _ in range(warmup):
             model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(iters):
             model(x)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     dt = (time.perf_counter() - t0) / (iters * batch_size)
     return {"batch_size": batch_size, "ms_per_image": dt * 1000, "images_per_second": 1 / dt}

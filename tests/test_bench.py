@@ -164,3 +164,72 @@ def test_calibration_follows_what_fit_will_do():
     assert not sched.feature_cache and sched.frozen_step_s is not None
     two = TrainConfig(epochs=2, batch_size=8, freeze_epochs=1)
     assert bench.estimate_fit_seconds(sched, two, 16, 0) == pytest.approx(2 * (sched.frozen_step_s + sched.step_s))
+
+
+# --- estimates: bounded, not trusted forever, at the evaluation batch size (issue 24 item 13, issue 30 item 5)
+
+def _cal(**kw):
+    import time as _t
+
+    d = {"step_s": 0.1, "frozen_step_s": None, "eval_s_per_image": 0.001, "feature_cache": False,
+         "created": _t.time(), "trusted": True}
+    return {**d, **kw}
+
+
+def test_a_stale_untrusted_or_undated_calibration_is_taken_again():
+    import time as _t
+
+    assert bench.Calibration.from_cache(_cal()) is not None
+    assert bench.Calibration.from_cache(_cal(created=_t.time() - 8 * 86400)) is None  # a week and a day old
+    assert bench.Calibration.from_cache(_cal(trusted=False)) is None
+    old = _cal()
+    del old["created"], old["trusted"]  # written by an earlier ferbench, maybe on a busy machine: 9.5 s/step
+    assert bench.Calibration.from_cache(old) is None
+
+
+def _items(models, sizes=(100, 20, 20)):
+    from types import SimpleNamespace
+
+    from ferbench.engine import TrainConfig
+
+    split = SimpleNamespace(classes=tuple("abcdefg"), sizes=lambda: dict(zip(("train", "val", "test"), sizes)))
+    return [(SimpleNamespace(kind="train", id=m, model=m, model_args={}, pretrained=None, weights=None,
+                             train=TrainConfig(epochs=1, batch_size=16)), split) for m in models]
+
+
+def test_calibrating_stops_when_its_time_budget_is_spent(monkeypatch, tmp_path):
+    import time as _t
+
+    def slow(model, cfg, device):
+        _t.sleep(0.3)
+        return bench.Calibration(0.1, None, 0.001, False, created=_t.time(), trusted=True)
+
+    monkeypatch.setattr(bench, "calibrate", slow)
+    est = bench.estimate_experiments(_items(["mlp", "cnn", "basic_cnn"]), torch.device("cpu"),
+                                     cache=tmp_path / "c.json", budget_s=0.1)
+    assert est.seconds["mlp"] > 0 and est.seconds["cnn"] is None and est.seconds["basic_cnn"] is None
+    assert "2 not estimated" in est.note and "budget" in est.note
+    again = bench.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json", budget_s=0)
+    assert again.seconds["mlp"] == est.seconds["mlp"] and "from the calibration cache" in again.note
+
+
+def test_a_calibration_on_a_busy_machine_serves_this_run_only(monkeypatch, tmp_path):
+    import os
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1) + 1, 0.0, 0.0))
+    est = bench.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json")
+    assert est.seconds["mlp"] > 0 and "busy" in est.note
+    assert not (tmp_path / "c.json").exists()  # never trusted by a later run
+
+
+def test_calibration_times_inference_at_the_eval_batch_size_and_syncs_per_block(monkeypatch):
+    from ferbench.engine import TrainConfig
+
+    batches, syncs = [], []
+    real = bench._forward_batches
+    monkeypatch.setattr(bench, "_forward_batches", lambda fn, x, b, *a: batches.append(b) or real(fn, x, b, *a))
+    monkeypatch.setattr(bench, "synchronize", lambda d: syncs.append(d))
+    bench.calibrate(create_model("mlp"), TrainConfig(batch_size=8, eval_batch_size=40), torch.device("cpu"),
+                    steps=4, warmup=2)
+    assert set(batches) == {40}  # not a fixed 128
+    assert len(syncs) == 2 + 4  # inference: 2; training: before and after each of two timed blocks, not per step
