@@ -33,11 +33,13 @@ from torch.utils.flop_counter import FlopCounterMode
 from .augment import AugmentConfig
 from .engine import (
     TrainConfig,
+    FullBatchCompiled,
     _forward_batches,
     amp_dtype,
     apply_freeze,
     build_optimizer,
     dtype_name,
+    compile_unavailable,
     fit,
     model_amp_dtype,
     prepare_model,
@@ -96,19 +98,35 @@ class _PILDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def matmul_flops(device: torch.device, n: int = 2048, iters: int = 5, dtype: torch.dtype = torch.float32) -> float:
-    """FLOP/s of an n x n matmul on ``device`` (median of ``iters``): what this process can reach
-    on dense math right now, the yardstick of :func:`train_efficiency`."""
+def yardstick_tf32(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the fp32 yardstick runs on TF32 tensor cores: on CUDA, cuDNN convolutions use TF32 by
+    default (``cudnn.allow_tf32``) while fp32 matmuls do not (``cuda.matmul.allow_tf32``); a training step
+    of convolutions measured against a pure-fp32 matmul could then reach "more than 100 %"."""
+    return device.type == "cuda" and dtype == torch.float32 and bool(torch.backends.cudnn.allow_tf32)
+
+
+def matmul_flops(device: torch.device, n: int = 2048, iters: int = 5, dtype: torch.dtype = torch.float32,
+                 repeats: int = 3) -> float:
+    """FLOP/s of n x n matmuls on ``device``, the best of ``repeats`` timings of ``iters`` back-to-back
+    matmuls between two synchronizations (one matmul per sync measures a GPU's launch latency): what
+    this process can reach on dense math right now, the yardstick of :func:`train_efficiency`. On CUDA
+    in fp32, in TF32 where the step's convolutions use it (:func:`yardstick_tf32`)."""
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    a @ b  # warm-up: thread pool, BLAS dispatch
-    ts = []
-    for _ in range(iters):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        ts.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / float(np.median(ts))
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = yardstick_tf32(device, dtype) or old
+    try:
+        a @ b  # warm-up: thread pool, BLAS dispatch
+        best = math.inf
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                a @ b
+            _sync(device)
+            best = min(best, (time.perf_counter() - t0) / iters)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    return 2 * n ** 3 / best
 
 
 def _raw(formula):
@@ -179,13 +197,13 @@ def train_throughput_fast(name: str, images, labels, device, batch_size: int, st
     m = prepare_model(_model(name, device, input_size), cfg, device).train()
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 1e-3)
     x, y = to_device_images(images, device), torch.from_numpy(labels).to(device)
-    g = torch.Generator(device=device).manual_seed(0)
+    g = torch.Generator().manual_seed(0)  # the engine draws augmentation parameters on the CPU
     perm = torch.randperm(len(x), device=device)
 
     def batch(s):
         return perm[(s * batch_size) % (len(x) - batch_size):][:batch_size]
 
-    dtype = amp_dtype(cfg, device, m.name)  # autocast as fit() does on this device
+    dtype = model_amp_dtype(cfg, device, m)  # autocast as fit() does on this device
     if flops is not None:
         idx = batch(0)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -214,10 +232,11 @@ def train_efficiency(name: str, images, labels, device, batch_size: int, steps: 
     fl: dict = {}
     ips = train_throughput_fast(name, images, labels, device, batch_size, steps, input_size=input_size, flops=fl,
                                 amp=amp)
-    mm = matmul_flops(device, dtype=fl["dtype"])
+    mm = matmul_flops(device, dtype=fl["dtype"], iters=2 if device.type == "cpu" else 20)
     achieved = fl["step"] * ips / batch_size
     return {"train_fast_ips": ips, "step_flops": fl["step"], "train_flops_per_s": achieved,
-            "matmul_flops_per_s": mm, "matmul_dtype": dtype_name(fl["dtype"]),
+            "matmul_flops_per_s": mm,
+            "matmul_dtype": "tf32" if yardstick_tf32(device, fl["dtype"]) else dtype_name(fl["dtype"]),
             "efficiency": achieved / mm if fl["countable"] else None}
 
 
@@ -225,7 +244,7 @@ def train_throughput_conventional(name: str, images, labels, device, batch_size:
                                   aug: AugmentConfig = DEFAULT_AUGMENT, input_size: int | None = None,
                                   workers: int = 2, warmup: int = 5, amp: str = "auto") -> float:
     m = _model(name, device, input_size).train()
-    dtype = amp_dtype(TrainConfig(amp=amp), device, name)  # the same autocast as the fast path: like with like
+    dtype = model_amp_dtype(TrainConfig(amp=amp), device, m)  # the same autocast as the fast path: like with like
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 1e-3)
     ds = _PILDataset(images, labels, conventional_transform(m.spec, aug))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
@@ -254,7 +273,7 @@ def train_throughput_conventional(name: str, images, labels, device, batch_size:
 def infer_throughput_fast(name, images, device, batch_size, input_size=None, amp: str = "auto") -> float:
     """Evaluation's path, in the precision evaluation uses (the model's training autocast)."""
     m = prepare_model(_model(name, device, input_size), TrainConfig(), device).eval()
-    dtype = amp_dtype(TrainConfig(amp=amp), device, name)
+    dtype = model_amp_dtype(TrainConfig(amp=amp), device, m)
     x = to_device_images(images, device)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         m(x[:batch_size].float().div(255))
@@ -270,7 +289,7 @@ def infer_throughput_fast(name, images, device, batch_size, input_size=None, amp
 def infer_throughput_conventional(name, images, device, batch_size, input_size=None, workers: int = 2,
                                   amp: str = "auto") -> float:
     m = _model(name, device, input_size).eval()
-    dtype = amp_dtype(TrainConfig(amp=amp), device, name)  # like with like
+    dtype = model_amp_dtype(TrainConfig(amp=amp), device, m)  # like with like
     ds = _PILDataset(images, np.zeros(len(images), dtype=np.int64), conventional_transform(m.spec, AugmentConfig()))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers)
     t0 = time.perf_counter()
@@ -388,6 +407,7 @@ class Calibration:
     eval_s_per_image: float  # inference through the whole model, at the eval batch size
     feature_cache: bool  # fit() computes the frozen backbone's features once
     created: float = 0.0  # unix time of the measurement
+    compile_s: float = 0.0  # compile: true: torch.compile's first-call cost for the training graph
     trusted: bool = True  # steady timings on an idle machine: worth caching for later runs
 
     def as_dict(self) -> dict:
@@ -399,7 +419,7 @@ class Calibration:
         trusted (the file may be damaged or written by someone else: it only ever costs a new calibration)."""
         try:
             cal = cls(**d)
-            times = [cal.step_s, cal.eval_s_per_image] + ([cal.frozen_step_s] if cal.frozen_step_s is not None else [])
+            times = [cal.step_s, cal.eval_s_per_image, cal.compile_s] + ([cal.frozen_step_s] if cal.frozen_step_s is not None else [])
             if not (all(isinstance(t, (int, float)) and 0 <= t < 1e5 for t in times)
                     and isinstance(cal.feature_cache, bool) and isinstance(cal.created, (int, float))):
                 return None
@@ -417,8 +437,8 @@ def machine_busy(device: torch.device) -> bool:
 
 
 def _time_steps(m: FERModel, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, device, dtype, steps: int,
-                warmup: int, fn=None) -> tuple[float, bool]:
-    """(seconds per training step as fit() runs it, steady): two blocks of ``steps // 2`` steps, each timed
+                warmup: int, fn=None) -> tuple[float, bool, float]:
+    """(seconds per training step as fit() runs it, steady, seconds of the warm-up steps): two blocks of ``steps // 2`` steps, each timed
     between two synchronizations only (a sync per step stalls a GPU's queue, which fit() never does);
     steady when the blocks agree within :data:`STEADY_RATIO`."""
     fn = fn or m
@@ -435,8 +455,12 @@ def _time_steps(m: FERModel, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
         loss.backward()
         opt.step()
 
+    synchronize(device)
+    t0 = time.perf_counter()
     for s in range(warmup):
         step(s)
+    synchronize(device)
+    warm_s = time.perf_counter() - t0
     per_block, blocks = max(1, steps // 2), []
     for b in range(2):
         synchronize(device)
@@ -445,7 +469,7 @@ def _time_steps(m: FERModel, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
             step(warmup + b * per_block + s)
         synchronize(device)
         blocks.append((time.perf_counter() - t0) / per_block)
-    return float(np.mean(blocks)), max(blocks) < STEADY_RATIO * min(blocks)
+    return float(np.mean(blocks)), max(blocks) < STEADY_RATIO * min(blocks), warm_s
 
 
 def _eval_seconds(m: FERModel, x: torch.Tensor, batch: int, dtype, device) -> float:
@@ -480,20 +504,32 @@ def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps:
         with torch.no_grad():
             feats = m.features(x[:1].float() / 255)
         f = torch.randn(len(x), *feats.shape[1:], device=device)
-        step, steady = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=m.classify)
+        fn = _compiled(m.classify, cfg, device)
+        step, steady, warm = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=fn)
     else:
         if cfg.freeze_epochs > 0 and m.has_backbone:
             m.freeze_backbone(True)
-            frozen, steady = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
+            frozen, steady, _ = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
             apply_freeze(m, cfg, cfg.freeze_epochs)
-        step, steady2 = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
+        step, steady2, warm = _time_steps(m, cfg, x, y, device, dtype, steps, warmup, fn=_compiled(m, cfg, device))
         steady = steady and steady2
+    compile_s = max(0.0, warm - warmup * step) if cfg.compile else 0.0
     return Calibration(step, frozen, eval_s, use_cache, created=time.time(),
-                       trusted=steady and not busy and not machine_busy(device))
+                       trusted=steady and not busy and not machine_busy(device), compile_s=compile_s)
+
+
+def _compiled(fn, cfg: TrainConfig, device: torch.device):
+    """The step function as fit() compiles it, so the warm-up steps pay (and measure) the compile."""
+    return FullBatchCompiled(fn, cfg.batch_size) if cfg.compile and compile_unavailable(device) is None else fn
 
 
 def estimate_fit_seconds(cal: Calibration, cfg: TrainConfig, n_train: int, n_val: int, num_classes: int = 7) -> float:
-    """Seconds fit() needs for ``cfg.epochs`` epochs (an upper bound when early stopping ends it)."""
+    """Seconds fit() needs for ``cfg.epochs`` epochs (an upper bound when early stopping ends it), with
+    compile: true's first-call cost twice (training and evaluation each compile one graph)."""
+    return _fit_seconds(cal, cfg, n_train, n_val, num_classes) + 2 * cal.compile_s
+
+
+def _fit_seconds(cal: Calibration, cfg: TrainConfig, n_train: int, n_val: int, num_classes: int) -> float:
     steps = math.ceil(n_train / cfg.batch_size)
     if cfg.monitor_per_class:  # per-epoch validation on a capped subset
         n_val = min(n_val, cfg.monitor_per_class * num_classes)

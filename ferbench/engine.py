@@ -413,8 +413,8 @@ class _Loop:
             raise ValueError(f"it was trained under {saved or 'fp32'} and this run trains under "
                              f"{self.autocast or 'fp32'}")
         load_trained_state(self.model, ck["model"])
-        if ck.get("frozen") is not None and self.model.has_backbone:
-            apply_freeze(self.model, self.cfg, ck["epoch"] + 1)
+        if self.cfg.freeze_epochs > 0 and self.model.has_backbone:  # a freeze schedule; a backbone frozen
+            apply_freeze(self.model, self.cfg, ck["epoch"] + 1)  # for good stays frozen (apply_freeze would thaw it)
         self.opt = build_optimizer(self.model, self.cfg)  # parameter groups follow the freeze state
         self.opt.load_state_dict(ck["optimizer"])  # moves its state to the parameters' device
         if self.sched is not None and ck.get("scheduler"):
@@ -471,6 +471,18 @@ def _train_epoch(loop: _Loop, step_fn, x_tr, y_tr, use_cache: bool, dtype, scale
             "lr": loop.opt.param_groups[0]["lr"]}
 
 
+class FullBatchCompiled:
+    """``torch.compile`` for the batches of one size; the last, partial batch runs eagerly (the same math).
+    Without this, training's partial batch and evaluation each recompiled, even with dynamic shapes (a
+    convolution guards on the batch size), and that time landed in epoch 1 and in no estimate."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], batch: int):
+        self.eager, self.compiled, self.batch = fn, torch.compile(fn, dynamic=False), batch
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.compiled(x) if len(x) == self.batch else self.eager(x)
+
+
 def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
         val_images: np.ndarray | None, val_labels: np.ndarray | None, cfg: TrainConfig, *,
         device: torch.device, seed: int = 0, checkpoint=None,
@@ -512,7 +524,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     if cfg.compile:  # fuses memory-bound ops (CBAM's gating: 1.8x on CPU); the first steps pay the compile time
         result.compile_skipped = compile_unavailable(device)
         if result.compile_skipped is None:
-            step_fn = eval_fn = torch.compile(step_fn)
+            step_fn, eval_fn = FullBatchCompiled(step_fn, cfg.batch_size), FullBatchCompiled(eval_fn, cfg.eval_batch_size)
 
     watched = plateau_metric(cfg, has_val)
     for epoch in range(loop.next_epoch, cfg.epochs):

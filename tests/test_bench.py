@@ -232,4 +232,15 @@ def test_calibration_times_inference_at_the_eval_batch_size_and_syncs_per_block(
     bench.calibrate(create_model("mlp"), TrainConfig(batch_size=8, eval_batch_size=40), torch.device("cpu"),
                     steps=4, warmup=2)
     assert set(batches) == {40}  # not a fixed 128
-    assert len(syncs) == 2 + 4  # inference: 2; training: before and after each of two timed blocks, not per step
+    assert len(syncs) == 2 + 2 + 4  # inference 2, warm-up 2, two timed blocks 2 each: not one per step
+
+
+def test_the_matmul_yardstick_times_blocks_and_matches_the_convolutions_tf32(monkeypatch):
+    syncs = []
+    monkeypatch.setattr(bench, "_sync", lambda d: syncs.append(d))
+    assert bench.matmul_flops(torch.device("cpu"), n=64, iters=5, repeats=3) > 0
+    assert len(syncs) == 2 * 3  # one pair per block of 5 matmuls: a GPU's launch latency is not what is timed
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # torch's default for convolutions
+    assert bench.yardstick_tf32(torch.device("cuda"), torch.float32)
+    assert not bench.yardstick_tf32(torch.device("cuda"), torch.bfloat16)
+    assert not bench.yardstick_tf32(torch.device("cpu"), torch.float32)

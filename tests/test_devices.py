@@ -229,3 +229,64 @@ def test_gradcam_explains_the_given_class_not_its_own_fp32_argmax():
     other = (own + 1) % 7  # what a bf16 evaluation may have predicted and the caption shows
     np.testing.assert_allclose(gradcam(m, img, torch.device("cpu")), gradcam(m, img, torch.device("cpu"), [own]))
     assert not np.allclose(gradcam(m, img, torch.device("cpu"), [other]), gradcam(m, img, torch.device("cpu"), [own]))
+
+
+# --- 10: a backbone frozen for the whole run is not written every epoch --------------------------------------
+
+def test_checkpoints_and_best_state_leave_out_a_backbone_frozen_for_good(tmp_path):
+    from ferbench.engine import fit, seed_everything
+    from ferbench.store import Checkpoint
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (48, 48, 48), dtype=np.uint8), rng.integers(0, 7, 48)
+    cfg = TrainConfig(epochs=3, batch_size=16, input_size=32)
+
+    def run(epochs, ck=None, kill=None):
+        seed_everything(0)
+        m = create_model("mobilenet_v2_transfer", pretrained=False)
+        m.freeze_backbone(True)  # as with ImageNet weights
+        try:
+            r = fit(m, x[:32], y[:32], x[32:], y[32:], cfg.model_copy(update={"epochs": epochs}),
+                    device=torch.device("cpu"), checkpoint=ck, on_epoch=kill)
+        except KeyboardInterrupt:
+            return m, None
+        return m, r
+
+    ref, _ = run(3)
+    ck = Checkpoint(tmp_path / "ck.pt")
+
+    def kill(rec):
+        if rec["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    run(3, ck, kill)
+    state = torch.load(ck.path, weights_only=True)
+    assert state["model"] and not any(k.startswith("net.backbone.") for k in state["model"])
+    assert not any(k.startswith("net.backbone.") for k in state["best_state"])
+    full = sum(v.numel() for v in ref.state_dict().values())
+    assert sum(v.numel() for v in state["model"].values()) < full / 10  # the head only (7 % here)
+    got, r = run(3, ck)
+    assert r.resumed_from_epoch == 1
+    for a, b in zip(ref.state_dict().values(), got.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+# --- 14: one compiled graph per mode, whatever the batch size --------------------------------------------
+
+def test_compile_builds_one_graph_for_training_and_one_for_evaluation(monkeypatch):
+    from torch._dynamo.utils import counters
+
+    from ferbench.engine import fit
+
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: real(fn, backend="eager", **kw))  # no C++ build
+    monkeypatch.setattr(engine, "compile_unavailable", lambda device: None)
+    torch._dynamo.reset()
+    counters.clear()
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (100, 48, 48), dtype=np.uint8), rng.integers(0, 7, 100)
+    # 70 training images in batches of 32: a last batch of 6; 30 validation images in batches of 16 and 14
+    fit(create_model("cnn"), x[:70], y[:70], x[70:], y[70:],
+        TrainConfig(epochs=2, batch_size=32, eval_batch_size=16, compile=True), device=torch.device("cpu"))
+    assert counters["stats"]["unique_graphs"] == 2  # not recompiled for the partial batches
+    torch._dynamo.reset()
