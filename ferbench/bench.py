@@ -396,7 +396,7 @@ MEASURE_INFERENCE_IMAGES = 13 * 64  # engine.measure_inference: 3 warm-up + 10 t
 CALIBRATION_MAX_AGE_S = 7 * 86400  # drivers, torch builds and clocks change: a week-old timing is taken again
 CALIBRATION_BUDGET_S = 60.0  # a dry run or a run header never waits longer than this for its estimates
 STEADY_RATIO = 1.5  # two timed blocks further apart than this: the machine's speed moved under the timing
-CPU_EVAL_BATCH_CAP = 128  # CPU inference speed per image is flat beyond ~64; bigger batches only cost time
+CPU_EVAL_BATCH_CAP = 64  # bounds a CPU's calibration time; GPUs are timed at the real evaluation batch size
 
 
 @dataclass(frozen=True)
@@ -436,11 +436,16 @@ def machine_busy(device: torch.device) -> bool:
     return os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
 
 
+def _over(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
+
+
 def _time_steps(m: FERModel, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, device, dtype, steps: int,
-                warmup: int, fn=None) -> tuple[float, bool, float]:
-    """(seconds per training step as fit() runs it, steady, seconds of the warm-up steps): two blocks of ``steps // 2`` steps, each timed
-    between two synchronizations only (a sync per step stalls a GPU's queue, which fit() never does);
-    steady when the blocks agree within :data:`STEADY_RATIO`."""
+                warmup: int, fn=None, deadline: float | None = None) -> tuple[float, bool, float]:
+    """(seconds per training step as fit() runs it, steady, seconds of the warm-up steps): two blocks of
+    ``steps // 2`` steps, each timed between two synchronizations only (a sync per step stalls a GPU's
+    queue, which fit() never does); steady when the blocks agree within :data:`STEADY_RATIO`. Past
+    ``deadline`` (time.monotonic) it stops at the next step and answers from what it timed (not steady)."""
     fn = fn or m
     opt = build_optimizer(m, cfg)
     g = torch.Generator().manual_seed(0)  # the engine's augmentation generator is a CPU one
@@ -456,25 +461,32 @@ def _time_steps(m: FERModel, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
         opt.step()
 
     synchronize(device)
-    t0 = time.perf_counter()
-    for s in range(warmup):
-        step(s)
+    t0, done = time.perf_counter(), 0
+    while done < max(warmup, 1) and not (done and _over(deadline)):
+        step(done)
+        done += 1
     synchronize(device)
     warm_s = time.perf_counter() - t0
     per_block, blocks = max(1, steps // 2), []
     for b in range(2):
+        if _over(deadline):
+            break
         synchronize(device)
         t0 = time.perf_counter()
         for s in range(per_block):
-            step(warmup + b * per_block + s)
+            step(done + b * per_block + s)
         synchronize(device)
         blocks.append((time.perf_counter() - t0) / per_block)
+    if len(blocks) < 2:  # out of time: the warm-up's first-call costs count in, so it is not kept
+        return (blocks[0] if blocks else warm_s / done), False, warm_s
     return float(np.mean(blocks)), max(blocks) < STEADY_RATIO * min(blocks), warm_s
 
 
-def _eval_seconds(m: FERModel, x: torch.Tensor, batch: int, dtype, device) -> float:
-    """Seconds per image of inference at ``batch`` (one warm-up batch for this shape, one timed)."""
-    _forward_batches(m, x[:batch], batch, dtype, device)
+def _eval_seconds(m: FERModel, x: torch.Tensor, batch: int, dtype, device, deadline: float | None = None) -> float:
+    """Seconds per image of inference at ``batch`` (one warm-up batch for this shape unless out of time,
+    then one timed)."""
+    if not _over(deadline):
+        _forward_batches(m, x[:batch], batch, dtype, device)
     synchronize(device)
     t0 = time.perf_counter()
     _forward_batches(m, x[batch:2 * batch], batch, dtype, device)
@@ -482,11 +494,12 @@ def _eval_seconds(m: FERModel, x: torch.Tensor, batch: int, dtype, device) -> fl
     return (time.perf_counter() - t0) / batch
 
 
-def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps: int = 4, warmup: int = 2
-              ) -> Calibration:
+def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps: int = 4, warmup: int = 2,
+              deadline: float | None = None) -> Calibration:
     """Time ``warmup + steps`` training steps and an inference batch at the evaluation batch size (capped
-    at 128 on a CPU) of ``model`` (built as the experiment builds it; it is trained on random pixels here,
-    so pass a throw-away instance). Pixel values do not change the speed once denormals are flushed."""
+    at 64 on a CPU) of ``model`` (built as the experiment builds it; it is trained on random pixels here,
+    so pass a throw-away instance). Pixel values do not change the speed once denormals are flushed.
+    Past ``deadline`` each timing stops at its next step: the answer is rougher and not cached."""
     busy = machine_busy(device)
     m = prepare_model(model, cfg, device).train()
     dtype = model_amp_dtype(cfg, device, m)
@@ -496,7 +509,7 @@ def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps:
     x = torch.randint(0, 256, (max(n, 2 * eval_bs), 1, 48, 48), generator=gen, dtype=torch.uint8).to(device)
     y = torch.randint(0, m.num_classes, (len(x),), generator=gen).to(device)
     m.eval()
-    eval_s = _eval_seconds(m, x, eval_bs, dtype, device)
+    eval_s = _eval_seconds(m, x, eval_bs, dtype, device, deadline)
     m.train()
     use_cache = (cfg.feature_cache and m.backbone_frozen and cfg.freeze_epochs == 0 and not cfg.augment.active)
     frozen, steady = None, True
@@ -505,13 +518,14 @@ def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps:
             feats = m.features(x[:1].float() / 255)
         f = torch.randn(len(x), *feats.shape[1:], device=device)
         fn = _compiled(m.classify, cfg, device)
-        step, steady, warm = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=fn)
+        step, steady, warm = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=fn, deadline=deadline)
     else:
         if cfg.freeze_epochs > 0 and m.has_backbone:
             m.freeze_backbone(True)
-            frozen, steady, _ = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
+            frozen, steady, _ = _time_steps(m, cfg, x, y, device, dtype, steps, warmup, deadline=deadline)
             apply_freeze(m, cfg, cfg.freeze_epochs)
-        step, steady2, warm = _time_steps(m, cfg, x, y, device, dtype, steps, warmup, fn=_compiled(m, cfg, device))
+        step, steady2, warm = _time_steps(m, cfg, x, y, device, dtype, steps, warmup, fn=_compiled(m, cfg, device),
+                                          deadline=deadline)
         steady = steady and steady2
     compile_s = max(0.0, warm - warmup * step) if cfg.compile else 0.0
     return Calibration(step, frozen, eval_s, use_cache, created=time.time(),
@@ -633,7 +647,7 @@ def estimate_experiments(items, device: torch.device, *, cache: Path | None = No
             except FerbenchError:
                 out[exp.id] = None
                 continue
-            cal = session[key] = calibrate(m, exp.train, device)
+            cal = session[key] = calibrate(m, exp.train, device, deadline=deadline)
             counts["timed"].add(key)
             if cal.trusted:
                 known[key], fresh = cal.as_dict(), True

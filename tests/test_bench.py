@@ -200,7 +200,7 @@ def _items(models, sizes=(100, 20, 20)):
 def test_calibrating_stops_when_its_time_budget_is_spent(monkeypatch, tmp_path):
     import time as _t
 
-    def slow(model, cfg, device):
+    def slow(model, cfg, device, deadline=None):
         _t.sleep(0.3)
         return bench.Calibration(0.1, None, 0.001, False, created=_t.time(), trusted=True)
 
@@ -244,3 +244,16 @@ def test_the_matmul_yardstick_times_blocks_and_matches_the_convolutions_tf32(mon
     assert bench.yardstick_tf32(torch.device("cuda"), torch.float32)
     assert not bench.yardstick_tf32(torch.device("cuda"), torch.bfloat16)
     assert not bench.yardstick_tf32(torch.device("cpu"), torch.float32)
+
+
+def test_a_calibration_out_of_time_stops_at_the_next_step_and_is_not_kept(monkeypatch):
+    import time as _t
+
+    from ferbench.engine import TrainConfig
+
+    steps = []
+    real = bench.training_batch
+    monkeypatch.setattr(bench, "training_batch", lambda *a: steps.append(1) or real(*a))
+    cal = bench.calibrate(create_model("mlp"), TrainConfig(batch_size=8, augment={"flip": True}),
+                          torch.device("cpu"), steps=4, warmup=2, deadline=_t.monotonic() - 1)
+    assert len(steps) == 1 and cal.step_s > 0 and not cal.trusted  # one step, not 2 + 4
