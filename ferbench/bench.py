@@ -394,6 +394,7 @@ MEASURE_INFERENCE_IMAGES = 13 * 64  # engine.measure_inference: 3 warm-up + 10 t
 
 
 CALIBRATION_MAX_AGE_S = 7 * 86400  # drivers, torch builds and clocks change: a week-old timing is taken again
+UNTRUSTED_MAX_AGE_S = 3600  # a busy or unsteady timing: long enough for a dry run and the run after it to agree
 CALIBRATION_BUDGET_S = 60.0  # a dry run or a run header never waits longer than this for its estimates
 STEADY_RATIO = 1.5  # two timed blocks further apart than this: the machine's speed moved under the timing
 CPU_EVAL_BATCH_CAP = 64  # bounds a CPU's calibration time; GPUs are timed at the real evaluation batch size
@@ -408,15 +409,16 @@ class Calibration:
     feature_cache: bool  # fit() computes the frozen backbone's features once
     created: float = 0.0  # unix time of the measurement
     compile_s: float = 0.0  # compile: true: torch.compile's first-call cost for the training graph
-    trusted: bool = True  # steady timings on an idle machine: worth caching for later runs
+    trusted: bool = True  # steady timings on an idle machine: kept a week (else an hour)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_cache(cls, d, now: float | None = None) -> Calibration | None:
-        """An entry of the calibration cache, or None if it is not one, is older than a week, or was not
-        trusted (the file may be damaged or written by someone else: it only ever costs a new calibration)."""
+        """An entry of the calibration cache, or None if it is not one, or is older than a week (an hour
+        if it was not trusted: taken on a busy machine or unsteady). The file may be damaged or written by
+        someone else: it only ever costs a new calibration."""
         try:
             cal = cls(**d)
             times = [cal.step_s, cal.eval_s_per_image, cal.compile_s] + ([cal.frozen_step_s] if cal.frozen_step_s is not None else [])
@@ -424,7 +426,9 @@ class Calibration:
                     and isinstance(cal.feature_cache, bool) and isinstance(cal.created, (int, float))):
                 return None
             age = (time.time() if now is None else now) - cal.created
-            return cal if cal.trusted is True and 0 <= age < CALIBRATION_MAX_AGE_S else None
+            if not isinstance(cal.trusted, bool):
+                return None
+            return cal if 0 <= age < (CALIBRATION_MAX_AGE_S if cal.trusted else UNTRUSTED_MAX_AGE_S) else None
         except TypeError:
             return None
 
@@ -499,7 +503,7 @@ def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps:
     """Time ``warmup + steps`` training steps and an inference batch at the evaluation batch size (capped
     at 64 on a CPU) of ``model`` (built as the experiment builds it; it is trained on random pixels here,
     so pass a throw-away instance). Pixel values do not change the speed once denormals are flushed.
-    Past ``deadline`` each timing stops at its next step: the answer is rougher and not cached."""
+    Past ``deadline`` each timing stops at its next step: the answer is rougher and not trusted."""
     busy = machine_busy(device)
     m = prepare_model(model, cfg, device).train()
     dtype = model_amp_dtype(cfg, device, m)
@@ -604,8 +608,8 @@ def _read_cache(cache: Path | None) -> dict:
 def _estimate_note(cached: int, timed: int, untrusted: int, over: int, budget_s: float) -> str:
     parts = [f"{cached} model setting(s) from the calibration cache"] if cached else []
     if timed:
-        parts.append(f"{timed} timed now" + (f" ({untrusted} on a busy machine or unsteady: used for this run, "
-                                             "not cached)" if untrusted else ""))
+        parts.append(f"{timed} timed now" + (f" ({untrusted} on a busy machine or unsteady: kept an hour, not "
+                                             "a week)" if untrusted else ""))
     if over:
         parts.append(f"{over} not estimated: the {budget_s:.0f} s calibration budget was spent (they are timed "
                      "by the next run or dry run)")
@@ -615,8 +619,8 @@ def _estimate_note(cached: int, timed: int, untrusted: int, over: int, budget_s:
 def estimate_experiments(items, device: torch.device, *, cache: Path | None = None, progress=None,
                          budget_s: float = CALIBRATION_BUDGET_S) -> Estimates:
     """Estimated seconds per train experiment, from ``items`` (experiment, split) pairs: each distinct
-    (model, settings) is calibrated once on ``device`` (cached in ``cache``, a JSON file, for a week, when
-    its timings were steady on an idle machine). Calibrating stops once ``budget_s`` is spent: what is left
+    (model, settings) is calibrated once on ``device`` (cached in ``cache``, a JSON file, for a week when
+    its timings were steady on an idle machine, else for an hour: a dry run and the run after it agree). Calibrating stops once ``budget_s`` is spent: what is left
     has no estimate, and the note says so. None also where the model cannot be built (e.g. missing ImageNet
     weights: that experiment will fail fast)."""
     from .atomic import atomic_write_json
@@ -649,9 +653,8 @@ def estimate_experiments(items, device: torch.device, *, cache: Path | None = No
                 continue
             cal = session[key] = calibrate(m, exp.train, device, deadline=deadline)
             counts["timed"].add(key)
-            if cal.trusted:
-                known[key], fresh = cal.as_dict(), True
-            else:
+            known[key], fresh = cal.as_dict(), True
+            if not cal.trusted:
                 counts["untrusted"].add(key)
         elif key not in session:
             counts["cached"].add(key)
