@@ -151,7 +151,9 @@ def _print_plan(s) -> None:
             console.print(f"[bold]{escape(p.exp.id)}[/] prompt: {escape(p.estimate['prompt'])}")
     n_run = sum(p.reuse is None for p in s.plan)
     timed = [p.seconds for p in s.plan if p.seconds is not None]
-    total = f", ~{format_seconds(sum(timed))} of training on this device" if timed else ""
+    untimed = sum(p.seconds is None and p.reuse is None and p.exp.kind == "train" for p in s.plan)
+    total = (f", ~{format_seconds(sum(timed))} of training on this device" if timed else "") + \
+        (f" ({untimed} training(s) without an estimate)" if untimed and timed else "")
     console.print(f"{n_run} would run{total}, {len(s.plan) - n_run} would be reused; nothing was trained or sent.")
 
 

@@ -174,8 +174,10 @@ def _print_estimates(plan: list[PlannedExperiment], console: Console) -> None:
     width = max(len(p.exp.id) for p in timed)
     for p in timed:
         console.print(f"  {escape(p.exp.id):{width}}  ~{format_seconds(p.seconds)}", highlight=False)
+    untimed = sum(p.seconds is None and p.reuse is None and p.exp.kind == "train" for p in plan)
     console.print(f"estimated training time on this device: ~{format_seconds(sum(p.seconds for p in timed))} "
-                  f"for {len(timed)} experiment(s) (early stopping may end some sooner)")
+                  f"for {len(timed)} experiment(s) (early stopping may end some sooner)"
+                  + (f"; {untimed} without an estimate" if untimed else ""))
 
 
 def _base_fields(exp: Experiment, h: str, profile: str, device: str, split: SplitData | None) -> dict:
