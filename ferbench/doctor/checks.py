@@ -252,6 +252,8 @@ def memory_headroom(device: torch.device) -> str:
     memory against what the device has."""
     if device.type == "cpu":
         raise Skip("host memory: the CPU path pages rather than failing; nothing to measure here")
+    if device.type == "mps" and not hasattr(torch.mps, "recommended_max_memory"):
+        raise Skip(f"torch {torch.__version__} does not report MPS memory limits (torch.mps.recommended_max_memory)")
     exp = largest_paper_experiment()
     if exp is None:
         raise Skip("suites/papers.yaml not found (an installed package): no paper batch sizes to check")
@@ -297,7 +299,7 @@ def ray_placement(device: torch.device) -> str:
     n = torch.cuda.device_count()
     owned = not ray.is_initialized()
     if owned:
-        ray.init(num_gpus=n, num_cpus=max(n, 1), include_dashboard=False, logging_level="ERROR")
+        ray.init(address="local", num_gpus=n, num_cpus=max(n, 1), include_dashboard=False, logging_level="ERROR")
     try:
         @ray.remote(num_gpus=1, max_calls=1, max_retries=0)
         def where():
