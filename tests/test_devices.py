@@ -290,3 +290,11 @@ def test_compile_builds_one_graph_for_training_and_one_for_evaluation(monkeypatc
         TrainConfig(epochs=2, batch_size=32, eval_batch_size=16, compile=True), device=torch.device("cpu"))
     assert counters["stats"]["unique_graphs"] == 2  # not recompiled for the partial batches
     torch._dynamo.reset()
+
+
+def test_inference_timing_synchronizes_through_the_device_generic_wait(monkeypatch):
+    """measure_inference (result.json's inference speed) waits for MPS too, not for CUDA alone."""
+    waited = []
+    monkeypatch.setattr(engine, "synchronize", lambda d: waited.append(d.type))
+    engine.measure_inference(create_model("mlp"), torch.device("cpu"), batch_size=4, iters=2, warmup=1)
+    assert waited == ["cpu", "cpu"]  # before and after the timed loop, whatever the device
