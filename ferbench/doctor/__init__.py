@@ -59,9 +59,7 @@ def _run(name: str, fn: Callable[[], str], required: bool = True) -> Check:
 
 def run_doctor(pref: str = "auto", progress: Callable[[str], None] | None = None) -> DoctorReport:
     """Every check on the device ``pref`` selects; a device that cannot be selected is the one failure."""
-    import torch
-
-    from ..engine import select_device
+    from ..engine import apply_determinism, select_device
 
     try:
         device = select_device(pref)
@@ -75,7 +73,7 @@ def run_doctor(pref: str = "auto", progress: Callable[[str], None] | None = None
         if progress:
             progress(name)
         checks.append(_run(name, fn, required))
-    torch.use_deterministic_algorithms(False)
+    apply_determinism(False, device)  # the resume check ran deterministically: leave the process as it was
     return DoctorReport(str(device), checks)
 
 
