@@ -3,7 +3,9 @@
 Rotation, shift, zoom, shear, horizontal flip and random resized crop (the transforms the studies
 used through Keras' ImageDataGenerator / torchvision) are composed into one 2x3 matrix per sample
 and applied with ``affine_grid`` + ``grid_sample``; out-of-image pixels repeat the border, as
-Keras' default ``fill_mode='nearest'`` does. Randomness comes from an explicit, seeded generator.
+Keras' default ``fill_mode='nearest'`` does. Randomness comes from an explicit, seeded generator;
+the parameters are drawn where that generator lives (the engine's is a CPU one, so one seed gives the
+same warps on CPU, CUDA and MPS) and then moved to the images' device.
 """
 from __future__ import annotations
 
@@ -46,13 +48,21 @@ def random_affine(n: int, cfg: AugmentConfig, g: torch.Generator, device) -> tor
     return theta
 
 
+def clamp_to_border(grid: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Sampling positions clamped to the outermost pixel centres (align_corners=False coordinates).
+    Bilinear sampling of the clamped grid with zero padding equals ``padding_mode='border'`` (which
+    clamps the same way), and needs no border mode: MPS lacks it in the torch versions ferbench allows."""
+    lim = torch.tensor([1 - 1 / width, 1 - 1 / height], dtype=grid.dtype, device=grid.device)
+    return torch.maximum(torch.minimum(grid, lim), -lim)
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
     """Augment a float batch (N, C, H, W) in one warp; returns a new tensor of the same shape."""
     if not cfg.active or len(x) == 0:
         return x
-    theta = random_affine(len(x), cfg, g, x.device).to(x.dtype)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    theta = random_affine(len(x), cfg, g, g.device).to(x.device, x.dtype)
+    grid = clamp_to_border(F.affine_grid(theta, list(x.shape), align_corners=False), x.shape[-2], x.shape[-1])
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def augment_uint8(images, cfg: AugmentConfig, seed: int, batch: int = 4096):

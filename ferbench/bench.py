@@ -33,13 +33,17 @@ from torch.utils.flop_counter import FlopCounterMode
 from .augment import AugmentConfig
 from .engine import (
     TrainConfig,
+    FullBatchCompiled,
     _forward_batches,
     amp_dtype,
     apply_freeze,
     build_optimizer,
     dtype_name,
+    compile_unavailable,
     fit,
+    model_amp_dtype,
     prepare_model,
+    synchronize,
     to_device_images,
     training_batch,
 )
@@ -49,8 +53,7 @@ DEFAULT_AUGMENT = AugmentConfig(rotation=15, shift=0.1, flip=True)
 
 
 def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)  # CUDA and MPS
 
 
 def _model(name: str, device: torch.device, input_size: int | None) -> FERModel:
@@ -95,19 +98,35 @@ class _PILDataset(torch.utils.data.Dataset):
         return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
 
 
-def matmul_flops(device: torch.device, n: int = 2048, iters: int = 5, dtype: torch.dtype = torch.float32) -> float:
-    """FLOP/s of an n x n matmul on ``device`` (median of ``iters``): what this process can reach
-    on dense math right now, the yardstick of :func:`train_efficiency`."""
+def yardstick_tf32(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the fp32 yardstick runs on TF32 tensor cores: on CUDA, cuDNN convolutions use TF32 by
+    default (``cudnn.allow_tf32``) while fp32 matmuls do not (``cuda.matmul.allow_tf32``); a training step
+    of convolutions measured against a pure-fp32 matmul could then reach "more than 100 %"."""
+    return device.type == "cuda" and dtype == torch.float32 and bool(torch.backends.cudnn.allow_tf32)
+
+
+def matmul_flops(device: torch.device, n: int = 2048, iters: int = 5, dtype: torch.dtype = torch.float32,
+                 repeats: int = 3) -> float:
+    """FLOP/s of n x n matmuls on ``device``, the best of ``repeats`` timings of ``iters`` back-to-back
+    matmuls between two synchronizations (one matmul per sync measures a GPU's launch latency): what
+    this process can reach on dense math right now, the yardstick of :func:`train_efficiency`. On CUDA
+    in fp32, in TF32 where the step's convolutions use it (:func:`yardstick_tf32`)."""
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    a @ b  # warm-up: thread pool, BLAS dispatch
-    ts = []
-    for _ in range(iters):
-        _sync(device)
-        t0 = time.perf_counter()
-        a @ b
-        _sync(device)
-        ts.append(time.perf_counter() - t0)
-    return 2 * n ** 3 / float(np.median(ts))
+    old = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = yardstick_tf32(device, dtype) or old
+    try:
+        a @ b  # warm-up: thread pool, BLAS dispatch
+        best = math.inf
+        for _ in range(repeats):
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                a @ b
+            _sync(device)
+            best = min(best, (time.perf_counter() - t0) / iters)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old
+    return 2 * n ** 3 / best
 
 
 def _raw(formula):
@@ -178,13 +197,13 @@ def train_throughput_fast(name: str, images, labels, device, batch_size: int, st
     m = prepare_model(_model(name, device, input_size), cfg, device).train()
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 1e-3)
     x, y = to_device_images(images, device), torch.from_numpy(labels).to(device)
-    g = torch.Generator(device=device).manual_seed(0)
+    g = torch.Generator().manual_seed(0)  # the engine draws augmentation parameters on the CPU
     perm = torch.randperm(len(x), device=device)
 
     def batch(s):
         return perm[(s * batch_size) % (len(x) - batch_size):][:batch_size]
 
-    dtype = amp_dtype(cfg, device, m.name)  # autocast as fit() does on this device
+    dtype = model_amp_dtype(cfg, device, m)  # autocast as fit() does on this device
     if flops is not None:
         idx = batch(0)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -213,10 +232,11 @@ def train_efficiency(name: str, images, labels, device, batch_size: int, steps: 
     fl: dict = {}
     ips = train_throughput_fast(name, images, labels, device, batch_size, steps, input_size=input_size, flops=fl,
                                 amp=amp)
-    mm = matmul_flops(device, dtype=fl["dtype"])
+    mm = matmul_flops(device, dtype=fl["dtype"], iters=2 if device.type == "cpu" else 20)
     achieved = fl["step"] * ips / batch_size
     return {"train_fast_ips": ips, "step_flops": fl["step"], "train_flops_per_s": achieved,
-            "matmul_flops_per_s": mm, "matmul_dtype": dtype_name(fl["dtype"]),
+            "matmul_flops_per_s": mm,
+            "matmul_dtype": "tf32" if yardstick_tf32(device, fl["dtype"]) else dtype_name(fl["dtype"]),
             "efficiency": achieved / mm if fl["countable"] else None}
 
 
@@ -224,7 +244,7 @@ def train_throughput_conventional(name: str, images, labels, device, batch_size:
                                   aug: AugmentConfig = DEFAULT_AUGMENT, input_size: int | None = None,
                                   workers: int = 2, warmup: int = 5, amp: str = "auto") -> float:
     m = _model(name, device, input_size).train()
-    dtype = amp_dtype(TrainConfig(amp=amp), device, name)  # the same autocast as the fast path: like with like
+    dtype = model_amp_dtype(TrainConfig(amp=amp), device, m)  # the same autocast as the fast path: like with like
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 1e-3)
     ds = _PILDataset(images, labels, conventional_transform(m.spec, aug))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers,
@@ -253,7 +273,7 @@ def train_throughput_conventional(name: str, images, labels, device, batch_size:
 def infer_throughput_fast(name, images, device, batch_size, input_size=None, amp: str = "auto") -> float:
     """Evaluation's path, in the precision evaluation uses (the model's training autocast)."""
     m = prepare_model(_model(name, device, input_size), TrainConfig(), device).eval()
-    dtype = amp_dtype(TrainConfig(amp=amp), device, name)
+    dtype = model_amp_dtype(TrainConfig(amp=amp), device, m)
     x = to_device_images(images, device)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         m(x[:batch_size].float().div(255))
@@ -269,7 +289,7 @@ def infer_throughput_fast(name, images, device, batch_size, input_size=None, amp
 def infer_throughput_conventional(name, images, device, batch_size, input_size=None, workers: int = 2,
                                   amp: str = "auto") -> float:
     m = _model(name, device, input_size).eval()
-    dtype = amp_dtype(TrainConfig(amp=amp), device, name)  # like with like
+    dtype = model_amp_dtype(TrainConfig(amp=amp), device, m)  # like with like
     ds = _PILDataset(images, np.zeros(len(images), dtype=np.int64), conventional_transform(m.spec, AugmentConfig()))
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers)
     t0 = time.perf_counter()
@@ -373,6 +393,13 @@ FIXED_SECONDS = 1.5
 MEASURE_INFERENCE_IMAGES = 13 * 64  # engine.measure_inference: 3 warm-up + 10 timed batches of 64
 
 
+CALIBRATION_MAX_AGE_S = 7 * 86400  # drivers, torch builds and clocks change: a week-old timing is taken again
+UNTRUSTED_MAX_AGE_S = 3600  # a busy or unsteady timing: long enough for a dry run and the run after it to agree
+CALIBRATION_BUDGET_S = 60.0  # a dry run or a run header never waits longer than this for its estimates
+STEADY_RATIO = 1.5  # two timed blocks further apart than this: the machine's speed moved under the timing
+CPU_EVAL_BATCH_CAP = 64  # bounds a CPU's calibration time; GPUs are timed at the real evaluation batch size
+
+
 @dataclass(frozen=True)
 class Calibration:
     """What one model costs on this device under one train config, from a few timed steps."""
@@ -380,85 +407,147 @@ class Calibration:
     frozen_step_s: float | None  # a step with the backbone frozen (transfer models with freeze_epochs)
     eval_s_per_image: float  # inference through the whole model, at the eval batch size
     feature_cache: bool  # fit() computes the frozen backbone's features once
+    created: float = 0.0  # unix time of the measurement
+    compile_s: float = 0.0  # compile: true: torch.compile's first-call cost for the training graph
+    trusted: bool = True  # steady timings on an idle machine: kept a week (else an hour)
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_cache(cls, d) -> Calibration | None:
-        """An entry of the calibration cache, or None if it is not one (the file may be damaged or
-        written by someone else: it only ever costs a new calibration)."""
+    def from_cache(cls, d, now: float | None = None) -> Calibration | None:
+        """An entry of the calibration cache, or None if it is not one, or is older than a week (an hour
+        if it was not trusted: taken on a busy machine or unsteady). The file may be damaged or written by
+        someone else: it only ever costs a new calibration."""
         try:
             cal = cls(**d)
-            times = [cal.step_s, cal.eval_s_per_image] + ([cal.frozen_step_s] if cal.frozen_step_s is not None else [])
-            if all(isinstance(t, (int, float)) and 0 <= t < 1e5 for t in times) and isinstance(cal.feature_cache, bool):
-                return cal
+            times = [cal.step_s, cal.eval_s_per_image, cal.compile_s] + ([cal.frozen_step_s] if cal.frozen_step_s is not None else [])
+            if not (all(isinstance(t, (int, float)) and 0 <= t < 1e5 for t in times)
+                    and isinstance(cal.feature_cache, bool) and isinstance(cal.created, (int, float))):
+                return None
+            age = (time.time() if now is None else now) - cal.created
+            if not isinstance(cal.trusted, bool):
+                return None
+            return cal if 0 <= age < (CALIBRATION_MAX_AGE_S if cal.trusted else UNTRUSTED_MAX_AGE_S) else None
         except TypeError:
-            pass
-        return None
+            return None
+
+
+def machine_busy(device: torch.device) -> bool:
+    """Another process holds a CPU core (1-minute load average): CPU timings taken now are slow ones."""
+    if device.type != "cpu" or not hasattr(os, "getloadavg"):
+        return False
+    return os.getloadavg()[0] > (os.cpu_count() or 1) - 0.5
+
+
+def _over(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() > deadline
 
 
 def _time_steps(m: FERModel, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, device, dtype, steps: int,
-                warmup: int, fn=None) -> float:
-    """Median seconds of a training step as fit() runs it (augmentation, autocast, optimizer)."""
+                warmup: int, fn=None, deadline: float | None = None) -> tuple[float, bool, float]:
+    """(seconds per training step as fit() runs it, steady, seconds of the warm-up steps): two blocks of
+    ``steps // 2`` steps, each timed between two synchronizations only (a sync per step stalls a GPU's
+    queue, which fit() never does); steady when the blocks agree within :data:`STEADY_RATIO`. Past
+    ``deadline`` (time.monotonic) it stops at the next step and answers from what it timed (not steady)."""
     fn = fn or m
     opt = build_optimizer(m, cfg)
-    g = torch.Generator(device=device).manual_seed(0)
+    g = torch.Generator().manual_seed(0)  # the engine's augmentation generator is a CPU one
     bs = cfg.batch_size
-    ts = []
-    for s in range(warmup + steps):
+
+    def step(s: int) -> None:
         idx = torch.arange(s * bs, (s + 1) * bs, device=device) % len(x)
-        _sync(device)
-        t0 = time.perf_counter()
         xb = x[idx] if x.dtype != torch.uint8 else training_batch(x, idx, cfg, g)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = F.cross_entropy(fn(xb).float(), y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _sync(device)
-        if s >= warmup:
-            ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+
+    synchronize(device)
+    t0, done = time.perf_counter(), 0
+    while done < max(warmup, 1) and not (done and _over(deadline)):
+        step(done)
+        done += 1
+    synchronize(device)
+    warm_s = time.perf_counter() - t0
+    per_block, blocks = max(1, steps // 2), []
+    for b in range(2):
+        if _over(deadline):
+            break
+        synchronize(device)
+        t0 = time.perf_counter()
+        for s in range(per_block):
+            step(done + b * per_block + s)
+        synchronize(device)
+        blocks.append((time.perf_counter() - t0) / per_block)
+    if len(blocks) < 2:  # out of time: the warm-up's first-call costs count in, so it is not kept
+        return (blocks[0] if blocks else warm_s / done), False, warm_s
+    return float(np.mean(blocks)), max(blocks) < STEADY_RATIO * min(blocks), warm_s
 
 
-def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps: int = 3, warmup: int = 2,
-              eval_images: int = 128) -> Calibration:
-    """Time ``warmup + steps`` training steps and two inference batches of ``model`` (built as the
-    experiment builds it; it is trained on random pixels here, so pass a throw-away instance).
-    Pixel values do not change the speed once denormals are flushed (see the engine)."""
+def _eval_seconds(m: FERModel, x: torch.Tensor, batch: int, dtype, device, deadline: float | None = None) -> float:
+    """Seconds per image of inference at ``batch`` (one warm-up batch for this shape unless out of time,
+    then one timed)."""
+    if not _over(deadline):
+        _forward_batches(m, x[:batch], batch, dtype, device)
+    synchronize(device)
+    t0 = time.perf_counter()
+    _forward_batches(m, x[batch:2 * batch], batch, dtype, device)
+    synchronize(device)
+    return (time.perf_counter() - t0) / batch
+
+
+def calibrate(model: FERModel, cfg: TrainConfig, device: torch.device, *, steps: int = 4, warmup: int = 2,
+              deadline: float | None = None) -> Calibration:
+    """Time ``warmup + steps`` training steps and an inference batch at the evaluation batch size (capped
+    at 64 on a CPU) of ``model`` (built as the experiment builds it; it is trained on random pixels here,
+    so pass a throw-away instance). Pixel values do not change the speed once denormals are flushed.
+    Past ``deadline`` each timing stops at its next step: the answer is rougher and not trusted."""
+    busy = machine_busy(device)
     m = prepare_model(model, cfg, device).train()
-    dtype = amp_dtype(cfg, device, m.name)
+    dtype = model_amp_dtype(cfg, device, m)
+    eval_bs = min(cfg.eval_batch_size, CPU_EVAL_BATCH_CAP) if device.type == "cpu" else cfg.eval_batch_size
     n = cfg.batch_size * (warmup + steps)
     gen = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (max(n, 2 * eval_images), 1, 48, 48), generator=gen, dtype=torch.uint8).to(device)
+    x = torch.randint(0, 256, (max(n, 2 * eval_bs), 1, 48, 48), generator=gen, dtype=torch.uint8).to(device)
     y = torch.randint(0, m.num_classes, (len(x),), generator=gen).to(device)
     m.eval()
-    _forward_batches(m, x[:eval_images], eval_images, dtype, device)  # warm-up: kernels for this shape
-    _sync(device)
-    t0 = time.perf_counter()
-    _forward_batches(m, x[eval_images:2 * eval_images], eval_images, dtype, device)
-    _sync(device)
-    eval_s = (time.perf_counter() - t0) / eval_images
+    eval_s = _eval_seconds(m, x, eval_bs, dtype, device, deadline)
     m.train()
     use_cache = (cfg.feature_cache and m.backbone_frozen and cfg.freeze_epochs == 0 and not cfg.augment.active)
-    frozen = None
+    frozen, steady = None, True
     if use_cache:  # only the head trains, on features: time it on features of the right width
         with torch.no_grad():
             feats = m.features(x[:1].float() / 255)
         f = torch.randn(len(x), *feats.shape[1:], device=device)
-        step = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=m.classify)
+        fn = _compiled(m.classify, cfg, device)
+        step, steady, warm = _time_steps(m, cfg, f, y, device, dtype, steps, warmup, fn=fn, deadline=deadline)
     else:
         if cfg.freeze_epochs > 0 and m.has_backbone:
             m.freeze_backbone(True)
-            frozen = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
+            frozen, steady, _ = _time_steps(m, cfg, x, y, device, dtype, steps, warmup, deadline=deadline)
             apply_freeze(m, cfg, cfg.freeze_epochs)
-        step = _time_steps(m, cfg, x, y, device, dtype, steps, warmup)
-    return Calibration(step, frozen, eval_s, use_cache)
+        step, steady2, warm = _time_steps(m, cfg, x, y, device, dtype, steps, warmup, fn=_compiled(m, cfg, device),
+                                          deadline=deadline)
+        steady = steady and steady2
+    compile_s = max(0.0, warm - warmup * step) if cfg.compile else 0.0
+    return Calibration(step, frozen, eval_s, use_cache, created=time.time(),
+                       trusted=steady and not busy and not machine_busy(device), compile_s=compile_s)
+
+
+def _compiled(fn, cfg: TrainConfig, device: torch.device):
+    """The step function as fit() compiles it, so the warm-up steps pay (and measure) the compile."""
+    return FullBatchCompiled(fn, cfg.batch_size) if cfg.compile and compile_unavailable(device) is None else fn
 
 
 def estimate_fit_seconds(cal: Calibration, cfg: TrainConfig, n_train: int, n_val: int, num_classes: int = 7) -> float:
-    """Seconds fit() needs for ``cfg.epochs`` epochs (an upper bound when early stopping ends it)."""
+    """Seconds fit() needs for ``cfg.epochs`` epochs (an upper bound when early stopping ends it), with
+    compile: true's first-call cost twice (training and evaluation each compile one graph)."""
+    return _fit_seconds(cal, cfg, n_train, n_val, num_classes) + 2 * cal.compile_s
+
+
+def _fit_seconds(cal: Calibration, cfg: TrainConfig, n_train: int, n_val: int, num_classes: int) -> float:
     steps = math.ceil(n_train / cfg.batch_size)
     if cfg.monitor_per_class:  # per-epoch validation on a capped subset
         n_val = min(n_val, cfg.monitor_per_class * num_classes)
@@ -497,33 +586,63 @@ def calibration_key(exp, num_classes: int, device: torch.device) -> str:
     parts = {"model": exp.model, "model_args": exp.model_args, "classes": num_classes, "pretrained": exp.pretrained,
              "train": cfg, "device": _device_name(device), "threads": torch.get_num_threads(),
              "autocast": str(amp_dtype(exp.train, device, exp.model)),  # what amp: auto resolves to here
-             "torch": torch.__version__, "ferbench": __version__, "version": 1}
+             "torch": torch.__version__, "ferbench": __version__, "version": 2}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def estimate_experiments(items, device: torch.device, *, cache: Path | None = None, progress=None) -> dict:
-    """Estimated seconds per train experiment, from ``items`` (experiment, split) pairs: each distinct
-    (model, settings) is calibrated once on ``device`` (cached in ``cache``, a JSON file, across
-    runs). None where the model cannot be built (e.g. missing ImageNet weights: that experiment
-    will fail fast)."""
-    from .atomic import atomic_write_json
-    from .errors import FerbenchError
-    from .models import create_model as _create
+@dataclass
+class Estimates:
+    """Seconds per train experiment (None: not estimated) and one line saying how they were made."""
+    seconds: dict
+    note: str
 
+
+def _read_cache(cache: Path | None) -> dict:
     try:
         known = json.loads(cache.read_text()) if cache is not None and cache.is_file() else {}
     except (OSError, ValueError):
         known = {}  # unreadable cache: calibrate again
-    if not isinstance(known, dict):
-        known = {}
+    return known if isinstance(known, dict) else {}
+
+
+def _estimate_note(cached: int, timed: int, untrusted: int, over: int, budget_s: float) -> str:
+    parts = [f"{cached} model setting(s) from the calibration cache"] if cached else []
+    if timed:
+        parts.append(f"{timed} timed now" + (f" ({untrusted} on a busy machine or unsteady: kept an hour, not "
+                                             "a week)" if untrusted else ""))
+    if over:
+        parts.append(f"{over} not estimated: the {budget_s:.0f} s calibration budget was spent (they are timed "
+                     "by the next run or dry run)")
+    return "time estimates: " + ("; ".join(parts) if parts else "nothing to estimate")
+
+
+def estimate_experiments(items, device: torch.device, *, cache: Path | None = None, progress=None,
+                         budget_s: float = CALIBRATION_BUDGET_S) -> Estimates:
+    """Estimated seconds per train experiment, from ``items`` (experiment, split) pairs: each distinct
+    (model, settings) is calibrated once on ``device`` (cached in ``cache``, a JSON file, for a week when
+    its timings were steady on an idle machine, else for an hour: a dry run and the run after it agree). Calibrating stops once ``budget_s`` is spent: what is left
+    has no estimate, and the note says so. None also where the model cannot be built (e.g. missing ImageNet
+    weights: that experiment will fail fast)."""
+    from .atomic import atomic_write_json
+    from .errors import FerbenchError
+    from .models import create_model as _create
+
+    known, fresh = _read_cache(cache), False
+    session: dict = {}  # this call's calibrations, the untrusted ones included
     out: dict = {}
-    fresh = False
+    deadline = time.monotonic() + budget_s
+    counts = {"cached": set(), "timed": set(), "untrusted": set(), "over": set()}
     for exp, split in items:
         if exp.kind != "train":
             continue
         k = len(split.classes)
         key = calibration_key(exp, k, device)
-        if Calibration.from_cache(known.get(key)) is None:
+        cal = session.get(key) or Calibration.from_cache(known.get(key))
+        if cal is None:
+            if time.monotonic() > deadline:
+                out[exp.id] = None
+                counts["over"].add(key)
+                continue
             if progress:
                 progress(exp)
             try:
@@ -532,12 +651,17 @@ def estimate_experiments(items, device: torch.device, *, cache: Path | None = No
             except FerbenchError:
                 out[exp.id] = None
                 continue
-            known[key] = calibrate(m, exp.train, device).as_dict()
-            fresh = True
+            cal = session[key] = calibrate(m, exp.train, device, deadline=deadline)
+            counts["timed"].add(key)
+            known[key], fresh = cal.as_dict(), True
+            if not cal.trusted:
+                counts["untrusted"].add(key)
+        elif key not in session:
+            counts["cached"].add(key)
         sz = split.sizes()
-        out[exp.id] = estimate_experiment_seconds(Calibration.from_cache(known[key]), exp.train, sz["train"],
-                                                  sz["val"], sz["test"], k)
+        out[exp.id] = estimate_experiment_seconds(cal, exp.train, sz["train"], sz["val"], sz["test"], k)
     if fresh and cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(cache, known)
-    return out
+    n = {k_: len(v) for k_, v in counts.items()}
+    return Estimates(out, _estimate_note(n["cached"], n["timed"], n["untrusted"], n["over"], budget_s))

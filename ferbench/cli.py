@@ -173,7 +173,9 @@ def _print_plan(s) -> None:
             console.print(f"[bold]{escape(p.exp.id)}[/] prompt: {escape(p.estimate['prompt'])}")
     n_run = sum(p.reuse is None for p in s.plan)
     timed = [p.seconds for p in s.plan if p.seconds is not None]
-    total = f", ~{format_seconds(sum(timed))} of training on this device" if timed else ""
+    untimed = sum(p.seconds is None and p.reuse is None and p.exp.kind == "train" for p in s.plan)
+    total = (f", ~{format_seconds(sum(timed))} of training on this device" if timed else "") + \
+        (f" ({untimed} training(s) without an estimate)" if untimed and timed else "")
     console.print(f"{n_run} would run{total}, {len(s.plan) - n_run} would be reused; nothing was trained or sent.")
 
 
@@ -425,6 +427,27 @@ def bench(models, data, device, batch_size, steps, workers, repeats, input_size,
         ld = out["load"]
         console.print(f"loading {ld['images']:,} images: decode {ld['decode_s']:.2f} s, cache {ld['cache_s']:.3f} s "
                       f"({ld['speedup']:.0f}x)")
+
+
+@main.command()
+@_device_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (one object per check).")
+def doctor(device, as_json):
+    """Exercise every device-dependent path on DEVICE in about a minute; exit 0 only if all required checks pass."""
+    from .doctor import run_doctor
+
+    rep = run_doctor(device, progress=None if as_json else (lambda n: _stderr.print(f"[dim]checking {n}…[/]")))
+    if as_json:
+        click.echo(json.dumps(rep.as_dict(), indent=2))
+    else:
+        t = Table("check", "result", "why", "s", title=f"ferbench doctor on {escape(rep.device)}")
+        colour = {"pass": "green", "fail": "red", "skipped": "yellow"}
+        for c in rep.checks:
+            t.add_row(escape(c.name) + ("" if c.required else " (optional)"), f"[{colour[c.status]}]{c.status}[/]",
+                      escape(c.why), f"{c.seconds:.1f}")
+        console.print(t)
+    if not rep.ok:
+        raise SystemExit(1)
 
 
 @main.command()

@@ -46,6 +46,25 @@ def select_device(pref: str = "auto") -> torch.device:
     return torch.device(pref)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels: CUDA and MPS launch asynchronously, so a timing without
+    this measures the launches, not the work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def cuda_bf16_is_native(device: torch.device | None = None) -> bool:
+    """bf16 tensor cores exist from Ampere (compute capability 8.0) on. ``torch.cuda.is_bf16_supported()``
+    also says True on a T4 or V100, where bf16 is emulated and slower than fp16."""
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def has_recurrent_layer(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.RNNBase) for m in model.modules())
+
+
 def cpu_bf16_is_fast() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AMX tiles: Xeon Sapphire Rapids and later). There,
     bf16 autocast trains the convnets here 1.2-2.9x faster (measured, 2 cores); without AMX it is slower
@@ -59,8 +78,9 @@ def cpu_bf16_is_fast() -> bool:
 
 def amp_dtype(cfg: TrainConfig, device: torch.device, model_name: str | None = None) -> torch.dtype | None:
     """The autocast dtype of training steps, per-epoch validation and the final evaluation (a model is
-    scored in the precision it was trained in). ``auto``: bf16 (fp16 without bf16) on CUDA; bf16 on AMX
-    CPUs unless the model's registry entry says bf16 is slower for it there; fp32 elsewhere."""
+    scored in the precision it was trained in). ``auto``: bf16 on Ampere and later GPUs, fp16 (with loss
+    scaling) on older ones; bf16 on AMX CPUs unless the model's registry entry says bf16 is slower for it
+    there; fp32 elsewhere (MPS included)."""
     if cfg.amp == "off":
         return None
     if cfg.amp == "fp16":
@@ -68,10 +88,23 @@ def amp_dtype(cfg: TrainConfig, device: torch.device, model_name: str | None = N
     if cfg.amp == "bf16":
         return torch.bfloat16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if cuda_bf16_is_native(device) else torch.float16
     if device.type == "cpu" and cpu_bf16_is_fast() and _cpu_bf16_allowed(model_name):
         return torch.bfloat16
     return None
+
+
+def model_amp_dtype(cfg: TrainConfig, device: torch.device, model: torch.nn.Module) -> torch.dtype | None:
+    """:func:`amp_dtype` for a built model. cuDNN's LSTM/GRU casts itself to fp16 under *any* CUDA
+    autocast (torch's ``_cudnn_rnn`` autocast rule), so bf16 would record one precision and run another
+    without loss scaling: ``auto`` takes fp16 with a GradScaler there, an explicit ``bf16`` is refused."""
+    dtype = amp_dtype(cfg, device, getattr(model, "name", None))
+    if device.type == "cuda" and dtype == torch.bfloat16 and has_recurrent_layer(model):
+        if cfg.amp == "bf16":
+            raise ValueError("amp: bf16 cannot hold for a recurrent model on CUDA: cuDNN runs LSTM/GRU layers in fp16 "
+                             "under any autocast; use amp: fp16 (loss-scaled) or amp: off")
+        return torch.float16
+    return dtype
 
 
 def dtype_name(dtype: torch.dtype | None) -> str | None:
@@ -91,8 +124,25 @@ def _cpu_bf16_allowed(model_name: str | None) -> bool:
     return model_name not in list_models() or model_info(model_name).cpu_bf16
 
 
+C_COMPILERS = ("cc", "gcc", "clang")
+
+
 def compile_unavailable(device: torch.device) -> str | None:
-    """Why torch.compile cannot run on ``device`` (None: it can): on CPU, inductor needs a C++ compiler."""
+    """Why torch.compile cannot run on ``device`` (None: it can). On CPU, inductor needs a C++ compiler;
+    on CUDA it generates Triton kernels, and Triton builds its launcher with a C compiler at run time
+    ($CC, else cc/gcc/clang on PATH); on MPS ferbench has never verified it."""
+    if device.type == "mps":
+        return "torch.compile on MPS is not verified by ferbench (inductor's Metal backend is experimental)"
+    if device.type == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("triton") is None:
+            return "torch.compile on CUDA needs Triton, which is not installed (pip install triton)"
+        cc = os.environ.get("CC")
+        if not any(shutil.which(c) for c in ([cc] if cc else []) + list(C_COMPILERS)):
+            return ("torch.compile on CUDA needs a C compiler for Triton's launcher and none is on PATH "
+                    "(install gcc, or set CC)")
+        return None
     if device.type != "cpu":
         return None
     try:
@@ -181,9 +231,20 @@ def prepare_model(model: FERModel, cfg: TrainConfig, device: torch.device) -> FE
         model.set_input_size(cfg.input_size)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed batch shapes: let cuDNN pick its fastest kernels
+    model.adapter.channels_last = cfg.channels_last
+    apply_determinism(cfg.deterministic, device)
     return model
+
+
+def apply_determinism(deterministic: bool, device: torch.device) -> None:
+    """``deterministic: true``: torch's deterministic algorithms (ops without one warn, see docs/gpu.md),
+    cuDNN's deterministic kernels without autotuning, cuBLAS' fixed workspace. Otherwise cuDNN autotunes
+    (fixed batch shapes: it picks its fastest kernels, which may differ from run to run)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts a handle
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = device.type == "cuda" and not deterministic
 
 
 def set_bn_momentum(model: torch.nn.Module, momentum: float) -> list[float]:
@@ -270,6 +331,47 @@ def _evaluate(fn, x, y, batch, dtype, device, weight=None) -> tuple[float, float
     return loss, acc
 
 
+def device_rng_state(device: torch.device) -> torch.Tensor | None:
+    """The default generator of ``device`` (dropout and random init on a GPU draw from it, not from the
+    CPU's), as the CPU ByteTensor torch returns; None on the CPU (saved as ``torch_rng``)."""
+    if device.type == "cuda":
+        return torch.cuda.get_rng_state(device)
+    if device.type == "mps":
+        return torch.mps.get_rng_state()
+    return None
+
+
+def set_device_rng_state(device: torch.device, state: torch.Tensor | None) -> None:
+    if state is None:
+        return
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state.cpu(), device)
+    elif device.type == "mps":
+        torch.mps.set_rng_state(state.cpu())
+
+
+def frozen_for_good(model: FERModel, cfg: TrainConfig) -> bool:
+    """The backbone stays frozen the whole run: its weights are the ones the model was built with, so a
+    checkpoint and the best-epoch snapshot need only the rest (ResNet-50: 94 MB less per copy)."""
+    return model.backbone_frozen and cfg.freeze_epochs == 0
+
+
+def trained_state(model: FERModel, cfg: TrainConfig) -> dict:
+    """The model's state dict, less a backbone frozen for good."""
+    state = model.state_dict()
+    if frozen_for_good(model, cfg):
+        state = {k: v for k, v in state.items() if not k.startswith("net.backbone.")}
+    return state
+
+
+def load_trained_state(model: FERModel, state: dict) -> None:
+    """Load what :func:`trained_state` kept; any key missing besides the frozen backbone's is an error."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not k.startswith("net.backbone.")] + list(unexpected)
+    if bad:
+        raise RuntimeError(f"checkpoint does not fit the model: {', '.join(bad[:5])}")
+
+
 class _Loop:
     """The state of one fit: optimizer, schedule, early stopping, RNGs, history, best weights.
     ``state_dict`` holds only tensors and plain values, so a checkpoint loads with weights_only=True."""
@@ -283,38 +385,47 @@ class _Loop:
         self.sched = build_scheduler(self.opt, cfg, has_val)
         self.stopper = EarlyStopping(cfg.monitor if has_val else "train_loss", cfg.patience)
         self.gen = torch.Generator().manual_seed(seed)  # batch order (CPU: identical on every device)
-        self.aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
+        # Augmentation parameters too: drawn on the CPU, one seed gives the same warps on every device.
+        self.aug_gen = torch.Generator().manual_seed(seed + 1)
         self.history: list[dict] = []
         self.best_state: dict | None = None
         self.next_epoch = 0
 
+    def snapshot_best(self) -> None:
+        self.best_state = {k: v.detach().clone() for k, v in trained_state(self.model, self.cfg).items()}
+
     def state_dict(self, last_epoch: int) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+        return {"model": trained_state(self.model, self.cfg), "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict() if self.sched is not None else None,
                 "stopper": self.stopper.state_dict(), "gen": self.gen.get_state(),
                 "aug_gen": self.aug_gen.get_state(), "torch_rng": torch.get_rng_state(),
+                "device_rng": device_rng_state(self.device), "device_type": self.device.type,
                 "history": self.history, "best_state": self.best_state, "epoch": last_epoch,
                 "frozen": self.model.backbone_frozen if self.model.has_backbone else None,
                 "autocast": self.autocast}
 
     def resume(self, ck: dict) -> None:
+        """Continue from a checkpoint loaded onto the CPU (RNG states must be CPU ByteTensors; the
+        model and optimizer copy their tensors to the device themselves)."""
         # A checkpoint without the key predates amp: auto's bf16 on AMX CPUs: it autocast on CUDA only.
         saved = ck["autocast"] if "autocast" in ck else (self.autocast if self.device.type == "cuda" else None)
         if saved != self.autocast:  # resuming would mix precisions under one recorded one
             raise ValueError(f"it was trained under {saved or 'fp32'} and this run trains under "
                              f"{self.autocast or 'fp32'}")
-        self.model.load_state_dict(ck["model"])
-        if ck.get("frozen") is not None and self.model.has_backbone:
-            apply_freeze(self.model, self.cfg, ck["epoch"] + 1)
+        load_trained_state(self.model, ck["model"])
+        if self.cfg.freeze_epochs > 0 and self.model.has_backbone:  # a freeze schedule; a backbone frozen
+            apply_freeze(self.model, self.cfg, ck["epoch"] + 1)  # for good stays frozen (apply_freeze would thaw it)
         self.opt = build_optimizer(self.model, self.cfg)  # parameter groups follow the freeze state
-        self.opt.load_state_dict(ck["optimizer"])
+        self.opt.load_state_dict(ck["optimizer"])  # moves its state to the parameters' device
         if self.sched is not None and ck.get("scheduler"):
             self.sched = build_scheduler(self.opt, self.cfg, self.has_val)
             self.sched.load_state_dict(ck["scheduler"])
         self.stopper.load_state_dict(ck["stopper"])
-        self.gen.set_state(ck["gen"])
-        self.aug_gen.set_state(ck["aug_gen"].to(self.aug_gen.get_state().device))
-        torch.set_rng_state(ck["torch_rng"])
+        self.gen.set_state(ck["gen"].cpu())
+        self.aug_gen.set_state(ck["aug_gen"].cpu())
+        torch.set_rng_state(ck["torch_rng"].cpu())
+        if ck.get("device_type") == self.device.type:  # another device's generator state does not apply
+            set_device_rng_state(self.device, ck.get("device_rng"))
         self.history, self.best_state = ck["history"], ck["best_state"]
         self.next_epoch = ck["epoch"] + 1
 
@@ -360,6 +471,18 @@ def _train_epoch(loop: _Loop, step_fn, x_tr, y_tr, use_cache: bool, dtype, scale
             "lr": loop.opt.param_groups[0]["lr"]}
 
 
+class FullBatchCompiled:
+    """``torch.compile`` for the batches of one size; the last, partial batch runs eagerly (the same math).
+    Without this, training's partial batch and evaluation each recompiled, even with dynamic shapes (a
+    convolution guards on the batch size), and that time landed in epoch 1 and in no estimate."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], batch: int):
+        self.eager, self.compiled, self.batch = fn, torch.compile(fn, dynamic=False), batch
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.compiled(x) if len(x) == self.batch else self.eager(x)
+
+
 def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
         val_images: np.ndarray | None, val_labels: np.ndarray | None, cfg: TrainConfig, *,
         device: torch.device, seed: int = 0, checkpoint=None,
@@ -370,7 +493,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     resumed from (its epoch, optimizer, schedule, RNG); an unreadable one restarts training."""
     seed_everything(seed)
     prepare_model(model, cfg, device)
-    dtype = amp_dtype(cfg, device, model.name)
+    dtype = model_amp_dtype(cfg, device, model)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     weight = torch.tensor(balanced_class_weights(train_labels, model.num_classes), dtype=torch.float32,
                           device=device) if cfg.class_weights else None
@@ -384,7 +507,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     if cfg.bn_momentum is not None:
         result.bn_momentum_replaced = set_bn_momentum(model, cfg.bn_momentum)
     if checkpoint is not None:
-        ck = checkpoint.load(map_location=device)
+        ck = checkpoint.load(map_location="cpu")  # RNG states must stay CPU tensors (set_state refuses others)
         result.checkpoint_discarded = checkpoint.discarded
         if ck is not None:
             try:
@@ -401,7 +524,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     if cfg.compile:  # fuses memory-bound ops (CBAM's gating: 1.8x on CPU); the first steps pay the compile time
         result.compile_skipped = compile_unavailable(device)
         if result.compile_skipped is None:
-            step_fn = eval_fn = torch.compile(step_fn)
+            step_fn, eval_fn = FullBatchCompiled(step_fn, cfg.batch_size), FullBatchCompiled(eval_fn, cfg.eval_batch_size)
 
     watched = plateau_metric(cfg, has_val)
     for epoch in range(loop.next_epoch, cfg.epochs):
@@ -419,7 +542,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
         result.train_seconds += rec["seconds"]
         improved, stop = loop.stopper.step(rec[cfg.monitor] if has_val else rec["train_loss"], epoch)
         if improved:
-            loop.best_state = {k_: v.detach().clone() for k_, v in model.state_dict().items()}
+            loop.snapshot_best()
         if loop.sched is not None:
             loop.sched.step(rec[watched]) if cfg.schedule == "plateau" else loop.sched.step()
         if on_epoch is not None:
@@ -433,7 +556,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     result.best_epoch = loop.stopper.best_epoch + 1
     result.reported_epoch = len(loop.history)
     if cfg.restore_best and loop.best_state is not None and (cfg.early_stopping or has_val):
-        model.load_state_dict(loop.best_state)
+        load_trained_state(model, loop.best_state)
         result.reported_epoch = result.best_epoch
     return result
 
@@ -458,12 +581,10 @@ def measure_inference(model: FERModel, device: torch.device, batch_size: int = 6
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         for _ in range(warmup):
             model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
         t0 = time.perf_counter()
         for _ in range(iters):
             model(x)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     dt = (time.perf_counter() - t0) / (iters * batch_size)
     return {"batch_size": batch_size, "ms_per_image": dt * 1000, "images_per_second": 1 / dt}

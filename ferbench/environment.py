@@ -26,8 +26,12 @@ def environment() -> dict:
         except md.PackageNotFoundError:
             pass
     env = {"versions": vers, "platform": platform.platform(), "cpu_threads": torch.get_num_threads()}
-    if torch.cuda.is_available():
+    if torch.cuda.is_available():  # what decides its precision (capability: bf16 from 8.0) and kernels
         env["gpu"] = torch.cuda.get_device_name(0)
+        env["gpu_capability"] = ".".join(map(str, torch.cuda.get_device_capability(0)))
+        env["cuda"], env["cudnn"] = torch.version.cuda, torch.backends.cudnn.version()
+    elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        env["gpu"] = "Apple MPS"
     try:
         env["git_commit"] = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
                                            check=True, cwd=Path(__file__).resolve().parent).stdout.strip()

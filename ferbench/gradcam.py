@@ -15,8 +15,11 @@ def last_conv(model: nn.Module) -> nn.Conv2d | None:
     return convs[-1] if convs else None
 
 
-def gradcam(model: FERModel, images: np.ndarray, device: torch.device) -> np.ndarray | None:
-    """Heatmaps in [0, 1], shape (N, 48, 48), for the predicted class; None without a convolution."""
+def gradcam(model: FERModel, images: np.ndarray, device: torch.device,
+            classes: np.ndarray | None = None) -> np.ndarray | None:
+    """Heatmaps in [0, 1], shape (N, 48, 48), for ``classes`` (the predictions a caption shows: made in
+    the evaluation's precision, which an fp32 pass here may not reproduce), else for the class this
+    pass predicts; None without a convolution."""
     layer = last_conv(model.net)
     if layer is None:
         return None
@@ -27,7 +30,9 @@ def gradcam(model: FERModel, images: np.ndarray, device: torch.device) -> np.nda
         model.eval().to(device)
         x = torch.from_numpy(images).float().div(255).unsqueeze(1).to(device).requires_grad_(True)
         logits = model(x)
-        logits.gather(1, logits.argmax(1, keepdim=True)).sum().backward()
+        target = logits.argmax(1, keepdim=True) if classes is None else \
+            torch.as_tensor(np.asarray(classes), dtype=torch.long, device=logits.device).view(-1, 1)
+        logits.gather(1, target).sum().backward()
         w = store["grad"].mean((2, 3), keepdim=True)
         cam = F.relu((w * store["act"]).sum(1, keepdim=True))
         cam = F.interpolate(cam, size=images.shape[1:], mode="bilinear", align_corners=False)[:, 0]

@@ -137,21 +137,29 @@ def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: 
     return out
 
 
-def estimate_times(plan: list[PlannedExperiment], splits: SplitCache, device, console: Console) -> None:
+def estimate_times(plan: list[PlannedExperiment], splits: SplitCache, device, console: Console,
+                   remote: bool = False) -> None:
     """Fill ``seconds`` of each train experiment that will run: a few timed steps per distinct model
     and settings on this device (cached across runs in $FERBENCH_CACHE/calibration.json), times its
-    epochs, steps and evaluation sizes. An upper bound where early stopping may end training sooner."""
+    epochs, steps and evaluation sizes; at most a minute of timing (the note says what was left out).
+    An upper bound where early stopping may end training sooner. These numbers are the only estimates:
+    the dry run's table, the run's header and the progress bar's weights. Not under Ray (``remote``):
+    its tasks run on the cluster's devices, not this driver's."""
     from .bench import estimate_experiments
     from .environment import cache_root
 
     todo = [(p.exp, splits.get(p.exp)) for p in plan if p.reuse is None and p.exp.kind == "train"]
     if not todo:
         return
+    if remote:
+        console.print("[dim]time estimates: none under --executor ray (tasks run on the cluster's devices)[/]")
+        return
     with console.status("timing a few training steps per model on this device…") as status:
         est = estimate_experiments(todo, device, cache=cache_root() / "calibration.json",
                                    progress=lambda e: status.update(f"timing a few steps of {escape(e.model)}…"))
+    console.print(f"[dim]{escape(est.note)}[/]")
     for p in plan:
-        p.seconds = est.get(p.exp.id)
+        p.seconds = est.seconds.get(p.exp.id)
 
 
 def format_seconds(s: float | None) -> str:
@@ -167,8 +175,10 @@ def _print_estimates(plan: list[PlannedExperiment], console: Console) -> None:
     width = max(len(p.exp.id) for p in timed)
     for p in timed:
         console.print(f"  {escape(p.exp.id):{width}}  ~{format_seconds(p.seconds)}", highlight=False)
+    untimed = sum(p.seconds is None and p.reuse is None and p.exp.kind == "train" for p in plan)
     console.print(f"estimated training time on this device: ~{format_seconds(sum(p.seconds for p in timed))} "
-                  f"for {len(timed)} experiment(s) (early stopping may end some sooner)")
+                  f"for {len(timed)} experiment(s) (early stopping may end some sooner)"
+                  + (f"; {untimed} without an estimate" if untimed else ""))
 
 
 def _base_fields(exp: Experiment, h: str, profile: str, device: str, split: SplitData | None) -> dict:
@@ -301,6 +311,12 @@ class _Recorder:
         self.bar.reused(item.exp.id)
 
 
+def _cpu_device():
+    import torch
+
+    return torch.device("cpu")
+
+
 def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | None = None,
               results_dir: str | Path = "results", only: str | None = None, device: str = "auto",
               overrides: Overrides = Overrides(), options: RunOptions = RunOptions(), skip_bad: bool = False,
@@ -330,7 +346,9 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     fer = load_data(spec, skip_bad=skip_bad, progress=console)
     if fer.skipped:
         console.print(f"[yellow]skipped {len(fer.skipped)} unreadable image(s) (--skip-bad); listed in run.json[/]")
-    dev = select_device(device)
+    # Under Ray the driver trains nothing: it neither checks --device against its own hardware (the
+    # cluster's is checked when it connects) nor takes a GPU's memory for the whole run.
+    dev = select_device(device) if executor == "local" else _cpu_device()
     if executor == "local" and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
     splits = SplitCache(fer)
@@ -341,7 +359,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         overrides={k: v for k, v in vars(overrides).items() if v is not None},
         data={"source": spec, "origin": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp,
               "skipped_unreadable": fer.skipped},
-        device=str(dev), environment=environment(),
+        device=str(dev) if executor == "local" else f"{executor} ({device})", environment=environment(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         experiments=[e.id for e in exps], studies=_study_meta(suite, splits, exps))
     summary = RunSummary(store.root)
@@ -350,7 +368,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         if options.llm is not None:
             options.llm.preload_spend(store, llm_exps)  # what earlier runs spent counts against --max-cost
         summary.plan = plan_experiments(store, exps, fp, options)
-        estimate_times(summary.plan, splits, dev, console)
+        estimate_times(summary.plan, splits, dev, console, remote=executor != "local")
         if not options.dry_run:  # a dry run prints them in its plan table
             _print_estimates(summary.plan, console)
         if options.dry_run:

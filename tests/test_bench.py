@@ -164,3 +164,103 @@ def test_calibration_follows_what_fit_will_do():
     assert not sched.feature_cache and sched.frozen_step_s is not None
     two = TrainConfig(epochs=2, batch_size=8, freeze_epochs=1)
     assert bench.estimate_fit_seconds(sched, two, 16, 0) == pytest.approx(2 * (sched.frozen_step_s + sched.step_s))
+
+
+# --- estimates: bounded, not trusted forever, at the evaluation batch size (issue 24 item 13, issue 30 item 5)
+
+def _cal(**kw):
+    import time as _t
+
+    d = {"step_s": 0.1, "frozen_step_s": None, "eval_s_per_image": 0.001, "feature_cache": False,
+         "created": _t.time(), "trusted": True}
+    return {**d, **kw}
+
+
+def test_a_stale_untrusted_or_undated_calibration_is_taken_again():
+    import time as _t
+
+    assert bench.Calibration.from_cache(_cal()) is not None
+    assert bench.Calibration.from_cache(_cal(created=_t.time() - 8 * 86400)) is None  # a week and a day old
+    assert bench.Calibration.from_cache(_cal(trusted=False)) is not None  # a dry run, then the run: one estimate
+    assert bench.Calibration.from_cache(_cal(trusted=False, created=_t.time() - 2 * 3600)) is None
+    old = _cal()
+    del old["created"], old["trusted"]  # written by an earlier ferbench, maybe on a busy machine: 9.5 s/step
+    assert bench.Calibration.from_cache(old) is None
+
+
+def _items(models, sizes=(100, 20, 20)):
+    from types import SimpleNamespace
+
+    from ferbench.engine import TrainConfig
+
+    split = SimpleNamespace(classes=tuple("abcdefg"), sizes=lambda: dict(zip(("train", "val", "test"), sizes)))
+    return [(SimpleNamespace(kind="train", id=m, model=m, model_args={}, pretrained=None, weights=None,
+                             train=TrainConfig(epochs=1, batch_size=16)), split) for m in models]
+
+
+def test_calibrating_stops_when_its_time_budget_is_spent(monkeypatch, tmp_path):
+    import time as _t
+
+    def slow(model, cfg, device, deadline=None):
+        _t.sleep(0.3)
+        return bench.Calibration(0.1, None, 0.001, False, created=_t.time(), trusted=True)
+
+    monkeypatch.setattr(bench, "calibrate", slow)
+    est = bench.estimate_experiments(_items(["mlp", "cnn", "basic_cnn"]), torch.device("cpu"),
+                                     cache=tmp_path / "c.json", budget_s=0.1)
+    assert est.seconds["mlp"] > 0 and est.seconds["cnn"] is None and est.seconds["basic_cnn"] is None
+    assert "2 not estimated" in est.note and "budget" in est.note
+    again = bench.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json", budget_s=0)
+    assert again.seconds["mlp"] == est.seconds["mlp"] and "from the calibration cache" in again.note
+
+
+def test_a_calibration_on_a_busy_machine_is_kept_an_hour_not_a_week(monkeypatch, tmp_path):
+    import json
+    import os
+    import time as _t
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1) + 1, 0.0, 0.0))
+    est = bench.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json")
+    assert est.seconds["mlp"] > 0 and "busy" in est.note
+    again = bench.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json")
+    assert again.seconds == est.seconds  # the run after a dry run says what the dry run said
+    (entry,) = json.loads((tmp_path / "c.json").read_text()).values()
+    assert entry["trusted"] is False
+    assert bench.Calibration.from_cache(entry, now=_t.time() + 2 * 3600) is None  # not trusted for long
+
+
+def test_calibration_times_inference_at_the_eval_batch_size_and_syncs_per_block(monkeypatch):
+    from ferbench.engine import TrainConfig
+
+    batches, syncs = [], []
+    real = bench._forward_batches
+    monkeypatch.setattr(bench, "_forward_batches", lambda fn, x, b, *a: batches.append(b) or real(fn, x, b, *a))
+    monkeypatch.setattr(bench, "synchronize", lambda d: syncs.append(d))
+    bench.calibrate(create_model("mlp"), TrainConfig(batch_size=8, eval_batch_size=40), torch.device("cpu"),
+                    steps=4, warmup=2)
+    assert set(batches) == {40}  # not a fixed 128
+    assert len(syncs) == 2 + 2 + 4  # inference 2, warm-up 2, two timed blocks 2 each: not one per step
+
+
+def test_the_matmul_yardstick_times_blocks_and_matches_the_convolutions_tf32(monkeypatch):
+    syncs = []
+    monkeypatch.setattr(bench, "_sync", lambda d: syncs.append(d))
+    assert bench.matmul_flops(torch.device("cpu"), n=64, iters=5, repeats=3) > 0
+    assert len(syncs) == 2 * 3  # one pair per block of 5 matmuls: a GPU's launch latency is not what is timed
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)  # torch's default for convolutions
+    assert bench.yardstick_tf32(torch.device("cuda"), torch.float32)
+    assert not bench.yardstick_tf32(torch.device("cuda"), torch.bfloat16)
+    assert not bench.yardstick_tf32(torch.device("cpu"), torch.float32)
+
+
+def test_a_calibration_out_of_time_stops_at_the_next_step_and_is_not_kept(monkeypatch):
+    import time as _t
+
+    from ferbench.engine import TrainConfig
+
+    steps = []
+    real = bench.training_batch
+    monkeypatch.setattr(bench, "training_batch", lambda *a: steps.append(1) or real(*a))
+    cal = bench.calibrate(create_model("mlp"), TrainConfig(batch_size=8, augment={"flip": True}),
+                          torch.device("cpu"), steps=4, warmup=2, deadline=_t.monotonic() - 1)
+    assert len(steps) == 1 and cal.step_s > 0 and not cal.trusted  # one step, not 2 + 4

@@ -13,7 +13,7 @@ from ferbench.cli import main
 
 
 @pytest.mark.parametrize("args", [[], ["run"], ["validate"], ["data"], ["data", "info"], ["models"], ["report"],
-                                  ["list"], ["results"], ["bench"]])
+                                  ["list"], ["results"], ["bench"], ["doctor"]])
 def test_help_everywhere(args):
     r = CliRunner().invoke(main, [*args, "--help"])
     assert r.exit_code == 0 and "Usage:" in r.output

@@ -79,6 +79,10 @@ def test_rerun_reuses_and_changed_config_reruns(tmp_path):
 
 
 def test_dry_run_estimates_each_training_from_a_short_calibration(tmp_path, monkeypatch):
+    from ferbench import bench
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine: calibrations are cached
+    monkeypatch.setattr(bench, "STEADY_RATIO", float("inf"))  # however much this shared machine's speed moves
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
     r = CliRunner().invoke(main, ["run", str(_suite(tmp_path, SMALL)), "--results-dir", str(tmp_path / "res"),
@@ -222,3 +226,22 @@ def test_demo_suite_smoke_profile(tmp_path):
                                   "--results-dir", str(tmp_path)])
     assert r.exit_code == 0, r.output
     assert "OPENAI_API_KEY is not set" in (tmp_path / "demo-smoke/report.md").read_text()
+
+
+def test_a_cpu_driver_plans_a_ray_gpu_run_without_checking_its_own_device(tmp_path, monkeypatch):
+    """--executor ray --device cuda from a laptop: the cluster's GPUs are checked when it connects; the
+    driver neither dies on its own lack of CUDA nor times the models on its own CPU for GPU tasks."""
+    import torch
+
+    from ferbench import bench
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bench, "calibrate", lambda *a, **k: pytest.fail("the driver calibrated on its own device"))
+    suite = _suite(tmp_path, SMALL.replace("[basic_cnn, mlp]", "mlp").replace(
+        "      - model: resnet50_transfer\n        pretrained: true\n", ""))
+    r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res"), "--dry-run",
+                                  "--executor", "ray", "--device", "cuda"])
+    assert r.exit_code == 0, r.output
+    assert "none under --executor ray" in " ".join(r.output.split())

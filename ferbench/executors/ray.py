@@ -181,6 +181,22 @@ def run_task(item, data_box: list, spec: TaskSpec, res: Resources, events) -> Ta
                           SplitSummary.of(split) if split is not None else None, node=node, sees_run_folder=shared)
 
 
+def run_gpu_task(item, data_box: list, spec: TaskSpec, res: Resources, events) -> TaskResult:
+    """:func:`run_task` for a task holding GPUs. Its own function, so Ray registers it with
+    ``max_calls=1``: a fresh worker process per task. Ray gives that default only where ``num_gpus`` is in
+    the decorator, not in ``.options()``; a reused worker keeps the CUDA context of its first GPU (CUDA
+    reads CUDA_VISIBLE_DEVICES once per process), so two tasks could share one GPU while another idles,
+    and the cached memory of a finished task is never returned."""
+    return run_task(item, data_box, spec, res, events)
+
+
+def remote_tasks() -> dict[bool, object]:
+    """The Ray remote functions, by whether the task holds GPUs (``max_retries=0``: a failure is the
+    experiment's, recorded once). CPU tasks reuse their worker and its cached splits."""
+    return {False: ray.remote(max_retries=0)(run_task),
+            True: ray.remote(max_retries=0, num_gpus=1, max_calls=1)(run_gpu_task)}
+
+
 class _Events:
     """A Ray actor the tasks post to (started, epoch, batch) and the driver drains: what is running."""
 
@@ -252,6 +268,13 @@ def _probe(address: str) -> None:
                             "instance") from None
 
 
+def _onnx_file(exp) -> bool:
+    """An ONNX model file: onnxruntime's CPU wheel runs it on the CPU, so by default its task reserves no
+    GPU (a suite whose workers have onnxruntime-gpu asks with ``resources: {gpus: 1}``)."""
+    um = getattr(exp, "user_model", None)
+    return um is not None and str(um.load or um.checkpoint or "").lower().endswith(".onnx")
+
+
 class RayExecutor:
     """Train/load experiments as Ray tasks, LLM experiments in the driver after their study's models."""
     name = "ray"
@@ -299,7 +322,7 @@ class RayExecutor:
 
     def _resources(self, exp, has_gpus: bool) -> Resources:
         asked = getattr(exp, "resources", None)
-        gpus = 1.0 if has_gpus and self.device != "cpu" else 0.0
+        gpus = 1.0 if has_gpus and self.device != "cpu" and not _onnx_file(exp) else 0.0
         cpus = 1.0
         if asked is not None:
             gpus = asked.gpus if asked.gpus is not None else gpus
@@ -338,7 +361,7 @@ class RayExecutor:
         spec = TaskSpec(store_root, run.profile, dataclasses.replace(run.options, llm=None), self.device)
         data_box = [ray.put(run.data)]  # decoded once; workers read it from the object store
         events = ray.remote(num_cpus=0)(_Events).remote()
-        task = ray.remote(max_retries=0)(run_task)
+        tasks = remote_tasks()
 
         flights: dict = {}  # ObjectRef -> _Flight
         for item in models:
@@ -352,7 +375,7 @@ class RayExecutor:
                         f"{msg}; lower its 'resources:' in the suite or profile"), 0.0, None)
                     continue
                 say(f"[yellow]{escape(item.exp.id)} {msg}; it waits until such a node joins[/]")
-            ref = task.options(**res.options(), name=item.exp.id).remote(item, data_box, spec, res, events)
+            ref = tasks[res.gpus > 0].options(**res.options(), name=item.exp.id).remote(item, data_box, spec, res, events)
             flights[ref] = _Flight(item, time.perf_counter())
 
         unfinished_models = {}  # study -> model experiments not yet recorded

@@ -40,12 +40,12 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
     if gradcam_reason is None:
         # Grad-CAM on the first test image of every class; captions reuse the test predictions.
         idx = np.concatenate([np.flatnonzero(te.labels == c)[:1] for c in range(k)]).astype(int)
-        cams = gradcam(model, te.images[idx], device) if len(idx) else None
+        shown = preds["test" if split.test is not None else "val"][idx]
+        cams = gradcam(model, te.images[idx], device, classes=shown) if len(idx) else None
         if cams is None:
             gc["reason"] = "the model has no convolution"
         else:
-            files["gradcam.png"] = figures.gradcam_grid(te.images[idx], cams, te.labels[idx],
-                                                        preds["test" if split.test is not None else "val"][idx],
+            files["gradcam.png"] = figures.gradcam_grid(te.images[idx], cams, te.labels[idx], shown,
                                                         split.classes, None, f"Grad-CAM: {label}")
             gc = {"available": True, "reason": None}
     fields = {

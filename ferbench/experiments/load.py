@@ -12,7 +12,7 @@ from .evaluate import evaluate_model
 def run_load(exp: LoadExperiment, ctx: Context) -> Outcome:
     split = ctx.split
     loaded = load_user_model(exp.user_model, split.classes, probe_images=split.test.images[:32])
-    device = torch.device("cpu") if runs_on_cpu_only(loaded.model) else ctx.device
+    device = torch.device("cpu") if runs_on_cpu_only(loaded.model, ctx.device) else ctx.device
     fields, predictions, files = evaluate_model(loaded.model, split, device, exp.train, exp.label, loaded.gradcam)
     total, trainable, counted = loaded.parameters
     um = exp.user_model

@@ -37,9 +37,13 @@ class InputSpec:
 
 
 class InputAdapter(nn.Module):
-    def __init__(self, spec: InputSpec):
+    def __init__(self, spec: InputSpec, channels_last: bool = False):
         super().__init__()
         self.spec = spec
+        # The network runs channels-last (the engine's default): hand it NHWC. Replicating one channel to
+        # three and normalizing would otherwise produce an NCHW tensor, and the first convolution would
+        # convert it back on every batch.
+        self.channels_last = channels_last
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1), persistent=False)
 
@@ -49,7 +53,8 @@ class InputAdapter(nn.Module):
             x = F.interpolate(x, size=(self.spec.size, self.spec.size), mode="bilinear", align_corners=False)
         if self.spec.channels != x.shape[1]:
             x = x.expand(-1, self.spec.channels, -1, -1)
-        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
 class FERModel(nn.Module):
@@ -75,7 +80,7 @@ class FERModel(nn.Module):
     def set_input_size(self, size: int) -> None:
         """Run at another input size (e.g. a CPU profile's 64 px instead of 224 px)."""
         device = next(iter(self.net.parameters()), torch.zeros(0)).device
-        self.adapter = InputAdapter(self.spec.with_size(size)).to(device)
+        self.adapter = InputAdapter(self.spec.with_size(size), self.adapter.channels_last).to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(self.adapter(x))

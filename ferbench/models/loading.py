@@ -22,8 +22,22 @@ from .adapter import FERModel, InputSpec
 from ._registry import count_parameters, create_model, list_models, model_info
 
 
+CUDA_PROVIDER = "CUDAExecutionProvider"
+
+
+def onnx_providers(device: torch.device) -> list[str]:
+    """onnxruntime's execution providers for a torch device: CUDA's where the installed onnxruntime has
+    it (the onnxruntime-gpu wheel), else the CPU's."""
+    import onnxruntime as ort
+
+    if device.type == "cuda" and CUDA_PROVIDER in ort.get_available_providers():
+        return [CUDA_PROVIDER, "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
 class OnnxModule(nn.Module):
-    """Runs an ONNX graph through onnxruntime on the CPU (inference only)."""
+    """Runs an ONNX graph through onnxruntime (inference only), on the GPU where onnxruntime has a CUDA
+    provider and the model was moved to a CUDA device, else on the CPU."""
 
     def __init__(self, path: Path):
         super().__init__()
@@ -35,13 +49,23 @@ class OnnxModule(nn.Module):
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelLoadError(f"{path}: not a readable ONNX model: {exc}") from None
+        self._sessions = {"cpu": self.session}
         inp = self.session.get_inputs()[0]
         self.input_name, self.input_shape = inp.name, list(inp.shape)
         self.path = path
         self.register_buffer("_device_anchor", torch.zeros(0), persistent=False)
 
+    def session_for(self, device: torch.device):
+        key = "cuda" if onnx_providers(device)[0] == CUDA_PROVIDER else "cpu"
+        if key not in self._sessions:
+            import onnxruntime as ort
+
+            self._sessions[key] = ort.InferenceSession(str(self.path), providers=onnx_providers(device))
+        return self._sessions[key]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
+        session = self.session_for(x.device)
+        out = session.run(None, {self.input_name: x.detach().float().cpu().numpy()})[0]
         return torch.from_numpy(np.asarray(out)).to(x.device)
 
     def parameter_count(self) -> int:
@@ -56,17 +80,23 @@ class OnnxModule(nn.Module):
         return int(sum(np.prod(t.dims, dtype=np.int64) for t in graph.initializer if t.data_type in floats))
 
 
-def runs_on_cpu_only(model: FERModel) -> bool:
-    return any(isinstance(m, OnnxModule) for m in model.modules())
+def runs_on_cpu_only(model: FERModel, device: torch.device) -> bool:
+    """An ONNX model that onnxruntime can only run on the CPU, whatever ``device`` is."""
+    return any(isinstance(m, OnnxModule) for m in model.modules()) and onnx_providers(device)[0] != CUDA_PROVIDER
 
 
 class ExportedModule(nn.Module):
-    """A ``torch.export`` program. It is kept out of the module tree because exported programs
-    refuse ``.train()``/``.eval()``, which evaluation calls on the whole model."""
+    """A ``torch.export`` program, registered as a submodule so ``.to(device)`` moves its weights.
+    Exported programs refuse ``.train()``/``.eval()`` (their graph is fixed in the mode it was exported
+    in), which evaluation calls on the whole model: they stop here instead of reaching the program."""
 
     def __init__(self, program):
         super().__init__()
-        self.__dict__["program"] = program
+        self.program = program
+
+    def train(self, mode: bool = True) -> "ExportedModule":
+        self.training = mode
+        return self
 
     def forward(self, x):
         return self.program(x)

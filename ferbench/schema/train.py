@@ -55,6 +55,9 @@ class TrainConfig(BaseModel):
     input_size: int | None = Field(None, gt=0, le=1024)  # override the model's input size (CPU profiles)
     channels_last: bool = True  # NHWC convolutions: +14-36 % training throughput measured on CPU
     compile: bool = False
+    # Deterministic algorithms and cuDNN kernels (no autotuning): the same seed gives the same numbers on
+    # the same device and software; slower on GPUs. What stays different across devices: docs/gpu.md.
+    deterministic: bool = False
     # The study was written in Keras: Keras' layer initializers and BatchNorm momentum/epsilon
     # (pretrained backbones keep theirs), Adam epsilon 1e-7 and Keras' ReduceLROnPlateau timing.
     keras_defaults: bool = False
