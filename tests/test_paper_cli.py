@@ -121,3 +121,10 @@ def test_threads_flag_is_checked_and_applied(tmp_path):
         assert _set_threads("1")[0] == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_latex_row_opening_with_a_bracket_is_not_an_optional_argument():
+    from ferbench.report.latex import latex_table
+
+    tex = latex_table("c", "tab:x", ["a", "b"], [["x", "1"], ["[odd] name", "2"]], [False, True])
+    assert "\\\\\n{}[odd] name & 2 \\\\" in tex

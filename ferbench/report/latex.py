@@ -61,7 +61,8 @@ def latex_table(caption: str, label: str, headers: list[str], rows: list[list[st
              f"\\begin{{tabular}}{{{_colspec(numeric, widths)}}}", r"\toprule",
              " & ".join(tex_escape(h) for h in headers) + r" \\", r"\midrule"]
     for i, r in enumerate(rows):
-        cells = [tex_escape(c) for c in r]
+        # a row opening with '[' would be read as the optional argument of the previous row's \\
+        cells = [("{}" if str(c).startswith("[") else "") + tex_escape(c) for c in r]
         if marks and marks[i] and cells:
             cells[0] += f"\\textsuperscript{{{marks[i]}}}"
         lines.append(" & ".join(cells) + r" \\")
