@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import inspect
 import io
 import math
@@ -27,6 +28,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from .atomic import atomic_write_bytes  # noqa: E402
+from .errors import StoreError  # noqa: E402
 
 SIZE = (6.4, 4.6)  # inches, every figure
 DPI = 125  # 800 x 575 px
@@ -73,14 +75,42 @@ def _with_paper_variants(widths: tuple[str, ...] = ("column", "page")):
         def wrapper(*args, **kwargs):
             out = fn(*args, **kwargs)
             path = sig.bind(*args, **kwargs).arguments.get("path")
-            if path is not None:
-                for name in widths:
-                    w, scale = PAPER_WIDTHS[name]
-                    with _paper(w, scale, Path(path).parent / "paper" / f"{Path(path).stem}_{name}"):
-                        fn(*args, **kwargs)
+            if path is None:
+                return out
+            paper = Path(path).parent / "paper"
+            if paper.is_symlink() or (paper.exists() and not paper.is_dir()):  # a run folder may be hostile
+                raise StoreError(f"{paper} is not a folder of this run folder (a symbolic link or a file); "
+                                 "remove it, or use another --results-dir")
+            stems = [paper / f"{Path(path).stem}_{name}" for name in widths]
+            key = _variant_key(Path(path), widths)
+            keyfile = paper / f"{Path(path).stem}.key"
+            if _unchanged(keyfile, key, stems):
+                return out  # a re-rendered report: the same PNG, so the same PDF and SVG
+            for name, stem in zip(widths, stems):
+                w, scale = PAPER_WIDTHS[name]
+                with _paper(w, scale, stem):
+                    fn(*args, **kwargs)
+            atomic_write_bytes(keyfile, key.encode())
             return out
         return wrapper
     return deco
+
+
+def _variant_key(png_path: Path, widths: tuple[str, ...]) -> str:
+    """What the paper variants of a figure depend on: its PNG (the same data and titles draw the same
+    pixels), the widths, and this module's code and settings."""
+    h = hashlib.sha256(png_path.read_bytes())
+    h.update(repr((widths, PAPER_WIDTHS, PAPER_RC, matplotlib.__version__)).encode())
+    h.update(Path(__file__).read_bytes())
+    return h.hexdigest()
+
+
+def _unchanged(keyfile: Path, key: str, stems: list[Path]) -> bool:
+    try:
+        same = keyfile.stat().st_size < 200 and keyfile.read_text() == key
+    except (OSError, UnicodeDecodeError):
+        return False
+    return same and all((s.parent / f"{s.name}.{ext}").is_file() for s in stems for ext in ("pdf", "svg"))
 
 
 def png(fig) -> bytes:

@@ -128,3 +128,35 @@ def test_latex_row_opening_with_a_bracket_is_not_an_optional_argument():
 
     tex = latex_table("c", "tab:x", ["a", "b"], [["x", "1"], ["[odd] name", "2"]], [False, True])
     assert "\\\\\n{}[odd] name & 2 \\\\" in tex
+
+
+def test_paper_figures_redrawn_only_when_the_figure_changes(tmp_path, monkeypatch):
+    from ferbench import figures
+
+    counts = {"Training": {"happy": 5, "sad": 3}}
+    figures.class_distribution(counts, ["happy", "sad"], tmp_path / "d.png")
+    pdf = tmp_path / "paper" / "d_column.pdf"
+    assert pdf.is_file() and (tmp_path / "paper" / "d_page.svg").is_file()
+    drawn = []
+    monkeypatch.setattr(figures, "_paper", lambda *a: drawn.append(a) or __import__("contextlib").nullcontext())
+    figures.class_distribution(counts, ["happy", "sad"], tmp_path / "d.png")
+    assert drawn == []  # same PNG: the vector files stand
+    pdf.unlink()
+    figures.class_distribution(counts, ["happy", "sad"], tmp_path / "d.png")
+    assert len(drawn) == 2  # a file missing: both widths drawn again
+    drawn.clear()
+    figures.class_distribution({"Training": {"happy": 6, "sad": 3}}, ["happy", "sad"], tmp_path / "d.png")
+    assert len(drawn) == 2  # new data: drawn again
+
+
+def test_paper_figures_never_write_through_a_link(tmp_path):
+    from ferbench import figures
+    from ferbench.errors import StoreError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "figs" / "paper").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(StoreError, match="is not a folder of this run folder"):
+        figures.class_distribution({"Training": {"happy": 5}}, ["happy"], tmp_path / "figs" / "d.png")
+    assert list(outside.iterdir()) == []
