@@ -42,12 +42,25 @@ def tex_label(key: str) -> str:
     return "tab:" + re.sub(r"[^A-Za-z0-9:._-]", "-", key)
 
 
+PAGE_CHARS = 95  # about what fits across \linewidth of a one-column article at \small
+
+
 def _colspec(numeric: list[bool], text_widths: list[int]) -> str:
-    """Numbers right-aligned; a text column with long cells wraps in a paragraph column so the table
-    keeps to the page width."""
-    long_cols = [j for j, w in enumerate(text_widths) if not numeric[j] and w > 32]
-    share = 0.55 / max(len(long_cols), 1)
-    return "".join("r" if numeric[j] else (f"p{{{share:.2f}\\linewidth}}" if j in long_cols else "l")
+    """Numbers right-aligned; when the table would be wider than the page, its widest text columns
+    wrap in paragraph columns (each its share of the line) until the rest fits."""
+    widths = list(text_widths)
+    wrapped: set[int] = set()
+    while sum(widths) + 3 * len(widths) > PAGE_CHARS:
+        cands = [j for j in range(len(widths)) if not numeric[j] and j not in wrapped and text_widths[j] > 12]
+        if not cands:
+            break
+        j = max(cands, key=lambda k: text_widths[k])
+        wrapped.add(j)
+        widths[j] = 12
+    spare = max(PAGE_CHARS - sum(w for j, w in enumerate(widths) if j not in wrapped) - 3 * len(widths), 12)
+    total = sum(text_widths[j] for j in wrapped) or 1
+    share = {j: max(0.1, min(0.45, spare * text_widths[j] / total / PAGE_CHARS)) for j in wrapped}
+    return "".join("r" if numeric[j] else (f"p{{{share[j]:.2f}\\linewidth}}" if j in wrapped else "l")
                    for j in range(len(numeric)))
 
 
