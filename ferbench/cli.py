@@ -58,6 +58,21 @@ class _FiniteFloat(click.FloatRange):
         return rv
 
 
+class _Threads(click.ParamType):
+    name = "threads"
+
+    def convert(self, value, param, ctx):
+        if str(value).strip().lower() == "auto":
+            return "auto"
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither a positive number nor 'auto'", param, ctx)
+        return n
+
+
 _device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto",
                               show_default=True, help="Where models train and run: the best available by default.")
 
@@ -107,9 +122,12 @@ def _overrides(no_pretrained, epochs, seed, limit):
               help="local: one experiment after another in this process; ray: model experiments as Ray tasks "
                    "(pip install 'ferbench[ray]').")
 @click.option("--address", metavar="ADDR", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray instance).")
+@click.option("--threads", type=_Threads(), metavar="N|auto",
+              help="CPU threads torch trains with: N, or auto (the cores free at the start). Default: torch's "
+                   "default for this machine, the same whatever the load (reproducible). Recorded in run.json.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
 def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, limit, device, force, eval_only,
-        skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, as_json):
+        skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, threads, as_json):
     """Run every experiment of SUITE not already complete, then write the report."""
     from .experiments import RunOptions
     from .llm.query import LLMRunOptions
@@ -122,7 +140,7 @@ def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, li
     try:
         s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
                       overrides=overrides, options=options, skip_bad=skip_bad, executor=executor,
-                      address=address, console=out)
+                      address=address, console=out, threads=threads)
     except FerbenchError as exc:
         _fail(exc)
     except RunInterrupted as exc:
@@ -210,7 +228,8 @@ def validate(suite):
         n = {p: len(expand(s, p)) for p in ("paper", "quick", "smoke")}  # expansion checks ids and bounds too
     except FerbenchError as exc:
         _fail(exc)
-    click.echo(f"{suite}: ok — {len(s.studies)} studies; experiments per profile: "
+    k = len(s.studies)
+    click.echo(f"{suite}: ok — {k} stud{'y' if k == 1 else 'ies'}; experiments per profile: "
                + ", ".join(f"{p} {k}" for p, k in n.items()))
 
 
@@ -337,11 +356,11 @@ def models(pattern, as_json):
 
     PATTERN (a glob, any case, e.g. '*resnet*') lists only the models it matches.
     """
-    from .models import describe_models, list_models
+    from .models.catalog import describe_models, model_names  # the cached catalogue: no torch
 
     rows = describe_models(pattern)
     if not rows:
-        _fail(ValueError(f"no model matches {pattern!r}. Available: {', '.join(list_models())}"))
+        _fail(ValueError(f"no model matches {pattern!r}. Available: {', '.join(model_names())}"))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return

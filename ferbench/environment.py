@@ -40,6 +40,25 @@ def environment() -> dict:
     return env
 
 
+def choose_threads(requested: str | int | None) -> tuple[int, str]:
+    """(threads, why) for ``--threads``: a number as given; ``auto`` the cores free at the start (cores
+    minus the rounded 1-minute load average, at least 1); None torch's default, which depends on the
+    machine (cores or $OMP_NUM_THREADS) and never on its load, so repeated runs compute alike."""
+    import torch
+
+    cores = os.cpu_count() or 1
+    if requested is None:
+        return torch.get_num_threads(), "torch's default for this machine (the same whatever the load)"
+    if str(requested) == "auto":
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        n = max(1, min(cores, cores - round(load)))
+        return n, f"--threads auto: {cores} cores, load average {load:.1f} at the start"
+    n = int(requested)
+    if n < 1:
+        raise ValueError(f"--threads must be a positive number or 'auto'; got {requested!r}")
+    return n, f"--threads {n}"
+
+
 def busy_cpu_hint(device_type: str) -> str | None:
     """A hint when another process seems to hold a core of a small CPU: torch's OpenMP threads
     spin-wait for each other, so on 2 cores with one taken, 2 threads ran 2-3x slower than 1
@@ -54,4 +73,4 @@ def busy_cpu_hint(device_type: str) -> str | None:
         return None
     return (f"the load average is {load:.1f} on {cores} cores: if another process is using a core, torch's "
             f"{threads} threads wait for each other and train 2-3x slower than one; "
-            "consider OMP_NUM_THREADS=1 for this run")
+            "consider --threads auto (the cores free now) or --threads 1 for this run")

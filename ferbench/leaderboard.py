@@ -89,7 +89,7 @@ def _status(store: RunStore, exp: Experiment, fingerprint: str | None) -> Experi
     if fingerprint is None:
         row.status, row.detail = "unknown", f"a {stored.status} result whose data is unknown (see above)"
         return row
-    from .runner import result_key
+    from .suite.expansion import result_key
 
     done, why = store.completed(exp.id, result_key(exp, fingerprint))
     if done is not None:
@@ -115,7 +115,7 @@ def suite_status(suite_path: str | Path, *, profile: str = "paper", results_dir:
     holds results on one data source), so nothing is decoded; without a readable run.json a
     stored result's status is ``unknown``.
     """
-    from .runner import run_folder_name
+    from .suite.expansion import run_folder_name
 
     suite = load_suite(suite_path)
     exps = expand(suite, profile, only, overrides)

@@ -31,6 +31,7 @@ from .progress import RunProgress
 from .schema.results import RESULT, ExperimentResult, RunHeader, StudyMeta
 from .store import RunStore, sha256_file
 from .suite import Experiment, LoadedSuite, Overrides, expand, load_suite, resolve_profile
+from .suite.expansion import result_key, run_folder_name  # noqa: F401 - light, for `ferbench list` too
 
 
 @dataclass
@@ -72,14 +73,6 @@ class SplitCache:
         return self._cache[key]
 
 
-def run_folder_name(suite: str, profile: str, overrides: Overrides) -> str:
-    """Each profile and each set of run-wide overrides gets its own folder: results never mix."""
-    parts = [suite] + ([profile] if profile != "paper" else [])
-    parts += [f"{k}{v}" for k, v in (("epochs", overrides.epochs), ("limit", overrides.limit),
-                                     ("seed", overrides.seed)) if v is not None]
-    return "-".join(parts + (["scratch"] if overrides.pretrained is False else []))
-
-
 def _data_fingerprint(spec: str, data: FERData) -> str:
     return hashlib.sha256(json.dumps([Path(spec).name, data.counts()], sort_keys=True).encode()).hexdigest()[:12]
 
@@ -117,12 +110,24 @@ def _keep_earlier(header: RunHeader, earlier: RunHeader | None) -> None:
         return
     names = {st.name for st in header.studies}
     header.studies += [st for st in earlier.studies if st.name not in names]
+    order = {n: i for i, n in enumerate(header.suite_studies)}  # the suite's order, whichever ran first
+    header.studies.sort(key=lambda st: order.get(st.name, len(order)))
     header.experiments += [e for e in earlier.experiments if e not in header.experiments]
 
 
-def result_key(exp: Experiment, fingerprint: str) -> str:
-    """The config hash a stored result must carry to be reused: the experiment's settings and the data."""
-    return exp.config_hash() + fingerprint
+def _set_threads(requested: str | int | None) -> tuple[int, str]:
+    """Torch's CPU threads for this run (``--threads``), chosen once at the start and recorded in run.json."""
+    import torch
+
+    from .environment import choose_threads
+
+    try:
+        n, why = choose_threads(requested)
+    except ValueError as exc:
+        raise FerbenchError(str(exc)) from None
+    if requested is not None:
+        torch.set_num_threads(n)
+    return n, why
 
 
 def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions) -> list[PlannedExperiment]:
@@ -321,7 +326,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
               results_dir: str | Path = "results", only: str | None = None, device: str = "auto",
               overrides: Overrides = Overrides(), options: RunOptions = RunOptions(), skip_bad: bool = False,
               executor: str = "local", address: str | None = None, console: Console | None = None,
-              report: bool = True) -> RunSummary:
+              report: bool = True, threads: str | int | None = None) -> RunSummary:
     from .engine import select_device
     from .executors import make_executor
 
@@ -349,7 +354,8 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     # Under Ray the driver trains nothing: it neither checks --device against its own hardware (the
     # cluster's is checked when it connects) nor takes a GPU's memory for the whole run.
     dev = select_device(device) if executor == "local" else _cpu_device()
-    if executor == "local" and (hint := busy_cpu_hint(dev.type)):
+    n_threads, why_threads = _set_threads(threads)
+    if executor == "local" and threads is None and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
     splits = SplitCache(fer)
     fp = _data_fingerprint(spec, fer)
@@ -361,7 +367,9 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
               "skipped_unreadable": fer.skipped},
         device=str(dev) if executor == "local" else f"{executor} ({device})", environment=environment(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        experiments=[e.id for e in exps], studies=_study_meta(suite, splits, exps))
+        experiments=[e.id for e in exps], studies=_study_meta(suite, splits, exps),
+        suite_studies=[st.name for st in suite.studies],
+        threads={"requested": None if threads is None else str(threads), "used": n_threads, "why": why_threads})
     summary = RunSummary(store.root)
     with store.lock():
         _keep_earlier(header, _check_same_data(store, header))

@@ -282,3 +282,98 @@ def test_llm_sample_grid_text_is_readable_in_chromium(run_dir, tmp_path):
     assert len(texts) >= 35 * (5 * 2 + 2)
     small = [t for t in texts if t["size"] < 12 or t["height"] < 12 or not t["visible"]]
     assert not small, small[:5]
+
+
+# --- paper output (issue 30) ----------------------------------------------------------------------------
+
+PDFLATEX = shutil.which("pdflatex")
+
+
+def test_latex_tables_are_captioned_labelled_ascii_floats(run_dir):
+    tables = sorted((run_dir / "tables").glob("*.tex"))
+    assert len(tables) >= 20
+    for f in tables:
+        tex = f.read_text()
+        assert tex.isascii(), f  # plain pdflatex, no inputenc setup
+        assert "\\begin{table}" in tex and "\\caption{" in tex and f"\\label{{tab:{f.stem}}}" in tex, f
+    acc = (run_dir / "tables/llm_vs_nn_accuracy.tex").read_text()
+    head = next(line for line in acc.splitlines() if line.startswith("model &"))
+    assert head.count("&") == 4 and "flags" not in head  # the paper's column set; prose becomes a note
+    assert "\\textsuperscript{a}" in acc and "degenerate: predicts happy" in acc  # the flag, as a note
+    assert "Also in llm\\_vs\\_nn\\_accuracy.csv: weighted F1, top-2" in acc
+    assert "\\caption{Report test \\textless{}b\\textgreater{}study" in acc  # the study's title, escaped
+
+
+def test_per_class_prf_and_confusion_tables_are_exported(run_dir):
+    prf = (run_dir / "tables/llm_vs_nn.cnn_per_class.csv").read_text().splitlines()
+    assert prf[0] == "class,precision,recall,F1,images" and len(prf) == 1 + 7 + 1
+    cm = (run_dir / "tables/llm_vs_nn.cnn_confusion.csv").read_text().splitlines()
+    assert cm[0].split(",")[1:] == list(CLASSES) and len(cm) == 8
+    res = load_run(run_dir)
+    m = next(r for r in res.results if r.id == "llm_vs_nn.cnn").headline
+    assert [int(v) for v in cm[4].split(",")[1:]] == [int(v) for v in m.confusion[3][:7]]  # row 'happy'
+    assert "\\begin{table}" in (run_dir / "tables/llm_vs_nn.cnn_confusion.tex").read_text()
+
+
+@pytest.mark.skipif(PDFLATEX is None, reason="no TeX engine (pdflatex) installed; .ci/run installs one")
+def test_latex_tables_compile_with_pdflatex(run_dir, tmp_path):
+    body = "\n".join(f"\\input{{{f.as_posix()}}}\n\\clearpage" for f in sorted((run_dir / "tables").glob("*.tex")))
+    (tmp_path / "paper.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+                                        f"{body}\n\\end{{document}}\n")
+    r = subprocess.run([PDFLATEX, "-interaction=nonstopmode", "-halt-on-error", "paper.tex"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert (tmp_path / "paper.pdf").stat().st_size > 1000
+
+
+def test_figures_as_pdf_and_svg_at_paper_widths(run_dir):
+    paper = run_dir / "figures" / "paper"
+    for stem in ("class_distribution", "llm_vs_nn_curves", "llm_vs_nn.cnn_cm", "llm_vs_nn.cnn_prf"):
+        assert (run_dir / "figures" / f"{stem}.png").exists()
+        for width, inches in (("column", 3.5), ("page", 7.0)):
+            pdf, svg = (paper / f"{stem}_{width}.pdf").read_bytes(), (paper / f"{stem}_{width}.svg").read_text()
+            box = re.search(rb"/MediaBox \[ *0 0 ([\d.]+) ([\d.]+) *\]", pdf)
+            assert box and abs(float(box.group(1)) - 72 * inches) < 1, (stem, width)
+            assert b"/Subtype /Type3" not in pdf  # TrueType embedded, as publishers ask
+            assert re.search(rf'<svg[^>]+width="{72 * inches:g}pt"', svg), (stem, width)
+
+
+def test_references_are_citations_not_internal_paths(run_dir):
+    md = (run_dir / "report.md").read_text()
+    assert "shared/papers" not in md and ".txt" not in md
+    assert "Karnati, Thapa, McDavitt, Ferguson (2025). Deep Learning for Facial Expression Recognition." in md
+    bib = (run_dir / "references.bib").read_text()
+    assert "@misc{karnati2025deep," in bib and "author = {Karnati, Dinesh and Thapa, Pratik" in bib
+    assert "@misc{korchi_fer2013_dcnn," in bib and bib.isascii()
+    for f in list((run_dir / "tables").iterdir()) + [run_dir / "report.html"]:
+        assert "shared/papers" not in f.read_text(), f
+
+
+def test_summary_on_top_and_threads_recorded(run_dir):
+    md = (run_dir / "report.md").read_text()
+    assert md.index("### Summary") < md.index("### Run") < md.index("## Report test")
+    row = next(line for line in md.splitlines() if line.startswith("| Report test"))
+    best = max((r for r in load_run(run_dir).models("llm_vs_nn")), key=lambda r: r.headline.accuracy)
+    assert f"{100 * best.headline.accuracy:.2f}" in row
+    assert re.search(r"oracle-vision \(LLM\) 100\.0 % vs \S+ [\d.]+ % on 35 images +\| +(< 0\.001|0\.\d{3}) \|", md)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["suite_studies"] == ["llm_vs_nn", "cv", "three", "seeds"]
+    assert run["threads"]["used"] == torch.get_num_threads() and run["threads"]["requested"] is None
+    assert re.search(r"\| CPU threads +\| \d+ \(torch's default", md)
+
+
+def test_studies_that_did_not_run_are_one_line_in_suite_order(run_dir, tmp_path):
+    """An --only run: a study with no result and a suite study never run are one line each, in place."""
+    d = tmp_path / "rep"
+    shutil.copytree(run_dir, d)
+    for f in d.glob("seeds.*"):
+        shutil.rmtree(f)
+    run = json.loads((d / "run.json").read_text())
+    run["suite_studies"] = ["llm_vs_nn", "ghost", "cv", "three", "seeds"]
+    (d / "run.json").write_text(json.dumps(run))
+    assert CliRunner().invoke(main, ["report", str(d)]).exit_code == 0
+    md = (d / "report.md").read_text()
+    assert "**ghost: not run:** *not selected (--only) in any run of this folder.*" in md
+    assert "**seeds: not run:** *no result in this run folder*" in md and "## seeds" not in md
+    assert md.index("## three") < md.index("**seeds: not run:**")
+    assert md.index("## Report test") < md.index("ghost: not run") < md.index("## cv")

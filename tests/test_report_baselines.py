@@ -136,7 +136,7 @@ def baseline_numbers(paper: str) -> list[tuple[str, str, list[str]]]:
             for m, vals in val["rows"].items():
                 out += [(f"{paper}.sample_table.{m}", f"{v:.0f}", [m]) for v in vals[:-1]]
                 out.append((f"{paper}.sample_table.{m}.overall", f"{vals[-1]:.2f}", [m]))
-        elif not isinstance(val, list) and key not in ("paper", "title", "file", "leaky", "notes"):
+        elif not isinstance(val, list) and key not in ("paper", "title", "file", "citation", "leaky", "notes"):
             out += [(f"{paper}.{key} (unknown key)", None, []) for _ in _leaves(val)]
     return out
 

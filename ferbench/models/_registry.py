@@ -1,18 +1,13 @@
 """A timm-style registry: ``@register_model`` on a builder, ``create_model(name, ...)`` as the one door in."""
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 import torch
 from torch import nn
 
-from ..atomic import atomic_write_json
-from ..errors import DiskFullError, unknown_name
+from ..errors import unknown_name
 from .adapter import FERModel, InputSpec
 
 
@@ -46,7 +41,13 @@ def register_model(info: ModelInfo):
     return deco
 
 
+def _load_families() -> None:
+    """Importing the family modules registers their models (explicit, not `import *`)."""
+    from . import augmented, cbam, comparative, llm_vs_nn, three_class  # noqa: F401
+
+
 def list_models() -> list[str]:
+    _load_families()
     return sorted(_REGISTRY)
 
 
@@ -55,6 +56,7 @@ def unknown_model_message(name: str) -> str:
 
 
 def model_info(name: str) -> ModelInfo:
+    _load_families()
     if name not in _REGISTRY:
         raise KeyError(unknown_model_message(name))
     return _REGISTRY[name][0]
@@ -107,63 +109,17 @@ def _built_facts(name: str) -> dict:
     return facts
 
 
-def _facts_cache() -> Path:
-    """One file per version of the model code and of the libraries that build models: a changed
-    architecture or a new torchvision/timm never reads an old answer."""
-    import importlib.metadata as md
+def registry_catalog() -> dict[str, dict]:
+    """Every registered model as plain data for :mod:`.catalog`: its ModelInfo, the input spec, the
+    parameters and the file its ImageNet weights come as."""
+    from dataclasses import asdict as _asdict
 
-    from .. import __version__
-    from ..environment import cache_root
-
-    h = hashlib.sha256(__version__.encode())
-    for pkg in ("torch", "torchvision", "timm"):
-        try:
-            h.update(f"|{pkg}={md.version(pkg)}".encode())
-        except md.PackageNotFoundError:
-            h.update(f"|{pkg}=none".encode())
-    for f in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(f.name.encode() + f.read_bytes())
-    return cache_root() / "models" / f"facts-{h.hexdigest()[:20]}.json"
-
-
-def _valid_facts(v) -> bool:
-    ws = v.get("weights_source") if isinstance(v, dict) else None
-    return isinstance(v, dict) and type(v.get("parameters")) is int and v["parameters"] >= 0 and (
-        ws is None or (isinstance(ws, dict) and isinstance(ws.get("file"), str)
-                       and isinstance(ws.get("hf_hub_id"), (str, type(None)))))
-
-
-def _model_facts(names: list[str]) -> dict[str, dict]:
-    """_built_facts per model, built once per version (torchvision, timm and torch._dynamo cost
-    seconds to import), then read from the cache. An unreadable or odd cache file is ignored."""
-    path = _facts_cache()
-    try:
-        raw = json.loads(path.read_text()) if path.stat().st_size < 1_000_000 else {}
-    except (OSError, ValueError):
-        raw = {}
-    known = {k: v for k, v in raw.items() if k in _REGISTRY and _valid_facts(v)} if isinstance(raw, dict) else {}
-    missing = [n for n in names if n not in known]
-    for n in missing:
-        known[n] = _built_facts(n)
-    if missing:
-        try:
-            atomic_write_json(path, dict(sorted(known.items())))
-        except (OSError, DiskFullError):
-            pass  # an unwritable cache folder only costs speed
-    return {n: known[n] for n in names}
+    return {n: {**_REGISTRY[n][0].as_dict(), "input_spec": _asdict(_REGISTRY[n][0].input), **_built_facts(n)}
+            for n in list_models()}
 
 
 def describe_models(pattern: str | None = None) -> list[dict]:
-    """One row per registered model (matching the glob ``pattern``, any case) for `ferbench models`."""
-    names = [n for n in list_models() if pattern is None or fnmatch.fnmatchcase(n.lower(), pattern.lower())]
-    facts = _model_facts(names)
-    rows = []
-    for name in names:
-        info = _REGISTRY[name][0]
-        row = {**info.as_dict(), "parameters": facts[name]["parameters"]}
-        if info.weights:
-            from .pretrained import weights_status
+    """One row per registered model for `ferbench models` (read from the catalogue: no model is built)."""
+    from .catalog import describe_models as _describe
 
-            row["weights_status"] = weights_status(info.weights, source=facts[name]["weights_source"])
-        rows.append(row)
-    return rows
+    return _describe(pattern)

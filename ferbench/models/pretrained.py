@@ -12,9 +12,19 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..errors import WeightsUnavailable
+
+
+def hub_dir() -> Path:
+    """torch.hub.get_dir() without importing torch when nothing has imported it yet (`ferbench models`
+    stays fast): then no torch.hub.set_dir() can have run, and torch's rule is $TORCH_HOME/hub, else
+    $XDG_CACHE_HOME/torch/hub, else ~/.cache/torch/hub."""
+    import sys
+
+    if "torch" in sys.modules:
+        return Path(sys.modules["torch"].hub.get_dir())
+    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
+    return Path(os.path.expanduser(home)) / "hub"
 
 
 def offline() -> bool:
@@ -70,7 +80,7 @@ def lookup(ref: WeightsRef, explicit: str | None = None, source: dict | None = N
     looked = [Path(explicit)] if explicit else []
     if os.environ.get("FERBENCH_WEIGHTS"):
         looked.append(Path(os.environ["FERBENCH_WEIGHTS"]) / file_name)
-    looked.append(Path(torch.hub.get_dir()) / "checkpoints" / file_name)
+    looked.append(hub_dir() / "checkpoints" / file_name)
     found = next((p for p in looked if p.is_file()), None)
     places = [str(p) for p in looked]
     if found is None and hub_id and not explicit:
@@ -92,7 +102,7 @@ def _missing(model: str, ref: WeightsRef, looked: list[str], why: str) -> Weight
         f"{ref.file_name} (model.safetensors of the Hugging Face repository {ref.hub_id()}, renamed)"
     return WeightsUnavailable(
         f"ImageNet weights for {model} are not available ({why}). Looked in:\n{where}\n"
-        f"  Place the file {name} in $FERBENCH_WEIGHTS or {Path(torch.hub.get_dir()) / 'checkpoints'}, "
+        f"  Place the file {name} in $FERBENCH_WEIGHTS or {hub_dir() / 'checkpoints'}, "
         f"name it with 'weights: PATH' in the suite, or set 'pretrained: false' to train from scratch "
         f"(the report will say so).")
 
@@ -103,6 +113,8 @@ def torchvision_state_dict(model: str, ref: str, explicit: str | None = None) ->
     found, looked = lookup(wref, explicit)
     if found is not None:
         try:
+            import torch
+
             return torch.load(found, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise WeightsUnavailable(f"weights file {found} for {model} is unreadable: {exc}") from None

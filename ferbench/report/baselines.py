@@ -160,7 +160,8 @@ def reported_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
         return None
     return Table(f"{study.name}_reported", "Reproduced vs reported",
                  ["model", "metric", "reported %", "reproduced %", "95% CI", "diff (pts)", "reported inside CI?",
-                  "source", "paper's images", "ferbench's images", "contradiction"], rows)
+                  "source", "paper's images", "ferbench's images", "contradiction"], rows,
+                 paper_columns=[0, 1, 2, 3, 4, 5, 6, 7])
 
 
 def timing_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
@@ -224,7 +225,8 @@ def per_class_numbers_table(study: StudyMeta, run: RunData, base: dict) -> Table
                  ["model", "class", "metric", "reported", "reproduced", "diff", "bound holds?", "source",
                   "paper's split", "ferbench's images", "contradiction"], rows,
                  "Accuracy of a class is the share of its images classified correctly (its recall), as the "
-                 "papers word it. A bound ('< 70', '≥ 70') is checked rather than differenced.")
+                 "papers word it. A bound ('< 70', '≥ 70') is checked rather than differenced.",
+                 paper_columns=[0, 1, 2, 3, 4, 5, 6, 7])
 
 
 def _confusion_count(m: EvalMetrics, classes: list[str], e: dict) -> tuple[int | None, int | None, str | None]:
@@ -267,7 +269,7 @@ def confusion_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
                  ["model", "true class", "predicted", "reported", "reproduced", "out of (this run)", "source",
                   "split", "contradiction"], rows,
                  "Counts, not rates: compare them with the size of each run's partition (a profile that caps "
-                 "images per class shrinks every count).")
+                 "images per class shrinks every count).", paper_columns=[0, 1, 2, 3, 4, 5, 6])
 
 
 def _history(r: ModelResult, key: str, sel: str):

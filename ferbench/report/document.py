@@ -71,6 +71,7 @@ class Grid:
 class Document:
     title: str
     blocks: list = field(default_factory=list)
+    exports: list[Table] = field(default_factory=list)  # tables written to tables/ only (not shown)
 
     def add(self, *blocks) -> None:
         self.blocks.extend(b for b in blocks if b is not None)

@@ -27,6 +27,15 @@ def num(x: float | None, fmt: str = "{:.3f}") -> str:
     return DASH if x is None else fmt.format(x)
 
 
+def count_text(n: int | None) -> str:
+    """A parameter count readable at any size: 1,080 -> '1.1 k', 2,345,678 -> '2.35 M' (never '0.00 M')."""
+    if n is None:
+        return DASH
+    if n >= 1_000_000:
+        return f"{n / 1e6:.2f} M"
+    return f"{n / 1e3:.1f} k" if n >= 1000 else str(n)
+
+
 def run_label(label: str, fold: int | None = None, seed: int | None = None, seeds: int = 1) -> str:
     """One name for a result in every table and figure: folds 1-based, seeds only when several ran."""
     out = label

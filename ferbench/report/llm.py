@@ -139,6 +139,44 @@ def _grid(study: StudyMeta, run: RunData, rows: list[_Row], ids: np.ndarray, fig
                 f"The {len(ids)} images as sent to the LLMs, before any upscaling.", strip)
 
 
+def _sample_groups(llms) -> dict[tuple, list]:
+    """LLMs may score different samples (the paper's 35 images, or a whole test set by batch): grouped by sample."""
+    groups: dict[tuple, list] = {}
+    for r in llms:
+        if "sample" in r.metrics and r.sample and r.sample.get("ids"):
+            groups.setdefault(tuple(r.sample["ids"]), []).append(r)
+    return groups
+
+
+@dataclass
+class LLMVersusNetwork:
+    llm: str
+    llm_accuracy: float
+    network: str
+    network_accuracy: float
+    p_value: float  # exact McNemar, LLM vs the network on the same images
+    images: int
+
+
+def llm_vs_best_network(study: StudyMeta, run: RunData) -> list[LLMVersusNetwork]:
+    """Each LLM scored in ``study`` against the best trained or loaded network on the same images."""
+    out = []
+    k = len(study.classes)
+    for sample_ids, members in _sample_groups(run.llms(study.name)).items():
+        ids = np.array(sample_ids, dtype=str)
+        rows = _sample_rows(study, run, ids, members)
+        nets = [r for r in rows if not r.is_llm]
+        if not nets:
+            continue
+        best = max(nets, key=lambda r: (r.true == r.pred).mean())
+        for r in rows:
+            if r.is_llm:
+                p = mcnemar_exact(r.true, np.where(best.pred < 0, k, best.pred), np.where(r.pred < 0, k, r.pred))
+                out.append(LLMVersusNetwork(r.name, float((r.true == r.pred).mean()), best.name,
+                                            float((best.true == best.pred).mean()), p["p_value"], len(ids)))
+    return out
+
+
 def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: dict | None) -> tuple[list, list[Figure]]:
     """(blocks in report order, figures) of the LLM comparison of ``study``; empty without LLM experiments."""
     llms = run.llms(study.name)
@@ -148,12 +186,7 @@ def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: dict | None)
     skipped = [r for r in llms if r.status == "skipped"]
     for r in skipped:  # said once, here
         blocks.append(Paragraph(f"{r.label}: {r.reason}", strong="LLM not asked.", style="warn"))
-    # LLMs may score different samples (the paper's 35 images, or a whole test set by batch): one table each.
-    groups: dict[tuple, list] = {}
-    for r in llms:
-        if "sample" in r.metrics and r.sample and r.sample.get("ids"):
-            groups.setdefault(tuple(r.sample["ids"]), []).append(r)
-    for g, (sample_ids, members) in enumerate(groups.items()):
+    for g, (sample_ids, members) in enumerate(_sample_groups(llms).items()):
         ids = np.array(sample_ids, dtype=str)
         rows = _sample_rows(study, run, ids, members)
         if not rows:

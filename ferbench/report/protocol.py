@@ -370,7 +370,9 @@ def protocol_table(study: StudyMeta, run: RunData, base: dict) -> tuple[Table | 
                              paper_text(row), paper_terms(setting, row), what, what])
                 if row.get("evidence"):
                     evidence.append(f"{LABELS.get(setting, setting)}: {row['evidence']}")
-    note = (f"Paper: {base.get('title', '')} ({base.get('file', '')}), its words quoted with their section. "
+    c = base.get("citation") or {}
+    note = (f"Paper: {base.get('title', '')}" + (f" [{c['key']}]" if c.get("key") else "")
+            + ", its words quoted with their section. "
             "'In ferbench terms' is the paper's setting as ferbench names it; 'this run' is read from each "
             "experiment's recorded configuration after profile and command-line overrides, its split sizes "
             "(per class from the evaluated images) and the input its model saw. 'keras_defaults on' means Keras' "

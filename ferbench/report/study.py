@@ -9,7 +9,7 @@ from .. import figures
 from ..schema.results import ModelResult, StudyMeta
 from ..store import RunData
 from .document import Figure, Paragraph
-from .format import CI, DASH, Num, pct, run_label
+from .format import CI, DASH, Num, count_text, pct, run_label
 from .tables import Table
 
 DEGENERATE_SHARE = 0.9  # a model that predicts one class this often has learned a prior, not faces
@@ -55,7 +55,7 @@ def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
         t = r.timing
         rows.append([name, Num.pct(te.accuracy), CI.of(te.accuracy_ci), Num.of(te.macro_f1), Num.of(te.weighted_f1),
                      Num.pct(te.top2_accuracy, 1), Num.pct(va.accuracy if va else None),
-                     Num(r.parameters.total / 1e6, f"{r.parameters.total / 1e6:.2f}") if r.parameters and
+                     Num(r.parameters.total, count_text(r.parameters.total)) if r.parameters and
                      r.parameters.total else Num(None, DASH),
                      Num.of(t.seconds_per_epoch, "{:.1f}"), Num.of(t.train_seconds, "{:.0f}"),
                      Num.of(t.inference.ms_per_image if t.inference else None, "{:.3f}"),
@@ -64,9 +64,10 @@ def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
                      degenerate(r, study.classes) or ""])
     return Table(f"{study.name}_accuracy", f"{'Test' if part == 'test' else 'Validation'} accuracy",
                  ["model", f"{part} acc %", "95% CI (Wilson)", "macro F1", "weighted F1", "top-2 %", "val acc %",
-                  "params (M)", "s/epoch", "train s", "ms/image", "epoch reported", "flags"], rows,
+                  "params", "s/epoch", "train s", "ms/image", "epoch reported", "flags"], rows,
                  "The epoch reported is the one whose weights were evaluated (best validation epoch when "
-                 "restored, else the last). A model flagged degenerate predicts one class for most images.")
+                 "restored, else the last). A model flagged degenerate predicts one class for most images.",
+                 paper_columns=[0, 1, 2, 3, 7], note_column=12)
 
 
 def per_class_table(study: StudyMeta, run: RunData) -> Table | None:
@@ -158,3 +159,27 @@ def model_figures(study: StudyMeta, run: RunData, fig_dir: Path) -> tuple[list[F
         elif r.gradcam and r.gradcam.reason:
             notes.append(Paragraph(f"No Grad-CAM for {name}: {r.gradcam.reason}.", style="small"))
     return figs, notes
+
+
+def export_tables(study: StudyMeta, run: RunData) -> list[Table]:
+    """Per model: per-class precision / recall / F1 and the confusion matrix, as tables for a paper
+    (CSV and LaTeX only; the report shows them as figures)."""
+    ok = run.models(study.name)
+    seeds = n_seeds(ok)
+    out = []
+    for r in ok:
+        name, m, part = label_of(r, seeds), r.headline, r.headline_split
+        pc = m.per_class
+        out.append(Table(f"{r.id}_per_class", f"Per-class precision, recall and F1 of {name} ({part})",
+                         ["class", "precision", "recall", "F1", "images"],
+                         [[c, Num.of(p), Num.of(rc), Num.of(f), Num(n, f"{n:,}")]
+                          for c, p, rc, f, n in zip(study.classes, pc.precision, pc.recall, pc.f1, pc.support)]
+                         + [["macro", Num.of(m.macro_precision), Num.of(m.macro_recall), Num.of(m.macro_f1),
+                             Num(m.n, f"{m.n:,}")]]))
+        cm = np.array(m.confusion)
+        cols = list(study.classes) + (["no answer"] if m.confusion_no_answer else [])
+        out.append(Table(f"{r.id}_confusion", f"Confusion matrix of {name} ({part} images; rows true, "
+                         "columns predicted)", ["true \\ predicted", *cols],
+                         [[c, *(Num(int(v), f"{int(v):,}") for v in cm[i, :len(cols)])]
+                          for i, c in enumerate(study.classes)]))
+    return out

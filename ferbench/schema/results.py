@@ -288,6 +288,13 @@ class StudyMeta(_Strict):
     notes: list[str] = Field(default_factory=list)
 
 
+class ThreadChoice(_Strict):
+    """``--threads``: what was asked (None: torch's default, the same on every run of a machine) and used."""
+    requested: str | None = None  # "auto", a number, or None
+    used: int
+    why: str = ""
+
+
 class RunHeader(_Strict):
     """``run.json``: what was run, on what, where, with which versions."""
     format: int = RESULT_FORMAT
@@ -305,3 +312,5 @@ class RunHeader(_Strict):
     wall_seconds: float | None = None
     experiments: list[str]
     studies: list[StudyMeta]
+    suite_studies: list[str] = Field(default_factory=list)  # every study of the suite in its order (--only runs)
+    threads: ThreadChoice | None = None  # CPU threads torch trained with, and why that many

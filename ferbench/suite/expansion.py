@@ -122,19 +122,20 @@ def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, 
 def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
                        folds: list, seeds: list[int], prof: ProfileConfig, profile: str, ov: Overrides,
                        split_dev: list[str]) -> list[TrainExperiment]:
-    from ..models import model_info
+    from ..models.catalog import info as model_info  # cached ModelInfo: no torch
 
     out = []
     for model in [ex.model] if isinstance(ex.model, str) else ex.model:
         info = model_info(model)
         dev = list(split_dev)
-        pre = ex.pretrained if ex.pretrained is not None else (info.pretrained or None)
+        pre = ex.pretrained if ex.pretrained is not None else (info["pretrained"] or None)
         pre_dev = []
         for forced, why in ((prof.pretrained, f"profile {profile!r}"), (ov.pretrained, "--no-pretrained")):
             if forced is not None and pre and forced != pre:
                 pre_dev.append(f"ImageNet weights not used ({why}): trained from scratch")
                 pre = forced
-        tcfg = _train_config(suite, st, ex, prof, ov, info.input.size, dev, scratch=info.pretrained and not pre)
+        tcfg = _train_config(suite, st, ex, prof, ov, info["input_spec"]["size"], dev,
+                            scratch=info["pretrained"] and not pre)
         # Per-epoch validation on a subset, unless the validation set is what the study reports (no test
         # set): there the epoch chosen on it is part of the published protocol.
         cap = prof.monitor_per_class
@@ -152,7 +153,7 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
                 eid = f"{st.name}.{label}" + (f".fold{fold}" if fold is not None else "") \
                       + (f".seed{seed}" if len(seeds) > 1 else "")
                 out.append(TrainExperiment(id=eid, study=st.name, model=model, label=label,
-                                           pretrained=pre if info.pretrained else None, weights=ex.weights,
+                                           pretrained=pre if info["pretrained"] else None, weights=ex.weights,
                                            model_args=ex.model_args, split=split, fold=fold,
                                            seed=seed, train=tcfg, deviations=dev,
                                            resources=_resources(ex, prof)))
@@ -202,3 +203,18 @@ def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
     if only:
         exps = [e for e in exps if fnmatch.fnmatch(e.id, only) or fnmatch.fnmatch(e.study, only)]
     return exps
+
+
+# --- where results go (read by `ferbench list` without the training stack) ------------------------------
+
+def run_folder_name(suite: str, profile: str, overrides: Overrides) -> str:
+    """Each profile and each set of run-wide overrides gets its own folder: results never mix."""
+    parts = [suite] + ([profile] if profile != "paper" else [])
+    parts += [f"{k}{v}" for k, v in (("epochs", overrides.epochs), ("limit", overrides.limit),
+                                     ("seed", overrides.seed)) if v is not None]
+    return "-".join(parts + (["scratch"] if overrides.pretrained is False else []))
+
+
+def result_key(exp: Experiment, fingerprint: str) -> str:
+    """The config hash a stored result must carry to be reused: the experiment's settings and the data."""
+    return exp.config_hash() + fingerprint

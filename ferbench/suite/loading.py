@@ -46,9 +46,9 @@ class LoadedSuite:
 
 
 def _model_names() -> list[str]:
-    from ..models import list_models  # the registry (torch), not the training engine
+    from ..models.catalog import model_names  # a cached list: no torch
 
-    return list_models()
+    return model_names()
 
 
 # --- YAML with bounds and line numbers ----------------------------------------------------------------
@@ -170,6 +170,32 @@ def _train_problems(raw: dict, root: yaml.Node) -> list[tuple[int, str]]:
     return problems
 
 
+# PyYAML's wording of the mistakes people make in a suite, in plain words (matched on its 'problem').
+_PLAIN = [("expected <block end>", "this line is indented differently from the lines before it: the keys of one "
+           "mapping, and the items of one list, must start in the same column"),
+          ("did not find expected key", "this line's indentation does not match the mapping it is in: its keys "
+           "must start in the same column"),
+          ("did not find expected '-'", "this line's indentation does not match the list it is in: its items "
+           "must start with '-' in the same column"),
+          ("mapping values are not allowed", "a ':' where no value can start: check this line's indentation, or "
+           "quote a value that contains ': '"),
+          ("could not find expected ':'", "a line without 'key: value' inside a mapping: a missing ':' or a "
+           "wrongly indented line"),
+          ("cannot start any token", "a tab or another character that cannot start YAML text here: indent with "
+           "spaces only"),
+          ("found undefined alias", "an alias (*name) with no anchor (&name) before it"),
+          ("found unexpected end of stream", "a quote or bracket that is never closed")]
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """'line 6, column 4: <a plain sentence> (YAML: <PyYAML's words>)'."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    plain = next((text for key, text in _PLAIN if key in problem), "not valid YAML")
+    return f"{where}{plain} (YAML: {problem})"
+
+
 def _read_yaml(path: Path) -> tuple[dict, yaml.Node]:
     if not path.is_file():
         raise SuiteError(path, [f"suite file not found: {path}"])
@@ -195,7 +221,7 @@ def _read_yaml(path: Path) -> tuple[dict, yaml.Node]:
     except SuiteError as exc:
         raise SuiteError(path, exc.problems) from None
     except yaml.YAMLError as exc:
-        raise SuiteError(path, [f"not valid YAML: {exc}"]) from None
+        raise SuiteError(path, [_yaml_problem(exc)]) from None
     except RecursionError:  # PyYAML composes recursively: '[[[[...' thousands deep
         raise SuiteError(path, ["the YAML is nested too deeply to be a suite; refusing to load it"]) from None
     except (ValueError, TypeError) as exc:  # e.g. an integer of 100,000 digits, an unhashable key
