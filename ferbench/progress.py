@@ -13,14 +13,19 @@ from rich.text import Text
 
 
 class RemainingColumn(ProgressColumn):
-    """Time left: the work still to do (in estimated seconds, or epochs) at the pace seen so far over
-    the whole task, so a wrong estimate corrects itself (rich's own column averages the last 30 s,
-    which sees nothing between two experiments' ends)."""
+    """Time left: until the first progress, the run's own estimate (the number its header and dry run
+    print) less the time elapsed; then the work still to do (in estimated seconds, or epochs) at the
+    pace seen so far over the whole task, so a wrong estimate corrects itself (rich's own column
+    averages the last 30 s, which sees nothing between two experiments' ends)."""
 
     def render(self, task) -> Text:
-        if not task.completed or not task.elapsed or task.total is None:
+        estimate = task.fields.get("estimate")
+        if not task.completed and estimate is not None:
+            left = max(estimate - (task.elapsed or 0.0), 0.0)
+        elif not task.completed or not task.elapsed or task.total is None:
             return Text("-:--:--", style="progress.remaining")
-        left = max(task.total - task.completed, 0) * task.elapsed / task.completed
+        else:
+            left = max(task.total - task.completed, 0) * task.elapsed / task.completed
         return Text(str(timedelta(seconds=round(left))), style="progress.remaining")
 
 
@@ -39,7 +44,8 @@ class RunProgress:
     def __enter__(self) -> "RunProgress":
         self._bar.__enter__()
         total = sum(self.weights.values()) if self.weights else self.total
-        self._overall = self._bar.add_task("experiments", total=max(total, 1e-9), info=self._counts())
+        self._overall = self._bar.add_task("experiments", total=max(total, 1e-9), info=self._counts(),
+                                           estimate=total if self.weights else None)
         return self
 
     def __exit__(self, *exc) -> None:
