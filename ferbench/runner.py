@@ -23,25 +23,16 @@ from rich.markup import escape
 from . import figures
 from .data import FERData, load_data, resolve_data_spec
 from .data.cache import check_cache_writable
-from .data.splits import SplitData, make_split
+from .data.splits import SplitData
 from .environment import busy_cpu_hint, environment
 from .errors import DiskFullError, FerbenchError, StoreError
-from .experiments import Context, Outcome, RunOptions, run_experiment
+from .executors.context import PlannedExperiment, RunContext, SplitCache
+from .experiments import KINDS, ExperimentKind, Outcome, RunOptions, experiment_kind
 from .progress import RunProgress
 from .schema.results import RESULT, ExperimentResult, RunHeader, StudyMeta
 from .store import RunStore, sha256_file
 from .suite import Experiment, LoadedSuite, Overrides, expand, load_suite, resolve_profile
 from .suite.expansion import result_key, run_folder_name  # noqa: F401 - light, for `ferbench list` too
-
-
-@dataclass
-class PlannedExperiment:
-    exp: Experiment
-    config_hash: str
-    reuse: ExperimentResult | None = None
-    why_rerun: str | None = None  # why a stored result is not reused (config changed, files differ...)
-    estimate: dict | None = None  # dry run of an LLM experiment: prompt, requests, tokens, cost
-    seconds: float | None = None  # train experiment to run: estimated time on this device (calibrated)
 
 
 @dataclass
@@ -56,21 +47,6 @@ class RunSummary:
     plan: list[PlannedExperiment] = field(default_factory=list)
     report: Path | None = None
     seconds: float = 0.0
-
-
-class SplitCache:
-    """Builds each distinct partition once per run (augmented splits are costly)."""
-
-    def __init__(self, data: FERData):
-        self.data = data
-        self._cache: dict[str, SplitData] = {}
-
-    def get(self, exp: Experiment) -> SplitData:
-        key = json.dumps([exp.split.model_dump(mode="json"), exp.fold], sort_keys=True)
-        if key not in self._cache:
-            kw = exp.split.model_dump(exclude={"folds"})
-            self._cache[key] = make_split(self.data, fold=exp.fold or 0, **kw)
-        return self._cache[key]
 
 
 def _data_fingerprint(spec: str, data: FERData) -> str:
@@ -132,12 +108,12 @@ def _set_threads(requested: str | int | None) -> tuple[int, str]:
 
 def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions) -> list[PlannedExperiment]:
     """Which experiments run and which stored results are reused (and why not, when not)."""
-    refresh_llm = bool(options.llm is not None and options.llm.refresh)
     out = []
     for exp in exps:
         h = result_key(exp, fp)
         done, why = store.completed(exp.id, h)
-        forced = options.force or (options.eval_only and exp.kind == "train") or (refresh_llm and exp.kind == "llm")
+        kind = experiment_kind(exp.kind)
+        forced = options.force or (kind.forced is not None and kind.forced(exp, options))
         out.append(PlannedExperiment(exp, h, None if forced else done, why))
     return out
 
@@ -150,7 +126,7 @@ def estimate_times(plan: list[PlannedExperiment], splits: SplitCache, device, co
     An upper bound where early stopping may end training sooner. These numbers are the only estimates:
     the dry run's table, the run's header and the progress bar's weights. Not under Ray (``remote``):
     its tasks run on the cluster's devices, not this driver's."""
-    from .bench import estimate_experiments
+    from .estimates import estimate_experiments
     from .environment import cache_root
 
     todo = [(p.exp, splits.get(p.exp)) for p in plan if p.reuse is None and p.exp.kind == "train"]
@@ -256,25 +232,6 @@ def interrupted_note(store: RunStore, summary: RunSummary, in_flight: list[str])
             + f". Running the same command again resumes from there ({store.root}).")
 
 
-@dataclass
-class RunContext:
-    """What every experiment of one run shares."""
-    store: RunStore
-    splits: SplitCache
-    device: object  # torch.device
-    profile: str
-    options: RunOptions
-    console: Console
-    data: FERData
-
-
-def compute(item: PlannedExperiment, run: RunContext, split: SplitData, progress=None, device=None) -> Outcome:
-    """Run one experiment's handler (here, or on a Ray worker with its own device)."""
-    ctx = Context(split=split, device=device or run.device, store=run.store, config_hash=item.config_hash,
-                  options=run.options, progress=progress, console=run.console)
-    return run_experiment(item.exp, ctx)
-
-
 class _Recorder:
     """Writes what the executor reports through the store and keeps the display and summary current."""
 
@@ -322,6 +279,32 @@ def _cpu_device():
     return torch.device("cpu")
 
 
+def _dry_run_estimates(plan: list[PlannedExperiment], splits: SplitCache) -> None:
+    """A dry run's plan table shows what each kind estimates (an LLM's prompt, requests, tokens and cost)."""
+    for item in plan:
+        kind = experiment_kind(item.exp.kind)
+        if kind.estimate is not None and item.reuse is None:
+            item.estimate = kind.estimate(item.exp, splits.get(item.exp))
+
+
+def _by_kind(exps: list[Experiment]) -> list[tuple[ExperimentKind, list[Experiment]]]:
+    return [(k, mine) for k in KINDS if (mine := [e for e in exps if e.kind == k.name])]
+
+
+def _execute(run: RunContext, executor_, summary: RunSummary) -> None:
+    """Hand the experiments to run to the executor; the recorder stores what it reports."""
+    weights = {p.exp.id: p.seconds for p in summary.plan if p.seconds is not None}
+    with RunProgress(run.console, len(summary.plan), weights=weights or None) as bar:
+        recorder = _Recorder(run, bar, summary)
+        for item in summary.plan:
+            if item.reuse is not None:
+                recorder.reused(item)
+        try:
+            executor_.run([i for i in summary.plan if i.reuse is None], run, recorder)
+        except KeyboardInterrupt:
+            raise RunInterrupted(interrupted_note(run.store, summary, recorder.in_flight)) from None
+
+
 def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | None = None,
               results_dir: str | Path = "results", only: str | None = None, device: str = "auto",
               overrides: Overrides = Overrides(), options: RunOptions = RunOptions(), skip_bad: bool = False,
@@ -338,11 +321,9 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     if not exps:
         raise FerbenchError(f"no experiment of suite {suite.name!r} matches --only {only!r}")
     check_cache_writable()  # before anything writes to it: one line, not a traceback from a cache writer
-    llm_exps = [e for e in exps if e.kind == "llm"]
-    if options.llm is not None:
-        from .llm.cost import check_max_cost
-
-        check_max_cost(llm_exps, options.llm.max_cost)  # an unenforceable cap fails before anything is trained
+    for kind, mine in _by_kind(exps):
+        if kind.preflight is not None:
+            kind.preflight(mine, options)  # e.g. an unenforceable LLM spend cap fails before anything is trained
     executor_ = make_executor(executor, address, console, device=device) if not options.dry_run else None
     spec, origin = resolve_data_spec(data, suite.config.data, suite.dir)
     store = RunStore(Path(results_dir) / run_folder_name(suite.name, profile, overrides))
@@ -373,34 +354,21 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     summary = RunSummary(store.root)
     with store.lock():
         _keep_earlier(header, _check_same_data(store, header))
-        if options.llm is not None:
-            options.llm.preload_spend(store, llm_exps)  # what earlier runs spent counts against --max-cost
+        for kind, mine in _by_kind(exps):
+            if kind.prepare is not None:
+                kind.prepare(store, mine, options)  # e.g. what earlier runs spent counts against --max-cost
         summary.plan = plan_experiments(store, exps, fp, options)
         estimate_times(summary.plan, splits, dev, console, remote=executor != "local")
         if not options.dry_run:  # a dry run prints them in its plan table
             _print_estimates(summary.plan, console)
         if options.dry_run:
-            from .llm.query import estimate_llm_experiment
-
-            for item in summary.plan:
-                if item.exp.kind == "llm" and item.reuse is None:
-                    item.estimate = estimate_llm_experiment(item.exp, splits.get(item.exp))
+            _dry_run_estimates(summary.plan, splits)
             summary.seconds = time.perf_counter() - t_start
             return summary
         store.write_run(header)
         figures.sample_grid(fer.images, fer.labels, fer.classes, store.root / "figures" / "samples.png",
                             title="Sample images per class")
-        run = RunContext(store, splits, dev, profile, options, console, fer)
-        weights = {p.exp.id: p.seconds for p in summary.plan if p.seconds is not None}
-        with RunProgress(console, len(exps), weights=weights or None) as bar:
-            recorder = _Recorder(run, bar, summary)
-            for item in summary.plan:
-                if item.reuse is not None:
-                    recorder.reused(item)
-            try:
-                executor_.run([i for i in summary.plan if i.reuse is None], run, recorder)
-            except KeyboardInterrupt:
-                raise RunInterrupted(interrupted_note(store, summary, recorder.in_flight)) from None
+        _execute(RunContext(store, splits, dev, profile, options, console, fer), executor_, summary)
         summary.seconds = time.perf_counter() - t_start
         header.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         header.wall_seconds = summary.seconds

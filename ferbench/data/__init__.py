@@ -10,9 +10,10 @@ from rich.markup import escape
 
 from ..errors import DataError
 from . import cache as _cache
+from . import synthetic as _synthetic  # noqa: F401 - registers the synthetic source
 from .dataset import USAGES, FERData
-from .sources import HOW_TO_GET, READERS, detect_kind, read_hf
-from .synthetic import make_synthetic
+from .registry import find_source, named_source
+from .sources import HOW_TO_GET
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,7 +29,7 @@ def resolve_data_spec(cli: str | None = None, suite: str | None = None,
     if os.environ.get("FERBENCH_DATA"):
         return os.environ["FERBENCH_DATA"], "$FERBENCH_DATA"
     if suite:
-        if suite_dir is not None and not suite.startswith(("hf:", "synthetic")) and not Path(suite).is_absolute():
+        if suite_dir is not None and named_source(suite) is None and not Path(suite).is_absolute():
             candidate = suite_dir / suite
             suite = str(candidate) if candidate.exists() or not Path(suite).exists() else suite
         return suite, "suite data:"
@@ -45,29 +46,19 @@ def load_data(spec: str, *, skip_bad: bool = False, use_cache: bool = True,
     ``progress`` console, decoding a local source (seconds to a minute for FER2013's 35,887 JPEGs)
     shows a bar with the images decoded so far, then one line with the count and the time.
     """
-    if spec.startswith("synthetic"):
-        parts = spec.split(":")
-        try:
-            n = int(parts[1]) if len(parts) > 1 else 3500
-            seed = int(parts[2]) if len(parts) > 2 else 0
-        except ValueError:
-            raise DataError(f"bad synthetic spec {spec!r}: use synthetic[:N[:SEED]]") from None
-        return make_synthetic(n, seed)
-    kind = detect_kind(spec)
-    if kind == "hf" and spec.startswith("hf:"):
-        return read_hf(spec)  # datasets keeps its own cache
+    source = find_source(spec, HOW_TO_GET)
+    if not source.cached:
+        return source.read(spec, skip_bad=skip_bad)
     if use_cache:
         _cache.check_cache_writable()  # one line now, not a traceback after minutes of decoding
     key = _cache.source_key(spec, skip_bad=skip_bad) if use_cache else None
     if key and (hit := _cache.load_cached(key)) is not None:
         return hit
-    if kind == "hf":
-        data = read_hf(spec)
-    elif progress is None:
-        data = READERS[kind](Path(spec), skip_bad=skip_bad)
+    if progress is None:
+        data = source.read(spec, skip_bad=skip_bad)
     else:
         with _DecodeProgress(progress, Path(spec).name) as bar:
-            data = READERS[kind](Path(spec), skip_bad=skip_bad, progress=bar.update)
+            data = source.read(spec, skip_bad=skip_bad, progress=bar.update)
     if key:
         where = _cache.save_cached(key, data)
         if progress is not None:
@@ -115,6 +106,6 @@ def describe(data: FERData, spec: str) -> dict:
     info = {"source": spec, "images": len(data), "counts": counts,
             "totals": {u: sum(c.values()) for u, c in counts.items()},
             "skipped": data.skipped}
-    if not spec.startswith(("hf:", "synthetic")):
+    if named_source(spec) is None:
         info["cache"] = str(_cache.cache_path(_cache.source_key(spec, skip_bad=False)))
     return info

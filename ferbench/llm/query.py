@@ -47,6 +47,7 @@ from .cost import (
 )
 from .parse import parse_answer
 from .prompts import get_prompt
+from .providers import provider
 from .sampler import stratified_sample
 
 SPEND_STATE, ADAPT_STATE = "llm_spend", "llm_adaptations"
@@ -111,7 +112,7 @@ def sample_partition(split: SplitData, which: str):
 def _base_url(ep) -> str | None:
     if ep.base_url:
         return ep.base_url
-    return os.environ.get("AZURE_OPENAI_ENDPOINT" if ep.provider == "azure" else "OPENAI_BASE_URL")
+    return os.environ.get(provider(ep.provider).endpoint_env)
 
 
 def _sample(exp, split):
@@ -149,13 +150,10 @@ def _usd(v: float | None) -> str:
 
 
 def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
-                       options: LLMRunOptions | None = None, **flags) -> dict:
+                       options: LLMRunOptions | None = None) -> dict:
     """Ask ``exp``'s endpoint about its sample; the result dict (see the module docstring of result fields).
-
-    ``flags`` (no_cache, refresh, dry_run, max_cost) are the older way to pass options: each call then
-    has its own spend cap; pass one :class:`LLMRunOptions` per run instead.
-    """
-    opts = options or LLMRunOptions(**flags)
+    One :class:`LLMRunOptions` per run carries the flags and the run's spend cap (None: the defaults)."""
+    opts = options or LLMRunOptions()
     log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
     ep, cfg = exp.llm_endpoint, exp.llm
     part, idx, notes = _sample(exp, split)

@@ -10,15 +10,12 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, model_validator
 
-from .experiment import LLMExperiment, LoadExperiment, TrainExperiment
+from .experiment import MODEL_KINDS, LLMExperiment, LoadExperiment, TrainExperiment
+from .base import StrictRecord as _Strict
 
 RESULT_FORMAT = 2
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _count(v: Any) -> int:
@@ -210,7 +207,8 @@ class _ResultBase(_Strict):
 
     @property
     def is_model(self) -> bool:
-        return self.kind in ("train", "load")
+        """Trained or loaded: a model scored on the study's test set (everything but an LLM)."""
+        return self.kind in MODEL_KINDS
 
     @property
     def headline_split(self) -> str | None:
@@ -246,6 +244,37 @@ class ModelResult(_ResultBase):
 
 
 
+class LLMSample(_Strict):
+    """Which images an LLM was asked about: drawn per class from a partition, with a seed."""
+    split: str
+    per_class: Count | None = None
+    seed: int
+    n: Count
+    ids: list[str]
+    notes: list[str] = Field(default_factory=list)
+    image: str  # how the image was sent, e.g. "48x48 PNG (grayscale, original)"
+
+
+class LLMUsage(_Strict):
+    """Requests, tokens and money one LLM experiment took."""
+    requests_sent: Count = 0
+    cache_hits: Count = 0
+    resumed_answers: Count = 0
+    truncated_retries: Count = 0
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    reasoning_tokens: Count = 0
+    estimated_cost_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    cost_this_run_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    spent_usd_all_runs: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    via_batch: Count = 0
+
+
+class UnparsedAnswer(_Strict):
+    id: str
+    raw: str  # the model's text (cut to the client's bound), escaped wherever it is shown
+
+
 class LLMResult(_ResultBase):
     """One LLM endpoint asked about every image of the study's sample."""
     kind: Literal["llm"]
@@ -253,10 +282,10 @@ class LLMResult(_ResultBase):
     endpoint: dict[str, Any] = Field(default_factory=dict)
     prompt: str | None = None
     response_format: dict[str, Any] | None = None
-    sample: dict[str, Any] | None = None
+    sample: LLMSample | None = None
     metrics: dict[Literal["sample"], EvalMetrics] = Field(default_factory=dict)
-    usage: dict[str, Any] = Field(default_factory=dict)
-    unparsed: list[dict[str, Any]] = Field(default_factory=list)
+    usage: LLMUsage = Field(default_factory=LLMUsage)
+    unparsed: list[UnparsedAnswer] = Field(default_factory=list)
     adaptations: list[dict[str, Any]] = Field(default_factory=list)  # request changes the endpoint forced
     request: dict[str, Any] | None = None  # the request fields as actually sent (no messages)
     estimate: dict[str, Any] | None = None  # requests, tokens and cost estimated before sending

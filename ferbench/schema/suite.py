@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .. import CLASSES
 from ..errors import unknown_name
 from ..labels import canonical_class
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
 from .llm import LLMConfig
+from .base import Strict as _Strict
 
 STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
 USAGE_NAMES = ("Training", "PublicTest", "PrivateTest")
@@ -48,19 +49,21 @@ def safe_id_part(text: str) -> str:
     return re.sub(r"\.{2,}", "_", out)[:80]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no NaN or inf, even where no range is given
-
-
 def _check_model_name(name: str, info: ValidationInfo) -> None:
     known = (info.context or {}).get("models")
     if known is not None and name not in known:
         raise ValueError(unknown_name("model", name, sorted(known)))
 
 
+def _split_kinds() -> list:
+    from ..data.splits import list_split_kinds, split_kind
+
+    return [split_kind(n) for n in list_split_kinds()]
+
+
 class SplitConfig(_Strict):
     """How a study partitions FER2013 (see :func:`ferbench.data.splits.make_split`)."""
-    kind: Literal["official", "kaggle", "pooled", "holdout", "kfold", "augmented"] = "official"
+    kind: str = "official"  # a registered split kind (ferbench.data.splits.list_split_kinds)
     seed: Seed = 0  # the partition's seed; training seeds vary separately
     classes: list[str] | None = None
     # holdout / kfold: which images test (a challenge half, or both = the Kaggle test/ folder);
@@ -75,6 +78,15 @@ class SplitConfig(_Strict):
     train_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
     train_fraction: float | None = Field(None, gt=0, le=1)
     eval_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v):
+        from ..data.splits import list_split_kinds  # the table; torch-free, read on first validation
+
+        if v not in list_split_kinds():
+            raise ValueError(unknown_name("split kind", v, list_split_kinds()))
+        return v
 
     @field_validator("classes")
     @classmethod
@@ -95,18 +107,24 @@ class SplitConfig(_Strict):
             raise ValueError(f"folds {self.folds} repeat a fold")
         if abs(sum(self.ratios) - 1) > 1e-6 or min(self.ratios) <= 0:
             raise ValueError(f"ratios must be three positive numbers summing to 1; got {list(self.ratios)}")
-        if self.val_fraction is None and self.kind != "kaggle":
-            raise ValueError(f"val_fraction: null (no validation set) is only possible with kind: kaggle, "
-                             f"not {self.kind}")
-        if self.test == "none" and self.kind != "pooled":
-            raise ValueError(f"test: none (no test set) is only possible with kind: pooled, not {self.kind}")
-        if self.test != "PrivateTest" and self.kind in ("official", "kaggle", "augmented"):
-            raise ValueError(f"kind: {self.kind} fixes its own test set; 'test' applies to holdout, kfold and pooled")
+        from ..data.splits import split_kind
+
+        kinds = _split_kinds()
+        kind = split_kind(self.kind)
+        if self.val_fraction is None and not kind.no_val:
+            raise ValueError(f"val_fraction: null (no validation set) is only possible with kind: "
+                             f"{', '.join(k.name for k in kinds if k.no_val)}, not {self.kind}")
+        if self.test == "none" and not kind.no_test:
+            raise ValueError(f"test: none (no test set) is only possible with kind: "
+                             f"{', '.join(k.name for k in kinds if k.no_test)}, not {self.kind}")
+        if self.test != "PrivateTest" and kind.fixes_test:
+            raise ValueError(f"kind: {self.kind} fixes its own test set; 'test' applies to "
+                             f"{', '.join(k.name for k in kinds if not k.fixes_test)}")
         return self
 
     @property
     def has_val(self) -> bool:
-        return not (self.kind == "kaggle" and self.val_fraction is None)
+        return self.val_fraction is not None
 
     def fold_list(self) -> list[int | None]:
         return list(self.folds if self.folds is not None else range(self.k)) if self.kind == "kfold" else [None]
