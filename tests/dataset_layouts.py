@@ -1,0 +1,71 @@
+"""Tiny fixtures of each dataset's layout as distributed, written by the tests (no dataset is committed)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+FERPLUS_HEADER = ["Usage", "Image name", "neutral", "happiness", "surprise", "sadness", "anger", "disgust",
+                  "fear", "contempt", "unknown", "NF"]
+
+
+def _face(seed: int, size: int, rgb: bool) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (size, size, 3) if rgb else (size, size), dtype=np.uint8)
+    return Image.fromarray(a, "RGB" if rgb else "L")
+
+
+def write_ferplus(root: Path, vote_rows: list[tuple[str, str, list[int]]]) -> Path:
+    """fer2013.csv (emotion,pixels,Usage) and fer2013new.csv with one row per (usage, image name, 10 votes)."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    with open(root / "fer2013.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for usage, _, _ in vote_rows:
+            w.writerow([0, " ".join(map(str, rng.integers(0, 256, 48 * 48))), usage])
+    with open(root / "fer2013new.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(FERPLUS_HEADER)
+        for usage, name, votes in vote_rows:
+            w.writerow([usage, name, *votes])
+    return root
+
+
+def write_rafdb(root: Path, rows: list[tuple[str, int]], aligned: bool = True) -> Path:
+    """basic/EmoLabel/list_patition_label.txt and 100x100 RGB basic/Image/aligned/<stem>_aligned.jpg."""
+    basic = root / "basic"
+    (basic / "EmoLabel").mkdir(parents=True, exist_ok=True)
+    img_dir = basic / "Image" / ("aligned" if aligned else "original")
+    img_dir.mkdir(parents=True, exist_ok=True)
+    with open(basic / "EmoLabel" / "list_patition_label.txt", "w") as f:
+        for k, (name, code) in enumerate(rows):
+            f.write(f"{name} {code}\n")
+            stem = Path(name).stem
+            _face(k, 100, True).save(img_dir / (f"{stem}_aligned.jpg" if aligned else name))
+    return root
+
+
+AFFECTNET_HEADER = ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks",
+                    "expression", "valence", "arousal"]
+
+
+def write_affectnet(root: Path, train: list[int], val: list[int]) -> Path:
+    """Manually_Annotated_Images/<dir>/<file>.jpg of varied sizes, training.csv / validation.csv."""
+    for fname, codes in (("training.csv", train), ("validation.csv", val)):
+        with open(root / fname if root.exists() else _mk(root) / fname, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(AFFECTNET_HEADER)
+            for k, code in enumerate(codes):
+                rel = f"{k % 3 + 1}/{fname[0]}{k:04d}.jpg"
+                (root / "Manually_Annotated_Images" / rel).parent.mkdir(parents=True, exist_ok=True)
+                _face(k, 60 + k, True).save(root / "Manually_Annotated_Images" / rel)
+                w.writerow([rel, 0, 0, 60 + k, 60 + k, "1;2;3", code, 0.1, -0.2])
+    return root
+
+
+def _mk(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
