@@ -8,6 +8,7 @@ mapped here, once, so no reader re-states a label order (RAF-DB counts 1-7 from 
 from __future__ import annotations
 
 from . import CLASSES
+from .labels import canonical_class
 
 VOCABULARY: tuple[str, ...] = (*CLASSES, "contempt")
 CLASSES_7: tuple[str, ...] = CLASSES
@@ -48,3 +49,10 @@ def shared_classes(model_classes: tuple[str, ...], data_classes: tuple[str, ...]
     'neutral'
     """
     return tuple(c for c in data_classes if c in model_classes)
+
+
+def vocab_class(name: str) -> str | None:
+    """The vocabulary class a spelling names: contempt is its own class here (``canonical_class``, made for
+    7-class answers, folds it into disgust)."""
+    n = name.strip().lower()
+    return "contempt" if n in ("contempt", "contemptuous") else canonical_class(n)

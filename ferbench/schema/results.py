@@ -161,11 +161,13 @@ class TrainingInfo(_Strict):
 
 class LoadInfo(_Strict):
     file: str
-    format: Literal["torchscript", "export", "onnx", "state_dict"]
-    outputs: Literal["logits", "probabilities", "log_probabilities"]
+    format: Literal["torchscript", "export", "onnx", "state_dict", "predictions"]
+    outputs: Literal["logits", "probabilities", "log_probabilities", "labels"]
     outputs_detected: bool  # True: inferred on the dry run; False: declared in the suite
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     notes: list[str] = Field(default_factory=list)
+    # A predictions file: per partition, [images it covers, images the partition holds]
+    coverage: dict[Literal["val", "test"], tuple[Count, Count]] = Field(default_factory=dict)
 
 
 class GradCAMInfo(_Strict):

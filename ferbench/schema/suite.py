@@ -135,6 +135,8 @@ class UserModelConfig(_Strict):
     load: str | None = None
     name: str | None = None
     checkpoint: str | None = None
+    # A published model's per-image outputs (``id, predicted[, p_<class>...]``): scored on the images it covers.
+    predictions: str | None = None
     input: InputConfig | None = None
     classes: list[str] | None = None  # the model's output order, if not the canonical one
     # What the model outputs; 'auto' detects it on the dry run (rows summing to 1 -> probabilities,
@@ -151,12 +153,15 @@ class UserModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if bool(self.load) == bool(self.checkpoint):
-            raise ValueError("give either 'load: FILE' (TorchScript/torch.export/ONNX) or 'name' + 'checkpoint'")
+        if sum(map(bool, (self.load, self.checkpoint, self.predictions))) != 1:
+            raise ValueError("give one of 'load: FILE' (TorchScript/torch.export/ONNX), 'name' + 'checkpoint', "
+                             "or 'predictions: FILE.csv' (a model's published per-image answers)")
         if self.checkpoint and not self.name:
             raise ValueError("'checkpoint' needs 'name', the registered architecture it belongs to")
         if self.load and self.input is None:
             raise ValueError("a loaded model needs 'input: {size, channels, mean, std}'")
+        if self.predictions and (self.input is not None or self.name or self.outputs != "auto" or self.layout != "auto"):
+            raise ValueError("a predictions file is scored as it is: it takes no name, input, outputs or layout")
         if self.classes and any(canonical_class(c) is None for c in self.classes):
             raise ValueError(f"unknown class name in {self.classes}")
         return self

@@ -106,11 +106,11 @@ def _resources(ex: ExperimentConfig, prof: ProfileConfig) -> ResourcesConfig | N
 def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
                      prof: ProfileConfig, dev: list[str]) -> LoadExperiment:
     um: UserModelConfig = ex.model.model_copy()
-    for attr in ("load", "checkpoint"):
+    for attr in ("load", "checkpoint", "predictions"):
         v = getattr(um, attr)
         if v and not Path(v).is_absolute():
             setattr(um, attr, str(suite.dir / v))
-    f = Path(um.load or um.checkpoint)
+    f = Path(um.load or um.checkpoint or um.predictions)
     fp = f"{f.stat().st_size}-{f.stat().st_mtime_ns}" if f.is_file() else "missing"
     label = ex.label or safe_id_part(um.name if um.checkpoint else f.stem)
     tcfg = TrainConfig.model_validate(_deep_merge(suite.config.defaults, st.train, ex.train, prof.train))
