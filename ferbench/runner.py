@@ -23,6 +23,7 @@ from rich.markup import escape
 from . import figures
 from .data import FERData, load_data, resolve_data_spec
 from .data.cache import check_cache_writable
+from .data.cross import cross_test_sets
 from .data.splits import SplitData, make_split
 from .environment import busy_cpu_hint, environment
 from .errors import DiskFullError, FerbenchError, StoreError
@@ -61,15 +62,17 @@ class RunSummary:
 class SplitCache:
     """Builds each distinct partition once per run (augmented splits are costly)."""
 
-    def __init__(self, data: FERData):
-        self.data = data
+    def __init__(self, data: FERData, suite_dir: Path | None = None):
+        self.data, self.suite_dir = data, suite_dir
         self._cache: dict[str, SplitData] = {}
 
     def get(self, exp: Experiment) -> SplitData:
         key = json.dumps([exp.split.model_dump(mode="json"), exp.fold], sort_keys=True)
         if key not in self._cache:
             kw = exp.split.model_dump(exclude={"folds"})
+            kw.pop("cross", None)
             self._cache[key] = make_split(self.data, fold=exp.fold or 0, **kw)
+            self._cache[key].cross = cross_test_sets(exp.split.cross, self.suite_dir)
         return self._cache[key]
 
 
@@ -357,7 +360,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     n_threads, why_threads = _set_threads(threads)
     if executor == "local" and threads is None and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
-    splits = SplitCache(fer)
+    splits = SplitCache(fer, suite.dir)
     fp = _data_fingerprint(spec, fer)
     header = RunHeader(
         suite=suite.name, description=suite.config.description, suite_file=str(suite_path), profile=profile,

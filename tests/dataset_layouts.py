@@ -69,3 +69,18 @@ def write_affectnet(root: Path, train: list[int], val: list[int]) -> Path:
 def _mk(p: Path) -> Path:
     p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def write_fer2013_csv(path: Path, per_class: int = 6, seed: int = 0) -> Path:
+    """The 2013 challenge CSV (emotion,pixels,Usage): ``per_class`` images of each class in each usage."""
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["emotion", "pixels", "Usage"])
+        for usage in ("Training", "PublicTest", "PrivateTest"):
+            for y in range(7):
+                for _ in range(per_class):
+                    px = np.clip(rng.normal(40 + 25 * y, 20, 48 * 48), 0, 255).astype(int)
+                    w.writerow([y, " ".join(map(str, px)), usage])
+    return path

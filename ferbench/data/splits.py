@@ -29,6 +29,7 @@ class SplitData:
     description: str
     leaky: bool = False
     notes: list[str] = field(default_factory=list)
+    cross: dict[str, FERData] = field(default_factory=dict)  # further test sets, by name (cross-dataset scoring)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val) if self.val is not None else 0,

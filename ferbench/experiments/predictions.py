@@ -89,7 +89,7 @@ def run_predictions(exp: LoadExperiment, ctx: Context) -> Outcome:
                  for n, p, pr in zip(idx, pred, proba if has_p else [None] * len(idx))]
     if "test" not in metrics and split.test is not None:
         raise DataError(f"{path} answers none of the study's {len(split.test):,} test images (ids such as "
-                        f"{split.test.ids[0]!r}); its ids must be the dataset's image ids or file names")
+                        f"{str(split.test.ids[0])!r}); its ids must be the dataset's image ids or file names")
     header = ["id", "split", "true", "predicted", *((f"p_{c}" for c in split.classes) if has_p else ())]
     notes = [f"{part}: scored on the {c:,} of {n:,} images the file answers" for part, (c, n) in coverage.items()]
     fields = {"metrics": metrics, "model": None, "history": [], "input": "published per-image answers",

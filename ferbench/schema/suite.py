@@ -75,6 +75,9 @@ class SplitConfig(_Strict):
     train_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
     train_fraction: float | None = Field(None, gt=0, le=1)
     eval_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
+    # Further datasets (paths or named specs such as rafdb:PATH, relative to the suite) whose test partition
+    # every model of the study is also scored on, on the classes the model and the dataset share.
+    cross: list[str] = Field(default_factory=list, max_length=8)
 
     @field_validator("classes")
     @classmethod
