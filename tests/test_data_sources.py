@@ -142,7 +142,12 @@ def test_cache_serves_second_load_without_decoding(kaggle_folder, monkeypatch):
     first = load_data(str(root))
     key = data_cache.source_key(str(root), skip_bad=False)
     assert data_cache.cache_path(key).exists()
-    monkeypatch.setattr("ferbench.data.READERS", {"folder": lambda *a, **k: pytest.fail("decoded again")})
+    from dataclasses import replace
+
+    from ferbench.data import registry
+    folder = registry._SOURCES["folder"]
+    monkeypatch.setitem(registry._SOURCES, "folder",
+                        replace(folder, read=lambda *a, **k: pytest.fail("decoded again")))
     second = load_data(str(root))
     np.testing.assert_array_equal(first.images, second.images)
     np.testing.assert_array_equal(first.ids, second.ids)

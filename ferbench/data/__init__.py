@@ -10,10 +10,11 @@ from rich.markup import escape
 
 from ..errors import DataError
 from . import cache as _cache
-from . import datasets as _datasets
+from . import datasets as _datasets  # noqa: F401 - registers FER+, RAF-DB, AffectNet (layouts and prefixes)
+from . import synthetic as _synthetic  # noqa: F401 - registers the synthetic source
 from .dataset import USAGES, FERData
-from .sources import HOW_TO_GET, READERS, detect_kind, read_hf
-from .synthetic import make_synthetic
+from .registry import find_source, named_source
+from .sources import HOW_TO_GET
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -29,7 +30,7 @@ def resolve_data_spec(cli: str | None = None, suite: str | None = None,
     if os.environ.get("FERBENCH_DATA"):
         return os.environ["FERBENCH_DATA"], "$FERBENCH_DATA"
     if suite:
-        if suite_dir is not None and not suite.startswith(("hf:", "synthetic")) and not Path(suite).is_absolute():
+        if suite_dir is not None and named_source(suite) is None and not Path(suite).is_absolute():
             candidate = suite_dir / suite
             suite = str(candidate) if candidate.exists() or not Path(suite).exists() else suite
         return suite, "suite data:"
@@ -46,60 +47,24 @@ def load_data(spec: str, *, skip_bad: bool = False, use_cache: bool = True,
     ``progress`` console, decoding a local source (seconds to a minute for FER2013's 35,887 JPEGs)
     shows a bar with the images decoded so far, then one line with the count and the time.
     """
-    if spec.startswith("synthetic"):
-        parts = spec.split(":")
-        try:
-            n = int(parts[1]) if len(parts) > 1 else 3500
-            seed = int(parts[2]) if len(parts) > 2 else 0
-        except ValueError:
-            raise DataError(f"bad synthetic spec {spec!r}: use synthetic[:N[:SEED]]") from None
-        return make_synthetic(n, seed)
-    named = _datasets.resolve(spec)
-    if named is not None:
-        return _load_dataset(*named, skip_bad=skip_bad, use_cache=use_cache, progress=progress)
-    kind = detect_kind(spec)
-    if kind == "hf" and spec.startswith("hf:"):
-        return read_hf(spec)  # datasets keeps its own cache
+    source = find_source(spec, HOW_TO_GET)
+    if not source.cached:
+        return source.read(spec, skip_bad=skip_bad)
     if use_cache:
         _cache.check_cache_writable()  # one line now, not a traceback after minutes of decoding
     key = _cache.source_key(spec, skip_bad=skip_bad) if use_cache else None
     if key and (hit := _cache.load_cached(key)) is not None:
         return hit
-    if kind == "hf":
-        data = read_hf(spec)
-    elif progress is None:
-        data = READERS[kind](Path(spec), skip_bad=skip_bad)
+    if progress is None:
+        data = source.read(spec, skip_bad=skip_bad)
     else:
         with _DecodeProgress(progress, Path(spec).name) as bar:
-            data = READERS[kind](Path(spec), skip_bad=skip_bad, progress=bar.update)
+            data = source.read(spec, skip_bad=skip_bad, progress=bar.update)
     if key:
         where = _cache.save_cached(key, data)
         if progress is not None:
             progress.print(f"[dim]cached the decoded arrays in {escape(str(where))}: later loads take milliseconds[/]")
     return data
-
-
-def _load_dataset(name: str, path: Path, *, skip_bad: bool, use_cache: bool, progress: Console | None) -> FERData:
-    """A dataset of :mod:`ferbench.data.datasets`, through the same checked cache as FER2013's forms."""
-    key = _key(f"{name}:{path}", skip_bad) if use_cache else None
-    if key:
-        _cache.check_cache_writable()
-        if (hit := _cache.load_cached(key)) is not None:
-            return hit
-    data = _datasets.DATASETS[name].load(path, skip_bad=skip_bad)
-    if key:
-        where = _cache.save_cached(key, data)
-        if progress is not None:
-            progress.print(f"[dim]cached the decoded arrays in {escape(str(where))}[/]")
-    return data
-
-
-def _key(spec: str, skip_bad: bool) -> str:
-    """The cache key of a local source; a named dataset's key carries its name (and so its variant)."""
-    named = _datasets.resolve(spec)
-    if named is None:
-        return _cache.source_key(spec, skip_bad=skip_bad)
-    return _cache.source_key(str(named[1]), skip_bad=skip_bad, dataset=named[0])
 
 
 class _DecodeProgress:
@@ -142,6 +107,8 @@ def describe(data: FERData, spec: str) -> dict:
     info = {"source": spec, "dataset": data.dataset, "classes": list(data.classes), "images": len(data),
             "counts": counts, "totals": {u: sum(c.values()) for u, c in counts.items()},
             "skipped": data.skipped, "excluded": data.excluded, "conversions": data.conversions}
-    if not spec.startswith(("hf:", "synthetic")):
-        info["cache"] = str(_cache.cache_path(_key(spec, skip_bad=False)))
+    if named_source(spec) is None:
+        info["cache"] = str(_cache.cache_path(_cache.source_key(spec, skip_bad=False)))
+    elif (key := _datasets.named_cache_key(spec, skip_bad=False)) is not None:
+        info["cache"] = str(_cache.cache_path(key))
     return info

@@ -30,6 +30,7 @@ from .. import CLASSES
 from ..errors import DataError
 from ..labels import canonical_class
 from .dataset import FERData
+from .registry import Reader, register_source
 
 SIZE = 48
 MAX_IMAGE_BYTES = 16 * 1024 * 1024  # one image file: FER2013's are ~2 KB, a large photo a few MB
@@ -434,31 +435,29 @@ def read_hf(spec: str) -> FERData:
     return _hf_to_data(dsd, str(path))
 
 
-def detect_kind(spec: str) -> str:
-    """Which reader handles ``spec``: folder, zip, tar, csv or hf."""
-    if spec.startswith("hf:"):
-        return "hf"
-    path = Path(spec)
-    if not path.exists():
-        raise DataError(f"data path {spec} does not exist. " + HOW_TO_GET)
-    name = path.name.lower()
-    if not path.is_dir() and not path.is_file():  # a FIFO would block a reader, /dev/zero never end
-        raise DataError(f"data path {spec} is not a regular file or folder (a FIFO, device or socket, or a link "
-                        "to one); ferbench reads only regular files")
-    if path.is_dir():
-        if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists() \
-                or next(path.rglob("*.parquet"), None) is not None:
-            return "hf"
-        if not any(path.iterdir()):
-            raise DataError(f"data folder {spec} is empty. " + HOW_TO_GET)
-        return "folder"
-    if name.endswith(".zip"):
-        return "zip"
-    if name.endswith((".tar.gz", ".tgz", ".tar")):
-        return "tar"
-    if name.endswith(".csv"):
-        return "csv"
-    raise DataError(f"cannot tell what {spec} is: expected a folder, .zip, .tar.gz, .csv or hf:<id>")
+def _is_hf_folder(path: Path) -> bool:
+    return path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists()
+                              or next(path.rglob("*.parquet"), None) is not None)
 
 
-READERS = {"folder": read_folder, "zip": read_zip, "tar": read_tar, "csv": read_csv}
+def _local(reader: Callable[..., FERData]) -> Reader:
+    """A path reader as a registered :class:`Reader` (which takes the spec string)."""
+    def read(spec: str, *, skip_bad: bool = False, progress: Progress | None = None) -> FERData:
+        return reader(Path(spec), skip_bad=skip_bad, progress=progress)
+    return read
+
+
+def _hf(spec: str, *, skip_bad: bool = False, progress: Progress | None = None) -> FERData:
+    return read_hf(spec)
+
+
+def _suffix(*ends: str) -> Callable[[Path], bool]:
+    return lambda path: path.is_file() and path.name.lower().endswith(ends)
+
+
+register_source("hf", _hf, prefix="hf:")
+register_source("hf-folder", _hf, matches=_is_hf_folder)
+register_source("folder", _local(read_folder), matches=lambda p: p.is_dir() and any(p.iterdir()))
+register_source("zip", _local(read_zip), matches=_suffix(".zip"))
+register_source("tar", _local(read_tar), matches=_suffix(".tar.gz", ".tgz", ".tar"))
+register_source("csv", _local(read_csv), matches=_suffix(".csv"))

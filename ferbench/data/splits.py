@@ -1,23 +1,39 @@
-"""Split plans. Every plan is deterministic given its seed, stratified, and leak-free by
-construction: rows that derive from one original image (augmented copies) share a group and never
-straddle partitions, unless ``augmented`` is asked for in the paper's ``augment_then_split`` order,
-which is flagged ``leaky`` so the report can say so.
+"""Split kinds: how a study partitions a dataset into train / val / test.
+
+Every plan is deterministic given its seed, stratified, and leak-free by construction: rows that derive
+from one original image (augmented copies) share a group and never straddle partitions, unless
+``augmented`` is asked for in the paper's ``augment_then_split`` order, which is flagged ``leaky`` so
+the report can say so.
+
+Adding a split kind is one function and one registration; the suite schema and :func:`make_split`
+read the table, so nothing else changes::
+
+    @register_split_kind("by_subject", doc="one subject's images never straddle partitions")
+    def _by_subject(data: FERData, p: SplitParams) -> Partition:
+        ...
+        return Partition(train, val, test, "by_subject: ...")
+
+A kind in its own module registers the same way; import that module at the end of this one (the
+table is filled on import, in one place, not by scattered side effects). Flags say which suite
+options a kind accepts: ``fixes_test`` (it picks its own test set, so ``test:`` must stay at its
+default), ``no_val`` (``val_fraction: null`` allowed), ``no_test`` (``test: none`` allowed).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
-from ..augment import AugmentConfig, augment_uint8
-from ..errors import DataError
+from ..errors import DataError, unknown_name
 from ..labels import canonical_class
+from ..schema.train import AugmentConfig
 from .dataset import FERData
 
-KINDS = ("official", "kaggle", "pooled", "holdout", "kfold", "augmented")
 # The augmented-dataset study: rotation +-10 deg, shifts +-10 %, zoom +-10 %, horizontal flip.
 PAPER_AUGMENT = AugmentConfig(rotation=10, shift=0.1, zoom=0.1, flip=True)
+TEST_USAGES = {"PrivateTest": ["PrivateTest"], "PublicTest": ["PublicTest"],
+               "both": ["PublicTest", "PrivateTest"], "none": []}
 
 
 @dataclass
@@ -34,6 +50,71 @@ class SplitData:
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val) if self.val is not None else 0,
                 "test": len(self.test) if self.test is not None else 0}
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """The suite's split options a kind may read (see :class:`ferbench.schema.suite.SplitConfig`)."""
+    seed: int = 0
+    val_fraction: float | None = 0.1
+    k: int = 3
+    fold: int = 0
+    copies: int = 5
+    test: str = "PrivateTest"
+    ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    order: str = "split_then_augment"
+
+    @property
+    def test_name(self) -> str:
+        return {"both": "PublicTest + PrivateTest"}.get(self.test, self.test)
+
+
+@dataclass
+class Partition:
+    """What a kind's builder returns; :func:`make_split` applies the shared modifiers after it."""
+    train: FERData
+    val: FERData | None
+    test: FERData | None
+    description: str
+    leaky: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+Builder = Callable[[FERData, SplitParams], Partition]
+
+
+@dataclass(frozen=True)
+class SplitKind:
+    name: str
+    build: Builder
+    doc: str
+    fixes_test: bool = False
+    no_val: bool = False
+    no_test: bool = False
+
+
+_KINDS: dict[str, SplitKind] = {}
+
+
+def register_split_kind(name: str, *, doc: str, fixes_test: bool = False, no_val: bool = False,
+                        no_test: bool = False) -> Callable[[Builder], Builder]:
+    """Decorator: make ``build`` the split kind ``name`` (a name registered twice is an error)."""
+    def deco(build: Builder) -> Builder:
+        if name in _KINDS:
+            raise ValueError(f"split kind {name!r} is registered twice")
+        _KINDS[name] = SplitKind(name, build, doc, fixes_test, no_val, no_test)
+        return build
+    return deco
+
+
+def list_split_kinds() -> list[str]:
+    return list(_KINDS)
+
+
+def split_kind(name: str) -> SplitKind:
+    if name not in _KINDS:
+        raise DataError(unknown_name("split kind", name, list(_KINDS)))
+    return _KINDS[name]
 
 
 def select_classes(data: FERData, classes: list[str] | None) -> FERData:
@@ -79,6 +160,8 @@ def cap_per_class(data: FERData, per_class: int | None = None, fraction: float |
 def _stratified_cut(data: FERData, fraction: float, seed: int, by_group: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Indices (rest, cut) with ``fraction`` of every class in ``cut``; grouped rows stay together
     unless ``by_group`` is False (only to reproduce a leaky protocol)."""
+    from sklearn.model_selection import train_test_split  # here: `ferbench validate` reads the table without it
+
     groups, first = np.unique(data.groups if by_group else np.arange(len(data)).astype(str), return_index=True)
     g_labels = data.labels[first]
     g_rest, g_cut = train_test_split(np.arange(len(groups)), test_size=fraction, random_state=seed,
@@ -89,6 +172,8 @@ def _stratified_cut(data: FERData, fraction: float, seed: int, by_group: bool = 
 
 def _augmented_copies(data: FERData, copies: int, seed: int, cfg: AugmentConfig = PAPER_AUGMENT) -> FERData:
     """``copies`` augmented versions of every row (no originals, as the study generated 5 per image)."""
+    from ..augment import augment_uint8  # torch: only when a split really augments
+
     if copies < 1:
         raise DataError(f"augmented split needs copies >= 1; got {copies}")
     rep = np.repeat(np.arange(len(data)), copies)
@@ -98,97 +183,125 @@ def _augmented_copies(data: FERData, copies: int, seed: int, cfg: AugmentConfig 
     return FERData(imgs, data.labels[rep], ids, data.usage[rep], data.classes, data.source, data.groups[rep])
 
 
+def _usages(data: FERData, usages: list[str]) -> FERData:
+    return data.subset(np.flatnonzero(np.isin(data.usage, usages)))
+
+
+def _held_out(data: FERData, p: SplitParams) -> FERData | None:
+    return _usages(data, TEST_USAGES[p.test]) if p.test != "none" else None
+
+
+def _check_fraction(kind: str, p: SplitParams) -> float:
+    if p.val_fraction is None or not 0 < p.val_fraction < 1:
+        raise DataError(f"{kind} val_fraction must be in (0, 1); got {p.val_fraction}")
+    return p.val_fraction
+
+
+@register_split_kind("official", fixes_test=True,
+                     doc="the 2013 challenge's three-way split: Training / PublicTest / PrivateTest")
+def _official(data: FERData, p: SplitParams) -> Partition:
+    return Partition(_usages(data, ["Training"]), _usages(data, ["PublicTest"]), _usages(data, ["PrivateTest"]),
+                     "official: Training / PublicTest / PrivateTest")
+
+
+@register_split_kind("kaggle", fixes_test=True, no_val=True,
+                     doc="the Kaggle image-folder release: Training as train, its whole test/ folder (PublicTest + "
+                         "PrivateTest, 7,178 images) as test; val a stratified val_fraction of Training, or none")
+def _kaggle(data: FERData, p: SplitParams) -> Partition:
+    train_all, both = _usages(data, ["Training"]), _usages(data, ["PublicTest", "PrivateTest"])
+    if p.val_fraction is None:
+        return Partition(train_all, None, both, "kaggle: Training as train, PublicTest + PrivateTest (the release's "
+                                                "test/ folder) as test, no val")
+    rest, cut = _stratified_cut(train_all, p.val_fraction, p.seed)
+    return Partition(train_all.subset(rest), train_all.subset(cut), both,
+                     f"kaggle: stratified {p.val_fraction:.0%} of Training as val, PublicTest + PrivateTest "
+                     "(the release's test/ folder) as test")
+
+
+@register_split_kind("pooled", no_test=True,
+                     doc="every usage pooled; a stratified val_fraction of the pool as val, the rest as train; test "
+                         "none (the study reports val), or a challenge half / both kept out of the pool")
+def _pooled(data: FERData, p: SplitParams) -> Partition:
+    frac = _check_fraction("pooled", p)
+    pool = data.subset(np.flatnonzero(~np.isin(data.usage, TEST_USAGES[p.test])))
+    rest, cut = _stratified_cut(pool, frac, p.seed)
+    where = "every usage" if p.test == "none" else "usages other than " + p.test_name
+    tail = ", no test set (val is what is reported)" if p.test == "none" else f", {p.test_name} as test"
+    return Partition(pool.subset(rest), pool.subset(cut), _held_out(data, p),
+                     f"pooled: {where} pooled, stratified {frac:.0%} as val" + tail)
+
+
+@register_split_kind("holdout", doc="stratified val_fraction of Training as val; test (PrivateTest, PublicTest or "
+                                    "both) as test")
+def _holdout(data: FERData, p: SplitParams) -> Partition:
+    frac = _check_fraction("holdout", p)
+    train_all = _usages(data, ["Training"])
+    rest, cut = _stratified_cut(train_all, frac, p.seed)
+    return Partition(train_all.subset(rest), train_all.subset(cut), _held_out(data, p),
+                     f"holdout: stratified {frac:.0%} of Training as val, {p.test_name} as test")
+
+
+@register_split_kind("kfold", doc="fold `fold` of a stratified k-fold split of Training as val; test kept apart")
+def _kfold(data: FERData, p: SplitParams) -> Partition:
+    from sklearn.model_selection import StratifiedKFold
+
+    if p.k < 2 or not 0 <= p.fold < p.k:
+        raise DataError(f"kfold needs k >= 2 and 0 <= fold < k; got k={p.k}, fold={p.fold}")
+    train_all = _usages(data, ["Training"])
+    skf = StratifiedKFold(n_splits=p.k, shuffle=True, random_state=p.seed)
+    tr, va = list(skf.split(np.zeros(len(train_all)), train_all.labels))[p.fold]
+    return Partition(train_all.subset(tr), train_all.subset(va), _held_out(data, p),
+                     f"kfold: fold {p.fold + 1}/{p.k} of stratified {p.k}-fold CV on Training, {p.test_name} as test")
+
+
+@register_split_kind("augmented", fixes_test=True,
+                     doc="copies augmented copies per image, stratified re-split by ratios; order split_then_augment "
+                         "augments only train (leak-free), augment_then_split reproduces the study's leaky protocol")
+def _augmented(data: FERData, p: SplitParams) -> Partition:
+    ratios = p.ratios
+    if len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) <= 0:
+        raise DataError(f"augmented ratios must be three positive numbers summing to 1; got {ratios}")
+    if p.order not in ("split_then_augment", "augment_then_split"):
+        raise DataError(f"augmented order must be split_then_augment or augment_then_split; got {p.order!r}")
+    leaky = p.order == "augment_then_split"
+    pool = _augmented_copies(data, p.copies, p.seed) if leaky else data
+    notes = ["LEAKY protocol reproduced on request: augmented copies of one face land in train, val and test "
+             "(augment-then-split), which inflates val/test accuracy."] if leaky else []
+    # by_group=False splits rows, not faces: the leak the study made, reproduced on request.
+    rest, test_idx = _stratified_cut(pool, ratios[2], p.seed, by_group=not leaky)
+    rest_d = pool.subset(rest)
+    tr, va = _stratified_cut(rest_d, ratios[1] / (ratios[0] + ratios[1]), p.seed + 1, by_group=not leaky)
+    train = rest_d.subset(tr) if leaky else _augmented_copies(rest_d.subset(tr), p.copies, p.seed)
+    desc = (f"augmented: {p.copies} copies per image, stratified "
+            f"{'/'.join(f'{r:.0%}' for r in ratios)} re-split ({p.order.replace('_', ' ')})")
+    return Partition(train, rest_d.subset(va), pool.subset(test_idx), desc, leaky, notes)
+
+
+def _check_options(kind: SplitKind, p: SplitParams) -> None:
+    if p.test not in TEST_USAGES:
+        raise DataError(f"test must be PrivateTest, PublicTest, both or none; got {p.test!r}")
+    if p.test == "none" and not kind.no_test:
+        allowed = ", ".join(k.name for k in _KINDS.values() if k.no_test)
+        raise DataError(f"test: none (no test set) is only possible with kind: {allowed}, not {kind.name}")
+
+
 def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes: list[str] | None = None,
                val_fraction: float | None = 0.1, k: int = 3, fold: int = 0, copies: int = 5, test: str = "PrivateTest",
                ratios: tuple[float, float, float] = (0.6, 0.2, 0.2), order: str = "split_then_augment",
                train_per_class: int | None = None, train_fraction: float | None = None,
                eval_per_class: int | None = None) -> SplitData:
-    """Build the train/val/test partition a study asks for.
-
-    official   the 2013 challenge's three-way split: Training / PublicTest / PrivateTest.
-    kaggle     the Kaggle image-folder release: Training as train, its whole test/ folder (PublicTest +
-               PrivateTest, 7,178 images) as test; val a stratified ``val_fraction`` of Training, or none.
-    pooled     every usage pooled; a stratified ``val_fraction`` of the pool as val, the rest as train;
-               ``test`` none (the study reports val), or a challenge half / both kept out of the pool.
-    holdout    stratified ``val_fraction`` of Training as val; ``test`` (PrivateTest, PublicTest or both) as test.
-    kfold      fold ``fold`` of a stratified ``k``-fold split of Training as val; ``test`` kept apart.
-    augmented  ``copies`` augmented copies per image, stratified re-split by ``ratios``.
-               order='split_then_augment' splits originals first and augments only train (leak-free);
-               order='augment_then_split' reproduces the study's leaky protocol.
-    Modifiers: ``classes`` (subset, labels remapped), ``train_per_class`` / ``train_fraction``
-    (stratified subsample of train) and ``eval_per_class`` (cap val/test; for smoke runs only).
+    """Build the train/val/test partition a study asks for: the registered ``kind`` (see
+    :func:`list_split_kinds`; each kind's ``doc`` says what it does), then the shared modifiers:
+    ``classes`` (subset, labels remapped), ``train_per_class`` / ``train_fraction`` (stratified
+    subsample of train) and ``eval_per_class`` (cap val/test; for smoke runs only).
     """
-    if kind not in KINDS:
-        raise DataError(f"unknown split kind {kind!r}; expected one of {', '.join(KINDS)}")
+    spec = split_kind(kind)
+    p = SplitParams(seed, val_fraction, k, fold, copies, test, tuple(ratios), order)
+    _check_options(spec, p)
     data = select_classes(data, classes)
     desc_cls = f" on classes {'/'.join(data.classes)}" if classes else ""
-    notes: list[str] = []
-    leaky = False
-    train_all = data.subset(data.where_usage("Training"))
-    test_usages = {"PrivateTest": ["PrivateTest"], "PublicTest": ["PublicTest"],
-                   "both": ["PublicTest", "PrivateTest"], "none": []}
-    if test not in test_usages:
-        raise DataError(f"test must be PrivateTest, PublicTest, both or none; got {test!r}")
-    if test == "none" and kind != "pooled":
-        raise DataError(f"test: none (no test set) is only possible with kind: pooled, not {kind}")
-    held_out = data.subset(np.flatnonzero(np.isin(data.usage, test_usages[test]))) if test != "none" else None
-    test_name = {"both": "PublicTest + PrivateTest"}.get(test, test)
-    if kind == "official":
-        train, val, test_part = train_all, data.subset(data.where_usage("PublicTest")), \
-            data.subset(data.where_usage("PrivateTest"))
-        desc = "official: Training / PublicTest / PrivateTest"
-    elif kind == "kaggle":
-        both = data.subset(np.flatnonzero(np.isin(data.usage, ["PublicTest", "PrivateTest"])))
-        if val_fraction is None:
-            train, val, test_part = train_all, None, both
-            desc = "kaggle: Training as train, PublicTest + PrivateTest (the release's test/ folder) as test, no val"
-        else:
-            rest, cut = _stratified_cut(train_all, val_fraction, seed)
-            train, val, test_part = train_all.subset(rest), train_all.subset(cut), both
-            desc = (f"kaggle: stratified {val_fraction:.0%} of Training as val, PublicTest + PrivateTest "
-                    "(the release's test/ folder) as test")
-    elif kind == "pooled":
-        if val_fraction is None or not 0 < val_fraction < 1:
-            raise DataError(f"pooled val_fraction must be in (0, 1); got {val_fraction}")
-        pool = data.subset(np.flatnonzero(~np.isin(data.usage, test_usages[test])))
-        rest, cut = _stratified_cut(pool, val_fraction, seed)
-        train, val, test_part = pool.subset(rest), pool.subset(cut), held_out
-        desc = (f"pooled: {'every usage' if test == 'none' else 'usages other than ' + test_name} pooled, stratified "
-                f"{val_fraction:.0%} as val" + (", no test set (val is what is reported)" if test == "none"
-                                                 else f", {test_name} as test"))
-    elif kind == "holdout":
-        if val_fraction is None or not 0 < val_fraction < 1:
-            raise DataError(f"holdout val_fraction must be in (0, 1); got {val_fraction}")
-        rest, cut = _stratified_cut(train_all, val_fraction, seed)
-        train, val, test_part = train_all.subset(rest), train_all.subset(cut), held_out
-        desc = f"holdout: stratified {val_fraction:.0%} of Training as val, {test_name} as test"
-    elif kind == "kfold":
-        if k < 2 or not 0 <= fold < k:
-            raise DataError(f"kfold needs k >= 2 and 0 <= fold < k; got k={k}, fold={fold}")
-        skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        tr, va = list(skf.split(np.zeros(len(train_all)), train_all.labels))[fold]
-        train, val, test_part = train_all.subset(tr), train_all.subset(va), held_out
-        desc = f"kfold: fold {fold + 1}/{k} of stratified {k}-fold CV on Training, {test_name} as test"
-    else:
-        if len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) <= 0:
-            raise DataError(f"augmented ratios must be three positive numbers summing to 1; got {ratios}")
-        if order not in ("split_then_augment", "augment_then_split"):
-            raise DataError(f"augmented order must be split_then_augment or augment_then_split; got {order!r}")
-        pool = data
-        if order == "augment_then_split":
-            pool = _augmented_copies(data, copies, seed)
-            leaky = True
-            notes.append("LEAKY protocol reproduced on request: augmented copies of one face land in "
-                         "train, val and test (augment-then-split), which inflates val/test accuracy.")
-        # by_group=False splits rows, not faces: the leak the study made, reproduced on request.
-        rest, test_idx = _stratified_cut(pool, ratios[2], seed, by_group=not leaky)
-        rest_d = pool.subset(rest)
-        tr, va = _stratified_cut(rest_d, ratios[1] / (ratios[0] + ratios[1]), seed + 1, by_group=not leaky)
-        train, val, test_part = rest_d.subset(tr), rest_d.subset(va), pool.subset(test_idx)
-        if order == "split_then_augment":
-            train = _augmented_copies(train, copies, seed)
-        desc = (f"augmented: {copies} copies per image, stratified "
-                f"{'/'.join(f'{r:.0%}' for r in ratios)} re-split ({order.replace('_', ' ')})")
+    part = spec.build(data, p)
+    train, val, test_part, notes = part.train, part.val, part.test, list(part.notes)
     if train_per_class is not None or train_fraction is not None:
         before = len(train)
         train = cap_per_class(train, train_per_class, train_fraction, seed)
@@ -197,7 +310,7 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
         val = cap_per_class(val, eval_per_class, None, seed) if val is not None else None
         test_part = cap_per_class(test_part, eval_per_class, None, seed) if test_part is not None else None
         notes.append(f"val/test capped at {eval_per_class} images per class (smoke-sized evaluation)")
-    for name, part in (("train", train), ("test", test_part), ("val", val)):
-        if part is not None and len(part) == 0:
+    for name, piece in (("train", train), ("test", test_part), ("val", val)):
+        if piece is not None and len(piece) == 0:
             raise DataError(f"split '{kind}'{desc_cls} leaves the {name} partition empty")
-    return SplitData(train, val, test_part, data.classes, desc + desc_cls, leaky, notes)
+    return SplitData(train, val, test_part, data.classes, part.description + desc_cls, part.leaky, notes)

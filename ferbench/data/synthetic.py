@@ -10,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import CLASSES
+from ..errors import DataError
 from .dataset import FERData
+from .registry import register_source
 
 # Deviation from the neutral face per class:
 # curve, open, width, brow_angle, brow_raise, eye_open, asym
@@ -94,3 +96,17 @@ def make_synthetic(n: int = 3500, seed: int = 0) -> FERData:
     images = np.concatenate([_render(labels[i:i + 1024], rng) for i in range(0, len(labels), 1024)])
     ids = np.array([f"{u}_synthetic{i:06d}" for i, u in enumerate(usage)])
     return FERData(images, labels, ids, usage, source=f"synthetic:{n}:{seed}", dataset="synthetic")
+
+
+def read_synthetic(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:
+    """``synthetic[:N[:SEED]]``: N drawn faces (default 3,500) from SEED (default 0)."""
+    parts = spec.split(":")
+    try:
+        n = int(parts[1]) if len(parts) > 1 else 3500
+        seed = int(parts[2]) if len(parts) > 2 else 0
+    except ValueError:
+        raise DataError(f"bad synthetic spec {spec!r}: use synthetic[:N[:SEED]]") from None
+    return make_synthetic(n, seed)
+
+
+register_source("synthetic", read_synthetic, prefix="synthetic")

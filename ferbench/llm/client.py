@@ -26,6 +26,7 @@ import httpx2
 import openai
 
 from ..schema.llm import EndpointConfig
+from .providers import provider
 
 _KEYLIKE = re.compile(r"\b(sk|key|api)[-_][A-Za-z0-9_\-\*\.]{4,}", re.IGNORECASE)
 MAX_BODY_BYTES = 1 << 20  # an answer body is a few hundred bytes; anything near this is a fault
@@ -115,7 +116,7 @@ class Adaptations:
 def default_token_param(ep: EndpointConfig, base_url: str | None) -> str:
     if ep.token_param != "auto":
         return ep.token_param
-    if ep.provider == "azure" or not base_url or "api.openai.com" in base_url:
+    if provider(ep.provider).official or not base_url or "api.openai.com" in base_url:
         return "max_completion_tokens"
     return "max_tokens"  # what vLLM, Ollama, LM Studio and the other compatible servers all accept
 
@@ -141,13 +142,7 @@ def _same_origin_client(origin: list) -> httpx2.Client:
 def make_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
     t = httpx2.Timeout(timeout, connect=min(timeout, 15.0))
     origin: list = []  # filled once the client has resolved its base URL
-    if ep.provider == "azure":
-        client = openai.AzureOpenAI(azure_endpoint=base_url, api_version=ep.api_version, api_key=api_key,
-                                    timeout=t, max_retries=0, http_client=_same_origin_client(origin))
-    else:
-        # base_url=None lets the client honour $OPENAI_BASE_URL, as users expect.
-        client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=t, max_retries=0,
-                               http_client=_same_origin_client(origin))
+    client = provider(ep.provider).client(ep, api_key, base_url, t, _same_origin_client(origin))
     origin.append(_origin(client.base_url))
     return client
 

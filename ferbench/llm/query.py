@@ -47,6 +47,7 @@ from .cost import (
 )
 from .parse import parse_answer
 from .prompts import get_prompt
+from .providers import provider
 from .sampler import stratified_sample
 
 SPEND_STATE, ADAPT_STATE = "llm_spend", "llm_adaptations"
@@ -111,7 +112,7 @@ def sample_partition(split: SplitData, which: str):
 def _base_url(ep) -> str | None:
     if ep.base_url:
         return ep.base_url
-    return os.environ.get("AZURE_OPENAI_ENDPOINT" if ep.provider == "azure" else "OPENAI_BASE_URL")
+    return os.environ.get(provider(ep.provider).endpoint_env)
 
 
 def _sample(exp, split):

@@ -21,9 +21,10 @@ class EndpointConfig(_Strict):
     base_url: str | None = Field(None, description=(
         "API root, e.g. http://localhost:11434/v1. Unset: $OPENAI_BASE_URL, else OpenAI. For provider 'azure' "
         "the resource endpoint, e.g. https://NAME.openai.azure.com (else $AZURE_OPENAI_ENDPOINT)."))
-    provider: Literal["openai", "azure"] = Field("openai", description=(
-        "'openai': any OpenAI-compatible server, Bearer key. 'azure': Azure OpenAI (deployment in the URL path, "
-        "api-version query parameter, api-key header); needs api_version."))
+    provider: str = Field("openai", description=(
+        "A registered provider (ferbench.llm.providers). 'openai': any OpenAI-compatible server, Bearer key. "
+        "'azure': Azure OpenAI (deployment in the URL path, api-version query parameter, api-key header); "
+        "needs api_version."))
     api_version: str | None = Field(None, description="Azure OpenAI api-version, e.g. 2025-04-01-preview.")
     api: Literal["chat", "responses"] = Field("chat", description=(
         "'chat': /chat/completions (every compatible server). 'responses': OpenAI's Responses API /responses."))
@@ -72,15 +73,28 @@ class EndpointConfig(_Strict):
             raise ValueError("api_key_env takes the NAME of an environment variable, never the key itself")
         return v
 
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, v):
+        from ..llm.providers import provider
+
+        provider(v)  # raises with the known names
+        return v
+
     @model_validator(mode="after")
     def _consistent(self):
-        if self.provider == "azure" and not self.api_version:
-            raise ValueError("provider 'azure' needs api_version (the Azure OpenAI api-version, e.g. 2025-04-01-preview)")
-        if self.provider != "azure" and self.api_version:
-            raise ValueError("api_version is only used with provider 'azure'")
+        from ..llm.providers import list_providers, provider
+
+        prov = provider(self.provider)
+        if prov.needs_api_version and not self.api_version:
+            raise ValueError(f"provider {self.provider!r} needs api_version (e.g. the Azure OpenAI api-version "
+                             "2025-04-01-preview)")
+        if not prov.needs_api_version and self.api_version:
+            uses = [n for n in list_providers() if provider(n).needs_api_version]
+            raise ValueError(f"api_version is only used with provider {' or '.join(map(repr, uses))}")
         if self.api == "responses" and self.token_param == "max_tokens":
             raise ValueError("token_param 'max_tokens' does not exist in the Responses API (it uses max_output_tokens)")
-        if self.batch and self.provider == "azure":
+        if self.batch and not prov.batch:
             raise ValueError("batch: true is implemented for OpenAI's Batch API only (Azure's global-batch "
                              "deployments use another upload flow)")
         return self

@@ -58,9 +58,15 @@ def _check_model_name(name: str, info: ValidationInfo) -> None:
         raise ValueError(unknown_name("model", name, sorted(known)))
 
 
+def _split_kinds() -> list:
+    from ..data.splits import list_split_kinds, split_kind
+
+    return [split_kind(n) for n in list_split_kinds()]
+
+
 class SplitConfig(_Strict):
     """How a study partitions FER2013 (see :func:`ferbench.data.splits.make_split`)."""
-    kind: Literal["official", "kaggle", "pooled", "holdout", "kfold", "augmented"] = "official"
+    kind: str = "official"  # a registered split kind (ferbench.data.splits.list_split_kinds)
     seed: Seed = 0  # the partition's seed; training seeds vary separately
     classes: list[str] | None = None
     # holdout / kfold: which images test (a challenge half, or both = the Kaggle test/ folder);
@@ -78,6 +84,15 @@ class SplitConfig(_Strict):
     # Further datasets (paths or named specs such as rafdb:PATH, relative to the suite) whose test partition
     # every model of the study is also scored on, on the classes the model and the dataset share.
     cross: list[str] = Field(default_factory=list, max_length=8)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v):
+        from ..data.splits import list_split_kinds  # the table; torch-free, read on first validation
+
+        if v not in list_split_kinds():
+            raise ValueError(unknown_name("split kind", v, list_split_kinds()))
+        return v
 
     @field_validator("classes")
     @classmethod
@@ -98,18 +113,24 @@ class SplitConfig(_Strict):
             raise ValueError(f"folds {self.folds} repeat a fold")
         if abs(sum(self.ratios) - 1) > 1e-6 or min(self.ratios) <= 0:
             raise ValueError(f"ratios must be three positive numbers summing to 1; got {list(self.ratios)}")
-        if self.val_fraction is None and self.kind != "kaggle":
-            raise ValueError(f"val_fraction: null (no validation set) is only possible with kind: kaggle, "
-                             f"not {self.kind}")
-        if self.test == "none" and self.kind != "pooled":
-            raise ValueError(f"test: none (no test set) is only possible with kind: pooled, not {self.kind}")
-        if self.test != "PrivateTest" and self.kind in ("official", "kaggle", "augmented"):
-            raise ValueError(f"kind: {self.kind} fixes its own test set; 'test' applies to holdout, kfold and pooled")
+        from ..data.splits import split_kind
+
+        kinds = _split_kinds()
+        kind = split_kind(self.kind)
+        if self.val_fraction is None and not kind.no_val:
+            raise ValueError(f"val_fraction: null (no validation set) is only possible with kind: "
+                             f"{', '.join(k.name for k in kinds if k.no_val)}, not {self.kind}")
+        if self.test == "none" and not kind.no_test:
+            raise ValueError(f"test: none (no test set) is only possible with kind: "
+                             f"{', '.join(k.name for k in kinds if k.no_test)}, not {self.kind}")
+        if self.test != "PrivateTest" and kind.fixes_test:
+            raise ValueError(f"kind: {self.kind} fixes its own test set; 'test' applies to "
+                             f"{', '.join(k.name for k in kinds if not k.fixes_test)}")
         return self
 
     @property
     def has_val(self) -> bool:
-        return not (self.kind == "kaggle" and self.val_fraction is None)
+        return self.val_fraction is not None
 
     def fold_list(self) -> list[int | None]:
         return list(self.folds if self.folds is not None else range(self.k)) if self.kind == "kfold" else [None]

@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Callable
 
 from ...errors import DataError
+from .. import cache as _cache
+from .. import sources as _sources  # noqa: F401 - the generic layouts, registered first
 from ..dataset import FERData
+from ..registry import register_source
 from .affectnet import is_affectnet, read_affectnet
 from .ferplus import is_ferplus, read_ferplus
 from .rafdb import is_rafdb, read_rafdb
@@ -40,23 +43,47 @@ DATASETS: dict[str, DatasetKind] = {
     "affectnet": DatasetKind("AffectNet-8", is_affectnet, read_affectnet, {"classes": 8}),
     "affectnet7": DatasetKind("AffectNet-7", is_affectnet, read_affectnet, {"classes": 7}),
 }
-AUTO = ("ferplus", "rafdb", "affectnet")  # recognised from the folder alone, first match wins
+AUTO = ("ferplus", "rafdb", "affectnet")  # recognised from the folder alone (first match wins)
 
 
-def resolve(spec: str) -> tuple[str, Path] | None:
-    """(dataset name, path) when ``spec`` names or holds one of these datasets; None for FER2013 forms."""
+def _split_named(spec: str) -> tuple[str, Path] | None:
     prefix, sep, rest = spec.partition(":")
-    if sep and prefix.lower() in DATASETS:
-        path = Path(rest)
-        if not path.exists():
-            raise DataError(f"{DATASETS[prefix.lower()].title} path {rest} does not exist")
-        return prefix.lower(), path
-    path = Path(spec)
-    if path.is_dir():
-        for name in AUTO:
-            if DATASETS[name].detect(path):
-                return name, path
-    return None
+    return (prefix.lower(), Path(rest)) if sep and prefix.lower() in DATASETS else None
+
+
+def named_cache_key(spec: str, *, skip_bad: bool) -> str | None:
+    """The array-cache key of a prefixed spec (``rafdb:PATH``): its path's, with the variant's name."""
+    named = _split_named(spec)
+    if named is None or not named[1].exists():
+        return None
+    return _cache.source_key(str(named[1]), skip_bad=skip_bad, dataset=named[0])
+
+
+def _read_named(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:
+    """A prefixed spec: read through the same checked array cache as a recognised layout (the registry
+    caches only unprefixed paths), under a key that carries the variant."""
+    name, path = _split_named(spec)
+    if not path.exists():
+        raise DataError(f"{DATASETS[name].title} path {path} does not exist")
+    key = named_cache_key(spec, skip_bad=skip_bad)
+    _cache.check_cache_writable()
+    if (hit := _cache.load_cached(key)) is not None:
+        return hit
+    data = DATASETS[name].load(path, skip_bad=skip_bad, progress=progress)
+    _cache.save_cached(key, data)
+    return data
+
+
+def _read_layout(name: str):
+    def read(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:
+        return DATASETS[name].load(Path(spec), skip_bad=skip_bad, progress=progress)
+    return read
+
+
+for _name in AUTO:  # ahead of the generic folder layouts, which would take any non-empty folder
+    register_source(_name, _read_layout(_name), matches=DATASETS[_name].detect, before="hf-folder")
+for _name in DATASETS:
+    register_source(f"{_name}:", _read_named, prefix=f"{_name}:")
 
 
 def dataset_names() -> list[str]:

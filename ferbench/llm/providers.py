@@ -1,0 +1,73 @@
+"""The table of LLM providers: how ferbench reaches a model behind an OpenAI-compatible API.
+
+A provider says where its API root comes from when a suite gives no ``base_url``, whether it needs an
+``api_version``, whether the OpenAI Batch API applies, which budget field its chat API takes by
+default, and how to build the ``openai`` client. Adding one is one entry and one registration here
+(or in its own module imported at the end of this one)::
+
+    register_provider(Provider("gemini", endpoint_env="GEMINI_BASE_URL", client=_gemini_client))
+
+Torch-free and openai-free on import: the suite schema validates provider names against this table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import unknown_name
+
+if TYPE_CHECKING:
+    import openai
+
+    from ..schema.llm import EndpointConfig
+
+# (endpoint, api key, base URL or None, timeout, http client) -> client
+ClientFactory = Callable[["EndpointConfig", str, "str | None", object, object], "openai.OpenAI"]
+
+
+def _openai_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout, http_client) -> openai.OpenAI:
+    import openai
+
+    # base_url=None lets the client honour $OPENAI_BASE_URL, as users expect.
+    return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0, http_client=http_client)
+
+
+def _azure_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout, http_client) -> openai.OpenAI:
+    import openai
+
+    return openai.AzureOpenAI(azure_endpoint=base_url, api_version=ep.api_version, api_key=api_key,
+                              timeout=timeout, max_retries=0, http_client=http_client)
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    endpoint_env: str  # environment variable with the API root when the suite gives no base_url
+    client: ClientFactory
+    needs_api_version: bool = False  # an api-version query parameter (Azure)
+    batch: bool = False  # OpenAI's Batch API (files + batches) is available
+    official: bool = False  # the chat API takes max_completion_tokens even without a base URL that says so
+
+
+_PROVIDERS: dict[str, Provider] = {}
+
+
+def register_provider(provider: Provider) -> None:
+    if provider.name in _PROVIDERS:
+        raise ValueError(f"LLM provider {provider.name!r} is registered twice")
+    _PROVIDERS[provider.name] = provider
+
+
+def list_providers() -> list[str]:
+    return list(_PROVIDERS)
+
+
+def provider(name: str) -> Provider:
+    if name not in _PROVIDERS:
+        raise ValueError(unknown_name("LLM provider", name, list(_PROVIDERS)))
+    return _PROVIDERS[name]
+
+
+register_provider(Provider("openai", endpoint_env="OPENAI_BASE_URL", client=_openai_client, batch=True))
+register_provider(Provider("azure", endpoint_env="AZURE_OPENAI_ENDPOINT", client=_azure_client,
+                           needs_api_version=True, official=True))
