@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DataError, unknown_name
-from ..labels import canonical_class
+from ..vocabulary import vocab_class
 from ..schema.train import AugmentConfig
 from .dataset import FERData
 
@@ -123,7 +123,7 @@ def select_classes(data: FERData, classes: list[str] | None) -> FERData:
         return data
     canon = []
     for c in classes:
-        cc = canonical_class(c)
+        cc = vocab_class(c)
         if cc is None or cc not in data.classes:
             raise DataError(f"unknown class {c!r} in class subset; expected names from {', '.join(data.classes)}")
         canon.append(cc)
@@ -314,3 +314,7 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
         if piece is not None and len(piece) == 0:
             raise DataError(f"split '{kind}'{desc_cls} leaves the {name} partition empty")
     return SplitData(train, val, test_part, data.classes, part.description + desc_cls, part.leaky, notes)
+
+
+# The datasets' own protocols (RAF-DB, AffectNet, FER+, subject-independent folds): registered here, once.
+from . import dataset_splits as _dataset_splits  # noqa: E402,F401
