@@ -84,3 +84,26 @@ def write_fer2013_csv(path: Path, per_class: int = 6, seed: int = 0) -> Path:
                     px = np.clip(rng.normal(40 + 25 * y, 20, 48 * 48), 0, 255).astype(int)
                     w.writerow([y, " ".join(map(str, px)), usage])
     return path
+
+
+def write_ckplus(root: Path, sequences: dict[tuple[str, str], str | None], frames: int = 5) -> Path:
+    """cohn-kanade-images/Sxxx/yyy/*.png (640x490 gray) and Emotion/.../*_emotion.txt with a float code."""
+    for k, ((subject, seq), code) in enumerate(sequences.items()):
+        d = root / "cohn-kanade-images" / subject / seq
+        d.mkdir(parents=True, exist_ok=True)
+        for f in range(1, frames + 1):
+            _face(k * 10 + f, 64, False).resize((64, 49)).save(d / f"{subject}_{seq}_{f:08d}.png")
+        e = root / "Emotion" / subject / seq
+        e.mkdir(parents=True, exist_ok=True)
+        if code is not None:
+            (e / f"{subject}_{seq}_{frames:08d}_emotion.txt").write_text(f"   {code}\n")
+    return root
+
+
+def write_jaffe(root: Path, names: list[str]) -> Path:
+    """KA.AN1.39.tiff-style 256x256 gray files, plus a README that is not an image."""
+    root.mkdir(parents=True, exist_ok=True)
+    for k, name in enumerate(names):
+        _face(k, 256, False).save(root / name)
+    (root / "README").write_text("JAFFE\n")
+    return root

@@ -1,5 +1,6 @@
 """Further test sets a study scores its models on (``split: {cross: [PATH, ...]}``): each dataset's own
-test partition (PrivateTest: RAF-DB's test, AffectNet's validation, FER+'s and FER2013's PrivateTest)."""
+test partition (PrivateTest: RAF-DB's test, AffectNet's validation, FER+'s and FER2013's PrivateTest), or
+every image of a dataset without partitions (CK+, JAFFE)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,6 +18,8 @@ def cross_test_sets(specs: list[str], suite_dir: Path | None) -> dict[str, FERDa
     for spec in specs:
         data = load_data(_relative(spec, suite_dir))
         test = data.subset(data.where_usage("PrivateTest"))
+        if len(test) == 0 and set(data.usage) == {"Training"}:
+            test = data  # a set without partitions (CK+, JAFFE): every image is a test image elsewhere
         if len(test) == 0:
             raise DataError(f"cross-dataset test set {spec} has no test partition (no PrivateTest rows)")
         name, n = data.dataset, 2

@@ -18,7 +18,9 @@ from .. import sources as _sources  # noqa: F401 - the generic layouts, register
 from ..dataset import FERData
 from ..registry import register_source
 from .affectnet import is_affectnet, read_affectnet
+from .ckplus import is_ckplus, read_ckplus
 from .ferplus import is_ferplus, read_ferplus
+from .jaffe import is_jaffe, read_jaffe
 from .rafdb import is_rafdb, read_rafdb
 
 
@@ -42,8 +44,10 @@ DATASETS: dict[str, DatasetKind] = {
     "rafdb": DatasetKind("RAF-DB basic", is_rafdb, read_rafdb),
     "affectnet": DatasetKind("AffectNet-8", is_affectnet, read_affectnet, {"classes": 8}),
     "affectnet7": DatasetKind("AffectNet-7", is_affectnet, read_affectnet, {"classes": 7}),
+    "ckplus": DatasetKind("CK+ (last three frames)", is_ckplus, read_ckplus),
+    "jaffe": DatasetKind("JAFFE", is_jaffe, read_jaffe),
 }
-AUTO = ("ferplus", "rafdb", "affectnet")  # recognised from the folder alone (first match wins)
+AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "jaffe")  # recognised from the folder alone (first match wins)
 
 
 def _split_named(spec: str) -> tuple[str, Path] | None:
