@@ -107,3 +107,16 @@ def write_jaffe(root: Path, names: list[str]) -> Path:
         _face(k, 256, False).save(root / name)
     (root / "README").write_text("JAFFE\n")
     return root
+
+
+def write_expw(root: Path, faces: list[tuple[str, int, tuple[int, int, int, int], int]]) -> Path:
+    """image/origin/<photo>.jpg (200x160 RGB) and label/label.lst: name face_id top left right bottom conf label."""
+    (root / "image" / "origin").mkdir(parents=True, exist_ok=True)
+    (root / "label").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for k, (photo, face, (top, left, right, bottom), label) in enumerate(faces):
+        if not (root / "image" / "origin" / photo).exists():
+            _face(k, 200, True).resize((200, 160)).save(root / "image" / "origin" / photo)
+        lines.append(f"{photo} {face} {top} {left} {right} {bottom} 0.9{k} {label}")
+    (root / "label" / "label.lst").write_text("\n".join(lines) + "\n")
+    return root

@@ -34,3 +34,35 @@ def test_jaffe_codes_come_from_file_names_and_folds_keep_subjects(tmp_path):
     assert d.classes[d.labels[0]] == "angry" and d.classes[d.labels[2]] == "happy" and d.classes[d.labels[4]] == "neutral"
     s = make_split(d, "subject_kfold", k=2, fold=0, val_fraction=0.4)
     assert not set(s.test.groups) & (set(s.train.groups) | set(s.val.groups))
+
+
+def test_expw_crops_each_face_box(tmp_path):
+    from dataset_layouts import write_expw
+
+    faces = [("a.jpg", 0, (10, 20, 80, 90), 3), ("a.jpg", 1, (50, 100, 150, 140), 6), ("b.jpg", 0, (0, 0, 48, 48), 0)]
+    d = load_data(str(write_expw(tmp_path / "expw", faces)))
+    assert d.dataset == "ExpW" and list(d.ids) == ["a#0", "a#1", "b#0"] and list(d.groups) == ["a", "a", "b"]
+    assert [d.classes[y] for y in d.labels] == ["happy", "neutral", "angry"]
+    assert d.conversions == {"RGB -> gray (L)": 3, "resized to 48x48": 2}  # the 48x48 box needs no resize
+    from PIL import Image
+    import numpy as np
+    with Image.open(tmp_path / "expw/image/origin/b.jpg") as im:
+        want = np.asarray(im.convert("L").crop((0, 0, 48, 48)))
+    assert np.abs(d.images[2].astype(int) - want).max() <= 1  # the box, not the whole photo
+
+
+def test_expw_bad_line_names_the_line(tmp_path):
+    from dataset_layouts import write_expw
+
+    write_expw(tmp_path / "expw", [("a.jpg", 0, (10, 20, 80, 90), 7)])
+    with pytest.raises(DataError, match="label.lst line 1: expression label 7 is not one of ExpW's 0-6"):
+        load_data(str(tmp_path / "expw"))
+
+
+def test_stratified_split_keeps_photos_whole():
+    import numpy as np
+
+    d = load_data("synthetic:350:2")
+    d.groups = np.array([f"p{n // 2}" for n in range(len(d))])
+    s = make_split(d, "stratified", seed=3)
+    assert not set(s.test.groups) & set(s.train.groups) and len(s.train) + len(s.val) + len(s.test) == len(d)

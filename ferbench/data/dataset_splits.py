@@ -4,6 +4,8 @@ rafdb          RAF-DB basic: its train list as train (a stratified ``val_fractio
 affectnet      AffectNet: training.csv as train (a stratified ``val_fraction`` as val), validation.csv as test
                (the usual test set: the official test set was never released).
 ferplus        FER+: Training / PublicTest / PrivateTest, as the FER+ paper reports.
+stratified     ExpW style (no official split): every image pooled, a seeded stratified ``ratios`` split
+               (train / val / test); rows of one group (faces of one photo) stay together.
 subject_kfold  CK+ / JAFFE style: every image pooled, fold ``fold`` of ``k`` subject-independent folds as
                test (no subject in two partitions), ``val_fraction`` of the other subjects as val.
 Each protocol kind checks that the data is its dataset, so a study cannot run RAF-DB's protocol on FER2013.
@@ -75,3 +77,18 @@ def _subject_kfold(data: FERData, p: SplitParams) -> Partition:
     return Partition(rest_d.subset(tr), rest_d.subset(va), data.subset(test),
                      f"subject_kfold: fold {p.fold + 1}/{p.k} of subject-independent {p.k}-fold CV "
                      f"({len(subjects)} subjects), {frac:.0%} of the other subjects as val")
+
+
+@register_split_kind("stratified", fixes_test=True,
+                     doc="every image pooled, a seeded stratified train/val/test split by ratios; one group's "
+                         "rows (faces of one photo) stay together (ExpW)")
+def _stratified(data: FERData, p: SplitParams) -> Partition:
+    ratios = p.ratios
+    if len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) <= 0:
+        raise DataError(f"stratified ratios must be three positive numbers summing to 1; got {ratios}")
+    rest, test = _stratified_cut(data, ratios[2], p.seed)
+    rest_d = data.subset(rest)
+    tr, va = _stratified_cut(rest_d, ratios[1] / (ratios[0] + ratios[1]), p.seed + 1)
+    return Partition(rest_d.subset(tr), rest_d.subset(va), data.subset(test),
+                     f"stratified: seeded ({p.seed}) {'/'.join(f'{r:.0%}' for r in ratios)} train/val/test of "
+                     f"every image, stratified by class, groups kept whole")

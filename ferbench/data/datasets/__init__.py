@@ -19,6 +19,7 @@ from ..dataset import FERData
 from ..registry import register_source
 from .affectnet import is_affectnet, read_affectnet
 from .ckplus import is_ckplus, read_ckplus
+from .expw import is_expw, read_expw
 from .ferplus import is_ferplus, read_ferplus
 from .jaffe import is_jaffe, read_jaffe
 from .rafdb import is_rafdb, read_rafdb
@@ -46,8 +47,9 @@ DATASETS: dict[str, DatasetKind] = {
     "affectnet7": DatasetKind("AffectNet-7", is_affectnet, read_affectnet, {"classes": 7}),
     "ckplus": DatasetKind("CK+ (last three frames)", is_ckplus, read_ckplus),
     "jaffe": DatasetKind("JAFFE", is_jaffe, read_jaffe),
+    "expw": DatasetKind("ExpW (face boxes cropped)", is_expw, read_expw),
 }
-AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "jaffe")  # recognised from the folder alone (first match wins)
+AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "jaffe")  # recognised from the folder alone (first match wins)
 
 
 def _split_named(spec: str) -> tuple[str, Path] | None:
