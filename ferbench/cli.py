@@ -5,6 +5,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -28,11 +29,11 @@ def _data_option(default: str):
 _stderr = Console(stderr=True, width=console.width)
 
 
-def _fail(exc: Exception) -> None:
+def _fail(exc: Exception) -> NoReturn:
     raise click.ClickException(str(exc))
 
 
-def _interrupted(note: str) -> None:
+def _interrupted(note: str) -> NoReturn:
     """Ctrl-C: one line on what was kept, exit 130 (128 + SIGINT; 1 means an experiment failed)."""
     click.echo(note, err=True)
     sys.exit(130)

@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import io
 import math
+import os
 from pathlib import Path
 
 import matplotlib
@@ -75,8 +76,8 @@ def _with_paper_variants(widths: tuple[str, ...] = ("column", "page")):
         def wrapper(*args, **kwargs):
             out = fn(*args, **kwargs)
             path = sig.bind(*args, **kwargs).arguments.get("path")
-            if path is None:
-                return out
+            if path is None or os.environ.get("FERBENCH_PAPER_FIGURES", "1") == "0":
+                return out  # FERBENCH_PAPER_FIGURES=0: PNGs only (the vector variants take most of a render)
             paper = Path(path).parent / "paper"
             if paper.is_symlink() or (paper.exists() and not paper.is_dir()):  # a run folder may be hostile
                 raise StoreError(f"{paper} is not a folder of this run folder (a symbolic link or a file); "

@@ -23,26 +23,16 @@ from rich.markup import escape
 from . import figures
 from .data import FERData, load_data, resolve_data_spec
 from .data.cache import check_cache_writable
-from .data.cross import cross_test_sets
-from .data.splits import SplitData, make_split
+from .data.splits import SplitData
 from .environment import busy_cpu_hint, environment
 from .errors import DiskFullError, FerbenchError, StoreError
-from .experiments import Context, Outcome, RunOptions, run_experiment
+from .executors.context import PlannedExperiment, RunContext, SplitCache
+from .experiments import Outcome, RunOptions
 from .progress import RunProgress
 from .schema.results import RESULT, ExperimentResult, RunHeader, StudyMeta
 from .store import RunStore, sha256_file
 from .suite import Experiment, LoadedSuite, Overrides, expand, load_suite, resolve_profile
 from .suite.expansion import result_key, run_folder_name  # noqa: F401 - light, for `ferbench list` too
-
-
-@dataclass
-class PlannedExperiment:
-    exp: Experiment
-    config_hash: str
-    reuse: ExperimentResult | None = None
-    why_rerun: str | None = None  # why a stored result is not reused (config changed, files differ...)
-    estimate: dict | None = None  # dry run of an LLM experiment: prompt, requests, tokens, cost
-    seconds: float | None = None  # train experiment to run: estimated time on this device (calibrated)
 
 
 @dataclass
@@ -57,23 +47,6 @@ class RunSummary:
     plan: list[PlannedExperiment] = field(default_factory=list)
     report: Path | None = None
     seconds: float = 0.0
-
-
-class SplitCache:
-    """Builds each distinct partition once per run (augmented splits are costly)."""
-
-    def __init__(self, data: FERData, suite_dir: Path | None = None):
-        self.data, self.suite_dir = data, suite_dir
-        self._cache: dict[str, SplitData] = {}
-
-    def get(self, exp: Experiment) -> SplitData:
-        key = json.dumps([exp.split.model_dump(mode="json"), exp.fold], sort_keys=True)
-        if key not in self._cache:
-            kw = exp.split.model_dump(exclude={"folds"})
-            kw.pop("cross", None)
-            self._cache[key] = make_split(self.data, fold=exp.fold or 0, **kw)
-            self._cache[key].cross = cross_test_sets(exp.split.cross, self.suite_dir)
-        return self._cache[key]
 
 
 def _data_fingerprint(spec: str, data: FERData) -> str:
@@ -153,7 +126,7 @@ def estimate_times(plan: list[PlannedExperiment], splits: SplitCache, device, co
     An upper bound where early stopping may end training sooner. These numbers are the only estimates:
     the dry run's table, the run's header and the progress bar's weights. Not under Ray (``remote``):
     its tasks run on the cluster's devices, not this driver's."""
-    from .bench import estimate_experiments
+    from .estimates import estimate_experiments
     from .environment import cache_root
 
     todo = [(p.exp, splits.get(p.exp)) for p in plan if p.reuse is None and p.exp.kind == "train"]
@@ -259,25 +232,6 @@ def interrupted_note(store: RunStore, summary: RunSummary, in_flight: list[str])
             + f". Running the same command again resumes from there ({store.root}).")
 
 
-@dataclass
-class RunContext:
-    """What every experiment of one run shares."""
-    store: RunStore
-    splits: SplitCache
-    device: object  # torch.device
-    profile: str
-    options: RunOptions
-    console: Console
-    data: FERData
-
-
-def compute(item: PlannedExperiment, run: RunContext, split: SplitData, progress=None, device=None) -> Outcome:
-    """Run one experiment's handler (here, or on a Ray worker with its own device)."""
-    ctx = Context(split=split, device=device or run.device, store=run.store, config_hash=item.config_hash,
-                  options=run.options, progress=progress, console=run.console)
-    return run_experiment(item.exp, ctx)
-
-
 class _Recorder:
     """Writes what the executor reports through the store and keeps the display and summary current."""
 
@@ -323,6 +277,29 @@ def _cpu_device():
     import torch
 
     return torch.device("cpu")
+
+
+def _estimate_llm(plan: list[PlannedExperiment], splits: SplitCache) -> None:
+    """A dry run's plan table shows each LLM experiment's prompt, requests, tokens and cost."""
+    from .llm.query import estimate_llm_experiment
+
+    for item in plan:
+        if item.exp.kind == "llm" and item.reuse is None:
+            item.estimate = estimate_llm_experiment(item.exp, splits.get(item.exp))
+
+
+def _execute(run: RunContext, executor_, summary: RunSummary) -> None:
+    """Hand the experiments to run to the executor; the recorder stores what it reports."""
+    weights = {p.exp.id: p.seconds for p in summary.plan if p.seconds is not None}
+    with RunProgress(run.console, len(summary.plan), weights=weights or None) as bar:
+        recorder = _Recorder(run, bar, summary)
+        for item in summary.plan:
+            if item.reuse is not None:
+                recorder.reused(item)
+        try:
+            executor_.run([i for i in summary.plan if i.reuse is None], run, recorder)
+        except KeyboardInterrupt:
+            raise RunInterrupted(interrupted_note(run.store, summary, recorder.in_flight)) from None
 
 
 def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | None = None,
@@ -383,27 +360,13 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         if not options.dry_run:  # a dry run prints them in its plan table
             _print_estimates(summary.plan, console)
         if options.dry_run:
-            from .llm.query import estimate_llm_experiment
-
-            for item in summary.plan:
-                if item.exp.kind == "llm" and item.reuse is None:
-                    item.estimate = estimate_llm_experiment(item.exp, splits.get(item.exp))
+            _estimate_llm(summary.plan, splits)
             summary.seconds = time.perf_counter() - t_start
             return summary
         store.write_run(header)
         figures.sample_grid(fer.images, fer.labels, fer.classes, store.root / "figures" / "samples.png",
                             title="Sample images per class")
-        run = RunContext(store, splits, dev, profile, options, console, fer)
-        weights = {p.exp.id: p.seconds for p in summary.plan if p.seconds is not None}
-        with RunProgress(console, len(exps), weights=weights or None) as bar:
-            recorder = _Recorder(run, bar, summary)
-            for item in summary.plan:
-                if item.reuse is not None:
-                    recorder.reused(item)
-            try:
-                executor_.run([i for i in summary.plan if i.reuse is None], run, recorder)
-            except KeyboardInterrupt:
-                raise RunInterrupted(interrupted_note(store, summary, recorder.in_flight)) from None
+        _execute(RunContext(store, splits, dev, profile, options, console, fer), executor_, summary)
         summary.seconds = time.perf_counter() - t_start
         header.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
         header.wall_seconds = summary.seconds

@@ -1,4 +1,7 @@
-"""The on-disk result store: the only code that writes or reads a run folder.
+"""The on-disk result store: the only code that writes or reads a run folder's run header and
+experiment folders (the files below). The rendered report and its figures (``report.*``,
+``figures/``) are written by :mod:`ferbench.report` and :mod:`ferbench.figures`, atomically too,
+at paths under the run folder they are given; nothing reads them back as results.
 
 results/<run>/run.json                          run header (:class:`RunHeader`)
 results/<run>/<experiment>/result.json          the typed result (:data:`ExperimentResult`), written last

@@ -16,14 +16,44 @@ from PIL import Image
 from ferbench import CLASSES
 
 REPO = Path(__file__).resolve().parents[1]
-REAL_DATA = REPO.parent / "shared" / "data" / "fer2013.tar.gz"
-_skip_real = pytest.mark.skipif(not REAL_DATA.exists(), reason=f"real FER2013 not found at {REAL_DATA}")
+# Real FER2013 for the realdata tests: $FERBENCH_TEST_DATA (any form --data takes), else the
+# development checkout's ../shared/data/fer2013.tar.gz.
+REAL_DATA = Path(os.environ.get("FERBENCH_TEST_DATA") or REPO.parent / "shared" / "data" / "fer2013.tar.gz")
+_skip_real = pytest.mark.skipif(not REAL_DATA.exists(), reason=f"real FER2013 not found at {REAL_DATA} "
+                                "(set FERBENCH_TEST_DATA to its path)")
+
+# Ray's object store reserves 30 % of the machine's memory by default (shared memory, counted against
+# the OOM killer): a few test sessions side by side on a shared box could get the whole pytest
+# process killed, with no summary line. The tests put a few MB in it.
+RAY_STORE_BYTES = 256 * 1024 * 1024
 
 
 def requires_real_data(test):
-    """Mark a test as needing ../shared/data/fer2013.tar.gz; it skips cleanly without it."""
+    """Mark a test as needing real FER2013 ($FERBENCH_TEST_DATA or ../shared/data/); it skips cleanly without it."""
     return pytest.mark.realdata(_skip_real(test))
 
+_real_kill, _real_killpg = os.kill, os.killpg
+
+
+def _guarded_kill(pid: int, sig: int) -> None:
+    """A test may signal its children, never the pytest process or its process group: that ends the
+    session mid-run, with no summary line (pid 0 or -1 means the whole group / every process)."""
+    if sig != 0 and (pid <= 0 or pid == os.getpid()):
+        raise AssertionError(f"a test sent signal {sig} to pid {pid}: that would kill the test session itself")
+    _real_kill(pid, sig)
+
+
+def _guarded_killpg(pgid: int, sig: int) -> None:
+    if sig != 0 and pgid in (0, os.getpgrp()):
+        raise AssertionError(f"a test sent signal {sig} to the test session's own process group")
+    _real_killpg(pgid, sig)
+
+
+os.kill, os.killpg = _guarded_kill, _guarded_killpg
+
+# PDF/SVG paper figures take most of a report's render time; tests that look at them switch them on
+# (tests/test_report.py's run, tests/test_paper_cli.py).
+os.environ["FERBENCH_PAPER_FIGURES"] = "0"
 os.environ["FERBENCH_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -99,12 +129,12 @@ def sigkill_when(cmd: list[str], env: dict, ready, timeout: float = 240) -> None
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + timeout
     try:
-        while time.time() < deadline:
-            if ready():
-                break
+        while not ready():
             assert proc.poll() is None, "run ended before it could be killed"
+            # Killed at the deadline instead, the test would pass without testing the moment it names.
+            assert time.time() < deadline, f"the moment to kill at never came within {timeout:g} s"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(signal.SIGKILL)  # the child only: never its process group (that holds pytest)
         proc.wait()
     finally:
         if proc.poll() is None:

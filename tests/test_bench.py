@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 from PIL import Image
 
-from ferbench import bench
+from ferbench import bench, estimates
 from ferbench.augment import AugmentConfig
 from ferbench.cli import main
 from ferbench.models import create_model
@@ -137,9 +137,9 @@ def test_calibration_estimates_a_real_fit():
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (384, 48, 48), dtype=np.uint8), rng.integers(0, 7, 384)
     cfg = TrainConfig(epochs=2, batch_size=32, augment=AugmentConfig(rotation=10, flip=True))
-    cal = bench.calibrate(create_model("cnn"), cfg, torch.device("cpu"))
+    cal = estimates.calibrate(create_model("cnn"), cfg, torch.device("cpu"))
     assert cal.step_s > 0 and cal.eval_s_per_image > 0 and cal.frozen_step_s is None and not cal.feature_cache
-    est = bench.estimate_fit_seconds(cal, cfg, n_train=256, n_val=128)
+    est = estimates.estimate_fit_seconds(cal, cfg, n_train=256, n_val=128)
     r = fit(create_model("cnn"), images[:256], labels[:256], images[256:], labels[256:], cfg,
             device=torch.device("cpu"))
     actual = sum(h["seconds"] for h in r.history)
@@ -154,16 +154,16 @@ def test_calibration_follows_what_fit_will_do():
     cpu = torch.device("cpu")
     frozen = create_model("resnet50_transfer", pretrained=False)
     frozen.freeze_backbone(True)
-    cal = bench.calibrate(frozen, TrainConfig(batch_size=8, input_size=32), cpu, steps=1)
+    cal = estimates.calibrate(frozen, TrainConfig(batch_size=8, input_size=32), cpu, steps=1)
     assert cal.feature_cache and cal.frozen_step_s is None
     # Features once, then head steps: ten epochs cost less than ten backbone passes over the images.
     ten = TrainConfig(epochs=10, batch_size=8, input_size=32)
-    assert bench.estimate_fit_seconds(cal, ten, 80, 0) < 10 * 80 * cal.eval_s_per_image
-    sched = bench.calibrate(create_model("mobilenet_v2_transfer", pretrained=False),
-                            TrainConfig(batch_size=8, input_size=32, freeze_epochs=1, unfreeze_top=2), cpu, steps=1)
+    assert estimates.estimate_fit_seconds(cal, ten, 80, 0) < 10 * 80 * cal.eval_s_per_image
+    sched = estimates.calibrate(create_model("mobilenet_v2_transfer", pretrained=False),
+                                TrainConfig(batch_size=8, input_size=32, freeze_epochs=1, unfreeze_top=2), cpu, steps=1)
     assert not sched.feature_cache and sched.frozen_step_s is not None
     two = TrainConfig(epochs=2, batch_size=8, freeze_epochs=1)
-    assert bench.estimate_fit_seconds(sched, two, 16, 0) == pytest.approx(2 * (sched.frozen_step_s + sched.step_s))
+    assert estimates.estimate_fit_seconds(sched, two, 16, 0) == pytest.approx(2 * (sched.frozen_step_s + sched.step_s))
 
 
 # --- estimates: bounded, not trusted forever, at the evaluation batch size (issue 24 item 13, issue 30 item 5)
@@ -179,13 +179,13 @@ def _cal(**kw):
 def test_a_stale_untrusted_or_undated_calibration_is_taken_again():
     import time as _t
 
-    assert bench.Calibration.from_cache(_cal()) is not None
-    assert bench.Calibration.from_cache(_cal(created=_t.time() - 8 * 86400)) is None  # a week and a day old
-    assert bench.Calibration.from_cache(_cal(trusted=False)) is not None  # a dry run, then the run: one estimate
-    assert bench.Calibration.from_cache(_cal(trusted=False, created=_t.time() - 2 * 3600)) is None
+    assert estimates.Calibration.from_cache(_cal()) is not None
+    assert estimates.Calibration.from_cache(_cal(created=_t.time() - 8 * 86400)) is None  # a week and a day old
+    assert estimates.Calibration.from_cache(_cal(trusted=False)) is not None  # a dry run, then the run: one estimate
+    assert estimates.Calibration.from_cache(_cal(trusted=False, created=_t.time() - 2 * 3600)) is None
     old = _cal()
     del old["created"], old["trusted"]  # written by an earlier ferbench, maybe on a busy machine: 9.5 s/step
-    assert bench.Calibration.from_cache(old) is None
+    assert estimates.Calibration.from_cache(old) is None
 
 
 def _items(models, sizes=(100, 20, 20)):
@@ -203,14 +203,14 @@ def test_calibrating_stops_when_its_time_budget_is_spent(monkeypatch, tmp_path):
 
     def slow(model, cfg, device, deadline=None):
         _t.sleep(0.3)
-        return bench.Calibration(0.1, None, 0.001, False, created=_t.time(), trusted=True)
+        return estimates.Calibration(0.1, None, 0.001, False, created=_t.time(), trusted=True)
 
-    monkeypatch.setattr(bench, "calibrate", slow)
-    est = bench.estimate_experiments(_items(["mlp", "cnn", "basic_cnn"]), torch.device("cpu"),
-                                     cache=tmp_path / "c.json", budget_s=0.1)
+    monkeypatch.setattr(estimates, "calibrate", slow)
+    est = estimates.estimate_experiments(_items(["mlp", "cnn", "basic_cnn"]), torch.device("cpu"),
+                                         cache=tmp_path / "c.json", budget_s=0.1)
     assert est.seconds["mlp"] > 0 and est.seconds["cnn"] is None and est.seconds["basic_cnn"] is None
     assert "2 not estimated" in est.note and "budget" in est.note
-    again = bench.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json", budget_s=0)
+    again = estimates.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json", budget_s=0)
     assert again.seconds["mlp"] == est.seconds["mlp"] and "from the calibration cache" in again.note
 
 
@@ -220,24 +220,24 @@ def test_a_calibration_on_a_busy_machine_is_kept_an_hour_not_a_week(monkeypatch,
     import time as _t
 
     monkeypatch.setattr(os, "getloadavg", lambda: (float(os.cpu_count() or 1) + 1, 0.0, 0.0))
-    est = bench.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json")
+    est = estimates.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json")
     assert est.seconds["mlp"] > 0 and "busy" in est.note
-    again = bench.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json")
+    again = estimates.estimate_experiments(_items(["mlp"]), torch.device("cpu"), cache=tmp_path / "c.json")
     assert again.seconds == est.seconds  # the run after a dry run says what the dry run said
     (entry,) = json.loads((tmp_path / "c.json").read_text()).values()
     assert entry["trusted"] is False
-    assert bench.Calibration.from_cache(entry, now=_t.time() + 2 * 3600) is None  # not trusted for long
+    assert estimates.Calibration.from_cache(entry, now=_t.time() + 2 * 3600) is None  # not trusted for long
 
 
 def test_calibration_times_inference_at_the_eval_batch_size_and_syncs_per_block(monkeypatch):
     from ferbench.engine import TrainConfig
 
     batches, syncs = [], []
-    real = bench._forward_batches
-    monkeypatch.setattr(bench, "_forward_batches", lambda fn, x, b, *a: batches.append(b) or real(fn, x, b, *a))
-    monkeypatch.setattr(bench, "synchronize", lambda d: syncs.append(d))
-    bench.calibrate(create_model("mlp"), TrainConfig(batch_size=8, eval_batch_size=40), torch.device("cpu"),
-                    steps=4, warmup=2)
+    real = estimates._forward_batches
+    monkeypatch.setattr(estimates, "_forward_batches", lambda fn, x, b, *a: batches.append(b) or real(fn, x, b, *a))
+    monkeypatch.setattr(estimates, "synchronize", lambda d: syncs.append(d))
+    estimates.calibrate(create_model("mlp"), TrainConfig(batch_size=8, eval_batch_size=40), torch.device("cpu"),
+                        steps=4, warmup=2)
     assert set(batches) == {40}  # not a fixed 128
     assert len(syncs) == 2 + 2 + 4  # inference 2, warm-up 2, two timed blocks 2 each: not one per step
 
@@ -259,8 +259,8 @@ def test_a_calibration_out_of_time_stops_at_the_next_step_and_is_not_kept(monkey
     from ferbench.engine import TrainConfig
 
     steps = []
-    real = bench.training_batch
-    monkeypatch.setattr(bench, "training_batch", lambda *a: steps.append(1) or real(*a))
-    cal = bench.calibrate(create_model("mlp"), TrainConfig(batch_size=8, augment={"flip": True}),
-                          torch.device("cpu"), steps=4, warmup=2, deadline=_t.monotonic() - 1)
+    real = estimates.training_batch
+    monkeypatch.setattr(estimates, "training_batch", lambda *a: steps.append(1) or real(*a))
+    cal = estimates.calibrate(create_model("mlp"), TrainConfig(batch_size=8, augment={"flip": True}),
+                              torch.device("cpu"), steps=4, warmup=2, deadline=_t.monotonic() - 1)
     assert len(steps) == 1 and cal.step_s > 0 and not cal.trusted  # one step, not 2 + 4

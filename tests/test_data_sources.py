@@ -145,9 +145,9 @@ def test_cache_serves_second_load_without_decoding(kaggle_folder, monkeypatch):
     from dataclasses import replace
 
     from ferbench.data import registry
-    folder = registry._SOURCES["folder"]
-    monkeypatch.setitem(registry._SOURCES, "folder",
-                        replace(folder, read=lambda *a, **k: pytest.fail("decoded again")))
+    table = registry._SOURCES.copy()
+    table._items["folder"] = replace(table.get("folder"), read=lambda *a, **k: pytest.fail("decoded again"))
+    monkeypatch.setattr(registry, "_SOURCES", table)
     second = load_data(str(root))
     np.testing.assert_array_equal(first.images, second.images)
     np.testing.assert_array_equal(first.ids, second.ids)

@@ -133,6 +133,11 @@ def test_latex_row_opening_with_a_bracket_is_not_an_optional_argument():
 def test_paper_figures_redrawn_only_when_the_figure_changes(tmp_path, monkeypatch):
     from ferbench import figures
 
+    monkeypatch.setenv("FERBENCH_PAPER_FIGURES", "0")
+    figures.class_distribution({"Training": {"happy": 5, "sad": 3}}, ["happy", "sad"], tmp_path / "off.png")
+    assert (tmp_path / "off.png").is_file() and not (tmp_path / "paper").exists()  # switched off: PNG only
+    monkeypatch.setenv("FERBENCH_PAPER_FIGURES", "1")
+
     counts = {"Training": {"happy": 5, "sad": 3}}
     figures.class_distribution(counts, ["happy", "sad"], tmp_path / "d.png")
     pdf = tmp_path / "paper" / "d_column.pdf"
@@ -149,10 +154,11 @@ def test_paper_figures_redrawn_only_when_the_figure_changes(tmp_path, monkeypatc
     assert len(drawn) == 2  # new data: drawn again
 
 
-def test_paper_figures_never_write_through_a_link(tmp_path):
+def test_paper_figures_never_write_through_a_link(tmp_path, monkeypatch):
     from ferbench import figures
     from ferbench.errors import StoreError
 
+    monkeypatch.setenv("FERBENCH_PAPER_FIGURES", "1")
     outside = tmp_path / "outside"
     outside.mkdir()
     (tmp_path / "figs").mkdir()

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from ferbench.cli import main
 from ferbench.errors import FerbenchError
 
-from conftest import sigkill_when
+from conftest import RAY_STORE_BYTES, sigkill_when
 from fake_openai import FakeOpenAI, Reply
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-" + "R" * 30
@@ -77,7 +77,8 @@ def cluster():
     ray = pytest.importorskip("ray")
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             object_store_memory=RAY_STORE_BYTES)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

@@ -1,4 +1,4 @@
-"""The README's examples run as written."""
+"""The examples of the README and its docs/ pages run as written; their links resolve."""
 import json
 import re
 
@@ -10,10 +10,9 @@ from ferbench.cli import main
 from conftest import REPO
 
 
-def _block(section: str, lang: str) -> str:
-    text = (REPO / "README.md").read_text()
-    part = text.split(f"## {section}", 1)[1].split("\n## ", 1)[0]
-    return re.search(rf"```{lang}\n(.*?)```", part, re.S).group(1)
+def _block(page: str, lang: str) -> str:
+    """The first ``lang`` code block of a documentation page."""
+    return re.search(rf"```{lang}\n(.*?)```", (REPO / page).read_text(), re.S).group(1)
 
 
 class _Net(torch.nn.Module):
@@ -31,7 +30,7 @@ class _Net(torch.nn.Module):
 
 def test_compare_your_own_model_example_validates_and_runs(tmp_path):
     suite = tmp_path / "my_suite.yaml"
-    suite.write_text(_block("Compare your own model", "yaml"))
+    suite.write_text(_block("docs/your-model.md", "yaml"))
     # exported exactly as the README shows
     program = torch.export.export(_Net().eval(), (torch.rand(2, 3, 64, 64),),
                                   dynamic_shapes=({0: torch.export.Dim("batch")},))
@@ -46,3 +45,13 @@ def test_compare_your_own_model_example_validates_and_runs(tmp_path):
     assert res["status"] == "ok" and res["load"]["format"] == "export" and res["load"]["outputs"] == "logits"
     assert res["input"].startswith("64x64x3")
     assert "| my_net (loaded)" in (run / "report.md").read_text()
+
+
+def test_the_readme_is_a_landing_page_whose_links_resolve():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.encode()) <= 16 * 1024
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)]*)?\)", page.read_text()):
+            if re.match(r"[a-z]+:", target):
+                continue
+            assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"

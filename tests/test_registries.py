@@ -16,7 +16,7 @@ from ferbench.schema.suite import SplitConfig
 
 @pytest.fixture
 def extra_kind(monkeypatch):
-    monkeypatch.setattr(sp, "_KINDS", dict(sp._KINDS))
+    monkeypatch.setattr(sp, "_KINDS", sp._KINDS.copy())
 
     @sp.register_split_kind("public_only", doc="PublicTest as everything (a toy)", no_test=True)
     def _public(data, p):
@@ -48,7 +48,7 @@ def test_split_kind_flags_drive_the_schema_checks():
 
 
 def test_a_registered_data_source_reads_its_prefix(monkeypatch):
-    monkeypatch.setattr(registry, "_SOURCES", dict(registry._SOURCES))
+    monkeypatch.setattr(registry, "_SOURCES", registry._SOURCES.copy())
     base = load_data("synthetic:70")
     registry.register_source("mirror", lambda spec, **kw: base, prefix="mirror:")
     got = load_data("mirror:anything")
@@ -60,7 +60,7 @@ def test_a_registered_data_source_reads_its_prefix(monkeypatch):
 
 
 def test_a_local_layout_is_found_by_its_matcher(monkeypatch, tmp_path):
-    monkeypatch.setattr(registry, "_SOURCES", dict(registry._SOURCES))
+    monkeypatch.setattr(registry, "_SOURCES", registry._SOURCES.copy())
     marker = tmp_path / "faces.npz"
     marker.write_bytes(b"x")
     seen = []
@@ -77,7 +77,7 @@ def test_providers_table_drives_endpoint_checks(monkeypatch):
         EndpointConfig(model="m", provider="azure")
     with pytest.raises(ValidationError, match="implemented for OpenAI's Batch API only"):
         EndpointConfig(model="m", provider="azure", api_version="2025-01-01", batch=True)
-    monkeypatch.setattr(providers, "_PROVIDERS", dict(providers._PROVIDERS))
+    monkeypatch.setattr(providers, "_PROVIDERS", providers._PROVIDERS.copy())
     providers.register_provider(providers.Provider("local", endpoint_env="LOCAL_BASE_URL",
                                                    client=providers._openai_client, batch=True))
     assert EndpointConfig(model="m", provider="local", batch=True).provider == "local"

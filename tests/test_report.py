@@ -58,6 +58,7 @@ def run_dir(tmp_path_factory):
     truth = {hashlib.sha256(png_bytes(img, 48)).hexdigest(): CLASSES[y] for img, y in zip(d.images, d.labels)}
     mp = pytest.MonkeyPatch()
     mp.setenv("FAKE_KEY", "k")
+    mp.setenv("FERBENCH_PAPER_FIGURES", "1")  # the one run whose paper figures tests look at
     mp.delenv("NOT_SET_KEY_REP", raising=False)
     try:
         with FakeOpenAI(lambda n, sha, body: Reply(truth[sha].capitalize() + ".")) as oracle, \

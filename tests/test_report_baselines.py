@@ -385,3 +385,25 @@ def test_same_and_fmt():
     assert fmt({"online": {}, "offline": {"copies": 5, "flip": True}}) == "online: none; offline: copies=5, flip=true"
     assert fmt(19137) == "19,137" and fmt(1.0e-7) == "1e-07" and fmt(None) == "none"
     assert set(SETTINGS) >= set(LABELS)
+
+
+@pytest.mark.parametrize("paper", sorted(p.stem for p in (resources.files("ferbench") / "baselines").iterdir()
+                                         if p.name.endswith(".yaml")))
+def test_every_baselines_file_fits_its_schema(paper):
+    from ferbench.report.baselines import load_baselines
+
+    assert load_baselines(paper)["paper"] == paper
+
+
+def test_a_misspelt_baselines_key_fails_naming_file_and_key(monkeypatch):
+    from ferbench.errors import FerbenchError
+    from ferbench.report import baselines as rb
+    from ferbench.schema.baselines import Baselines
+
+    raw = _baselines("cbam")
+    raw["reported"][0]["vlaue"] = raw["reported"][0].pop("value")
+    with pytest.raises(Exception, match=r"reported\.0\.vlaue"):
+        Baselines.model_validate(raw)
+    monkeypatch.setattr(rb.yaml, "safe_load", lambda text: raw)  # the file as if it said "vlaue"
+    with pytest.raises(FerbenchError, match=r"baselines/cbam\.yaml does not fit its format: reported\.0\.value"):
+        rb.load_baselines("cbam")

@@ -10,7 +10,8 @@ from rich.markup import escape
 
 from ..errors import DataError
 from . import cache as _cache
-from . import datasets as _datasets  # noqa: F401 - registers FER+, RAF-DB, AffectNet (layouts and prefixes)
+from . import dataset_splits as _dataset_splits  # noqa: F401 - registers each dataset's protocol split kinds
+from . import datasets as _datasets  # noqa: F401 - registers the datasets' layouts and prefixes
 from . import synthetic as _synthetic  # noqa: F401 - registers the synthetic source
 from .dataset import USAGES, FERData
 from .registry import find_source, named_source

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..errors import DataError
+from ..registry import Table
 from .dataset import FERData
 
 
@@ -40,7 +41,7 @@ class DataSource:
         return self.prefix is None
 
 
-_SOURCES: dict[str, DataSource] = {}
+_SOURCES: Table[DataSource] = Table("data source")
 
 
 def register_source(name: str, read: Reader, *, prefix: str | None = None,
@@ -49,24 +50,16 @@ def register_source(name: str, read: Reader, *, prefix: str | None = None,
     ``before``: tried ahead of that source (a dataset's folder layout ahead of the generic image folder)."""
     if (prefix is None) == (matches is None):
         raise ValueError(f"data source {name!r}: give exactly one of prefix= or matches=")
-    if name in _SOURCES:
-        raise ValueError(f"data source {name!r} is registered twice")
-    if before is not None and before not in _SOURCES:
-        raise ValueError(f"data source {name!r}: no source {before!r} to go before")
-    entries = list(_SOURCES.items())
-    at = len(entries) if before is None else [n for n, _ in entries].index(before)
-    entries.insert(at, (name, DataSource(name, read, prefix, matches)))
-    _SOURCES.clear()
-    _SOURCES.update(entries)
+    _SOURCES.add(name, DataSource(name, read, prefix, matches), before=before)
 
 
 def list_sources() -> list[str]:
-    return list(_SOURCES)
+    return _SOURCES.names()
 
 
 def named_source(spec: str) -> DataSource | None:
     """The source a spec names by its prefix (``hf:``, ``synthetic``), or None for a path."""
-    return next((s for s in _SOURCES.values() if s.prefix and spec.startswith(s.prefix)), None)
+    return next((s for s in _SOURCES if s.prefix and spec.startswith(s.prefix)), None)
 
 
 def find_source(spec: str, how_to_get: str) -> DataSource:
@@ -79,10 +72,10 @@ def find_source(spec: str, how_to_get: str) -> DataSource:
     if not path.is_dir() and not path.is_file():  # a FIFO would block a reader, /dev/zero never end
         raise DataError(f"data path {spec} is not a regular file or folder (a FIFO, device or socket, or a link "
                         "to one); ferbench reads only regular files")
-    for source in _SOURCES.values():
+    for source in _SOURCES:
         if source.matches is not None and source.matches(path):
             return source
     if path.is_dir():
         raise DataError(f"data folder {spec} is empty. " + how_to_get)
     raise DataError(f"cannot tell what {spec} is: expected a folder, .zip, .tar.gz, .csv or "
-                    + " or ".join(f"{s.prefix}..." for s in _SOURCES.values() if s.prefix))
+                    + " or ".join(f"{s.prefix}..." for s in _SOURCES if s.prefix))

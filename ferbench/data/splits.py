@@ -25,7 +25,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DataError, unknown_name
+from ..errors import DataError
+from ..registry import Table
 from ..vocabulary import vocab_class
 from ..schema.train import AugmentConfig
 from .dataset import FERData
@@ -93,28 +94,24 @@ class SplitKind:
     no_test: bool = False
 
 
-_KINDS: dict[str, SplitKind] = {}
+_KINDS: Table[SplitKind] = Table("split kind", DataError)
 
 
 def register_split_kind(name: str, *, doc: str, fixes_test: bool = False, no_val: bool = False,
                         no_test: bool = False) -> Callable[[Builder], Builder]:
     """Decorator: make ``build`` the split kind ``name`` (a name registered twice is an error)."""
     def deco(build: Builder) -> Builder:
-        if name in _KINDS:
-            raise ValueError(f"split kind {name!r} is registered twice")
-        _KINDS[name] = SplitKind(name, build, doc, fixes_test, no_val, no_test)
+        _KINDS.add(name, SplitKind(name, build, doc, fixes_test, no_val, no_test))
         return build
     return deco
 
 
 def list_split_kinds() -> list[str]:
-    return list(_KINDS)
+    return _KINDS.names()
 
 
 def split_kind(name: str) -> SplitKind:
-    if name not in _KINDS:
-        raise DataError(unknown_name("split kind", name, list(_KINDS)))
-    return _KINDS[name]
+    return _KINDS.get(name)
 
 
 def select_classes(data: FERData, classes: list[str] | None) -> FERData:
@@ -281,7 +278,7 @@ def _check_options(kind: SplitKind, p: SplitParams) -> None:
     if p.test not in TEST_USAGES:
         raise DataError(f"test must be PrivateTest, PublicTest, both or none; got {p.test!r}")
     if p.test == "none" and not kind.no_test:
-        allowed = ", ".join(k.name for k in _KINDS.values() if k.no_test)
+        allowed = ", ".join(k.name for k in _KINDS if k.no_test)
         raise DataError(f"test: none (no test set) is only possible with kind: {allowed}, not {kind.name}")
 
 
@@ -314,7 +311,3 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
         if piece is not None and len(piece) == 0:
             raise DataError(f"split '{kind}'{desc_cls} leaves the {name} partition empty")
     return SplitData(train, val, test_part, data.classes, part.description + desc_cls, part.leaky, notes)
-
-
-# The datasets' own protocols (RAF-DB, AffectNet, FER+, subject-independent folds): registered here, once.
-from . import dataset_splits as _dataset_splits  # noqa: E402,F401

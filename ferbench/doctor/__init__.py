@@ -13,6 +13,8 @@ import traceback
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from .skip import Skip
+
 
 @dataclass
 class Check:
@@ -24,10 +26,6 @@ class Check:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-class Skip(Exception):
-    """A check that does not apply here (the reason says why)."""
 
 
 @dataclass

@@ -1,5 +1,5 @@
 """The checks of ``ferbench doctor``: each returns what it found (one line) or raises (fail) or
-:class:`~ferbench.doctor.Skip` (does not apply here, with the reason)."""
+:class:`~ferbench.doctor.skip.Skip` (does not apply here, with the reason)."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,7 @@ from ..engine import (TrainConfig, amp_dtype, compile_unavailable, cpu_bf16_is_f
                       measure_inference, predict_proba, seed_everything, synchronize)
 from .. import CLASSES
 from ..models import create_model
-from . import Skip
+from .skip import Skip
 
 TINY_MODEL = "cnn"  # convolutions (Grad-CAM, channels-last) and dropout (the device generator), no LSTM
 TINY_IMAGES = 96

@@ -95,7 +95,7 @@ _WORKER: dict = {}  # one run's dataset and split cache per worker process, reus
 
 
 def _worker_splits(data_ref):
-    from ..runner import SplitCache
+    from .context import SplitCache
 
     key = data_ref.hex()
     if _WORKER.get("key") != key:
@@ -222,6 +222,64 @@ class _Flight:
     recorded: bool = False  # events that arrive later (the actor may lag the result) are dropped
 
 
+class _Tracker:
+    """The driver's view of the Ray tasks in flight: progress events shown, results recorded."""
+
+    def __init__(self, flights: dict, reporter, events, say, store_root: str):
+        self.flights, self.reporter, self.events, self.say, self.store_root = flights, reporter, events, say, store_root
+        self.by_id = {f.item.exp.id: f for f in flights.values()}
+        self.unfinished: dict = {}  # study -> model experiments not yet recorded
+        for f in flights.values():
+            self.unfinished.setdefault(f.item.exp.study, set()).add(f.item.exp.id)
+        self.warned_nodes: set = set()
+
+    def drain(self) -> None:
+        try:
+            posted = ray.get(self.events.drain.remote(), timeout=30)
+        except (ray.exceptions.RayError, TimeoutError):
+            return  # only the display misses them; results come with the tasks
+        for eid, kind, payload in posted:
+            f = self.by_id.get(eid)
+            if f is None or f.recorded:
+                continue
+            if kind == "started" and f.started is None:
+                f.started = time.perf_counter()
+                f.progress = self.reporter.started(f.item)
+            elif f.progress is not None and kind in ("epoch", "batch"):
+                f.progress(kind, payload)
+
+    def record(self, ref) -> None:
+        f = self.flights.pop(ref)
+        self.drain()
+        f.recorded = True
+        if f.started is None:  # it ended before its start event arrived
+            f.started = f.submitted
+            self.reporter.started(f.item)
+        try:
+            r: TaskResult = ray.get(ref)
+        except ray.exceptions.RayError as exc:  # the worker or its node died, the task was cancelled
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            self.reporter.finished(f.item, None, RemoteExperimentError(
+                f"the Ray worker running it was lost ({type(exc).__name__}: {first})"),
+                time.perf_counter() - f.started, None, str(exc))
+        except Exception as exc:  # the outcome could not be read here (e.g. an unpicklable field)
+            self.reporter.finished(f.item, None, exc, time.perf_counter() - f.started, None, traceback.format_exc())
+        else:
+            self._warn_unshared(r.node, r.sees_run_folder)
+            if r.error is not None:
+                self.reporter.finished(f.item, None, RemoteExperimentError(r.error), r.seconds, r.split, r.trace)
+            else:
+                self.reporter.finished(f.item, r.outcome, None, r.seconds, r.split)
+        self.unfinished[f.item.exp.study].discard(f.item.exp.id)
+
+    def _warn_unshared(self, node: str, sees_run_folder: bool) -> None:
+        if not sees_run_folder and node not in self.warned_nodes:
+            self.warned_nodes.add(node)
+            self.say(f"[yellow]Ray node {node} does not see the results folder {escape(self.store_root)}: training "
+                     "checkpoints stay on that node's disk, so an interrupted experiment resumes only if it "
+                     "runs there again. Put the results folder on a filesystem every node mounts.[/]")
+
+
 @dataclass
 class _LLMJob:
     """An LLM experiment computing in a driver thread; the main thread records it when done."""
@@ -236,7 +294,7 @@ class _LLMJob:
 
     def start(self, run, progress) -> _LLMJob:
         def go():
-            from ..runner import compute
+            from .context import compute
 
             try:
                 self.split = run.splits.get(self.item.exp)
@@ -336,7 +394,7 @@ class RayExecutor:
         models = [i for i in items if i.exp.kind != "llm"]
         llms = [i for i in items if i.exp.kind == "llm"]
         if not models:  # nothing to distribute: no cluster needed
-            from . import LocalExecutor
+            from .local import LocalExecutor
 
             LocalExecutor().run(llms, run, reporter)
             return
@@ -346,6 +404,25 @@ class RayExecutor:
             self._run(models, llms, run, reporter, where, say)
         finally:
             self._shutdown()
+
+    def _submit(self, models, reporter, has_gpus: bool, cap: dict, say, task_args) -> dict:
+        """Each model experiment as a Ray task sized by its resources; an ObjectRef -> _Flight map."""
+        data_box, spec, events, tasks = task_args
+        flights: dict = {}
+        for item in models:
+            res = self._resources(item.exp, has_gpus)
+            if res.cpus > cap["CPU"] or res.gpus > cap["GPU"]:
+                msg = (f"asks the Ray cluster for {res.describe()} but its largest node has {cap['CPU']:g} CPU(s) "
+                       f"and {cap['GPU']:g} GPU(s)")
+                if self.address is None:  # a local instance cannot grow: the task would wait forever
+                    reporter.started(item)
+                    reporter.finished(item, None, RemoteExperimentError(
+                        f"{msg}; lower its 'resources:' in the suite or profile"), 0.0, None)
+                    continue
+                say(f"[yellow]{escape(item.exp.id)} {msg}; it waits until such a node joins[/]")
+            ref = tasks[res.gpus > 0].options(**res.options(), name=item.exp.id).remote(item, data_box, spec, res, events)
+            flights[ref] = _Flight(item, time.perf_counter())
+        return flights
 
     def _run(self, models, llms, run, reporter, where: str, say) -> None:
         total = ray.cluster_resources()
@@ -363,76 +440,14 @@ class RayExecutor:
         events = ray.remote(num_cpus=0)(_Events).remote()
         tasks = remote_tasks()
 
-        flights: dict = {}  # ObjectRef -> _Flight
-        for item in models:
-            res = self._resources(item.exp, has_gpus)
-            if res.cpus > cap["CPU"] or res.gpus > cap["GPU"]:
-                msg = (f"asks the Ray cluster for {res.describe()} but its largest node has {cap['CPU']:g} CPU(s) "
-                       f"and {cap['GPU']:g} GPU(s)")
-                if self.address is None:  # a local instance cannot grow: the task would wait forever
-                    reporter.started(item)
-                    reporter.finished(item, None, RemoteExperimentError(
-                        f"{msg}; lower its 'resources:' in the suite or profile"), 0.0, None)
-                    continue
-                say(f"[yellow]{escape(item.exp.id)} {msg}; it waits until such a node joins[/]")
-            ref = tasks[res.gpus > 0].options(**res.options(), name=item.exp.id).remote(item, data_box, spec, res, events)
-            flights[ref] = _Flight(item, time.perf_counter())
-
-        unfinished_models = {}  # study -> model experiments not yet recorded
-        for f in flights.values():
-            unfinished_models.setdefault(f.item.exp.study, set()).add(f.item.exp.id)
+        flights = self._submit(models, reporter, has_gpus, cap, say, (data_box, spec, events, tasks))
         waiting_llms, llm_job = list(llms), None
-        by_id = {f.item.exp.id: f for f in flights.values()}
-
-        warned_nodes: set = set()
-
-        def drain():
-            try:
-                posted = ray.get(events.drain.remote(), timeout=30)
-            except (ray.exceptions.RayError, TimeoutError):
-                return  # only the display misses them; results come with the tasks
-            for eid, kind, payload in posted:
-                f = by_id.get(eid)
-                if f is None or f.recorded:
-                    continue
-                if kind == "started" and f.started is None:
-                    f.started = time.perf_counter()
-                    f.progress = reporter.started(f.item)
-                elif f.progress is not None and kind in ("epoch", "batch"):
-                    f.progress(kind, payload)
-
-        def record(ref):
-            f = flights.pop(ref)
-            drain()
-            f.recorded = True
-            if f.started is None:  # it ended before its start event arrived
-                f.started = f.submitted
-                reporter.started(f.item)
-            try:
-                r: TaskResult = ray.get(ref)
-            except ray.exceptions.RayError as exc:  # the worker or its node died, the task was cancelled
-                first = (str(exc).strip().splitlines() or [""])[0][:300]
-                reporter.finished(f.item, None, RemoteExperimentError(
-                    f"the Ray worker running it was lost ({type(exc).__name__}: {first})"),
-                    time.perf_counter() - f.started, None, str(exc))
-            except Exception as exc:  # the outcome could not be read here (e.g. an unpicklable field)
-                reporter.finished(f.item, None, exc, time.perf_counter() - f.started, None, traceback.format_exc())
-            else:
-                if not r.sees_run_folder and r.node not in warned_nodes:
-                    warned_nodes.add(r.node)
-                    say(f"[yellow]Ray node {r.node} does not see the results folder {escape(store_root)}: training "
-                        "checkpoints stay on that node's disk, so an interrupted experiment resumes only if it "
-                        "runs there again. Put the results folder on a filesystem every node mounts.[/]")
-                if r.error is not None:
-                    reporter.finished(f.item, None, RemoteExperimentError(r.error), r.seconds, r.split, r.trace)
-                else:
-                    reporter.finished(f.item, r.outcome, None, r.seconds, r.split)
-            unfinished_models[f.item.exp.study].discard(f.item.exp.id)
+        track = _Tracker(flights, reporter, events, say, store_root)
 
         try:
             while flights or waiting_llms or llm_job is not None:
                 if llm_job is None:
-                    ready = next((i for i in waiting_llms if not unfinished_models.get(i.exp.study)), None)
+                    ready = next((i for i in waiting_llms if not track.unfinished.get(i.exp.study)), None)
                     if ready is not None:  # its study's models are all recorded
                         waiting_llms.remove(ready)
                         llm_job = _LLMJob(ready).start(run, reporter.started(ready))
@@ -441,8 +456,8 @@ class RayExecutor:
                     if done:
                         done, _ = ray.wait(list(flights), num_returns=len(flights), timeout=0)
                     for ref in done:
-                        record(ref)
-                    drain()
+                        track.record(ref)
+                    track.drain()
                 elif llm_job is not None:
                     llm_job.done.wait(POLL_SECONDS)
                 if llm_job is not None and llm_job.done.is_set():

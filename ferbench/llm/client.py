@@ -21,12 +21,18 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
+from importlib import import_module
 
-import httpx2
 import openai
 
 from ..schema.llm import EndpointConfig
 from .providers import provider
+
+# The HTTP library this openai release is built on (httpx in older releases, httpx2 in newer ones): its
+# URL, timeout and exception types are taken from there, so that nothing is imported that the declared
+# openai bound does not install, and the exceptions caught are the ones the client really raises.
+http = import_module(next(c.__module__ for c in openai.DefaultHttpxClient.__mro__
+                          if not c.__module__.startswith("openai")).partition(".")[0])
 
 _KEYLIKE = re.compile(r"\b(sk|key|api)[-_][A-Za-z0-9_\-\*\.]{4,}", re.IGNORECASE)
 MAX_BODY_BYTES = 1 << 20  # an answer body is a few hundred bytes; anything near this is a fault
@@ -125,14 +131,14 @@ class CrossOriginRedirect(Exception):
     """The endpoint redirected a request to another scheme, host or port."""
 
 
-def _origin(url: httpx2.URL) -> tuple[str, str, int | None]:
+def _origin(url: http.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
-def _same_origin_client(origin: list) -> httpx2.Client:
+def _same_origin_client(origin: list) -> http.Client:
     """An HTTP client that follows redirects only within the endpoint's own origin: answers from the
     host a redirect points to would otherwise be scored as the endpoint's (and receive its key)."""
-    def check(request: httpx2.Request) -> None:
+    def check(request: http.Request) -> None:
         if origin and _origin(request.url) != origin[0]:
             raise CrossOriginRedirect(f"{request.url.scheme}://{request.url.host}"
                                       + (f":{request.url.port}" if request.url.port else ""))
@@ -140,7 +146,7 @@ def _same_origin_client(origin: list) -> httpx2.Client:
 
 
 def make_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
-    t = httpx2.Timeout(timeout, connect=min(timeout, 15.0))
+    t = http.Timeout(timeout, connect=min(timeout, 15.0))
     origin: list = []  # filled once the client has resolved its base URL
     client = provider(ep.provider).client(ep, api_key, base_url, t, _same_origin_client(origin))
     origin.append(_origin(client.base_url))
@@ -327,9 +333,9 @@ class Endpoint:
                     chunks.append(chunk)
                     if time.monotonic() > deadline:
                         raise _Deadline
-            except httpx2.TimeoutException:
+            except http.TimeoutException:
                 raise _Deadline from None
-            except httpx2.RequestError as exc:  # raised while reading the body, past the client's own handling
+            except http.RequestError as exc:  # raised while reading the body, past the client's own handling
                 raise _Dropped(type(exc).__name__) from None
             return b"".join(chunks)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from ..errors import unknown_name
+from ..registry import Table
 
 if TYPE_CHECKING:
     import openai
@@ -49,23 +49,19 @@ class Provider:
     official: bool = False  # the chat API takes max_completion_tokens even without a base URL that says so
 
 
-_PROVIDERS: dict[str, Provider] = {}
+_PROVIDERS: Table[Provider] = Table("LLM provider")
 
 
 def register_provider(provider: Provider) -> None:
-    if provider.name in _PROVIDERS:
-        raise ValueError(f"LLM provider {provider.name!r} is registered twice")
-    _PROVIDERS[provider.name] = provider
+    _PROVIDERS.add(provider.name, provider)
 
 
 def list_providers() -> list[str]:
-    return list(_PROVIDERS)
+    return _PROVIDERS.names()
 
 
 def provider(name: str) -> Provider:
-    if name not in _PROVIDERS:
-        raise ValueError(unknown_name("LLM provider", name, list(_PROVIDERS)))
-    return _PROVIDERS[name]
+    return _PROVIDERS.get(name)
 
 
 register_provider(Provider("openai", endpoint_env="OPENAI_BASE_URL", client=_openai_client, batch=True))

@@ -150,13 +150,10 @@ def _usd(v: float | None) -> str:
 
 
 def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
-                       options: LLMRunOptions | None = None, **flags) -> dict:
+                       options: LLMRunOptions | None = None) -> dict:
     """Ask ``exp``'s endpoint about its sample; the result dict (see the module docstring of result fields).
-
-    ``flags`` (no_cache, refresh, dry_run, max_cost) are the older way to pass options: each call then
-    has its own spend cap; pass one :class:`LLMRunOptions` per run instead.
-    """
-    opts = options or LLMRunOptions(**flags)
+    One :class:`LLMRunOptions` per run carries the flags and the run's spend cap (None: the defaults)."""
+    opts = options or LLMRunOptions()
     log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
     ep, cfg = exp.llm_endpoint, exp.llm
     part, idx, notes = _sample(exp, split)

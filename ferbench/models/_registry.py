@@ -1,44 +1,12 @@
 """A timm-style registry: ``@register_model`` on a builder, ``create_model(name, ...)`` as the one door in."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Callable
-
 import torch
 from torch import nn
 
 from ..errors import unknown_name
-from .adapter import FERModel, InputSpec
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    name: str
-    study: str  # short name of the source study (see shared/papers/README.md)
-    paper: str  # where in the paper the architecture is described
-    input: InputSpec
-    pretrained: bool = False  # whether the architecture starts from ImageNet weights by default
-    notes: str = ""
-    weights: str | None = None  # "torchvision:<WeightsEnum>.<member>" or "timm:<model name>"
-    keras_kernel_init: str = "glorot_uniform"  # the Keras initializer the paper names (keras_defaults)
-    cpu_bf16: bool = True  # amp: auto may train it under bf16 on AMX CPUs (False: measured slower there)
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["input"] = self.input.describe()
-        return d
-
-
-_REGISTRY: dict[str, tuple[ModelInfo, Callable[..., nn.Module]]] = {}
-
-
-def register_model(info: ModelInfo):
-    def deco(fn: Callable[..., nn.Module]):
-        if info.name in _REGISTRY:
-            raise ValueError(f"model {info.name!r} registered twice")
-        _REGISTRY[info.name] = (info, fn)
-        return fn
-    return deco
+from ._table import _REGISTRY, ModelInfo, register_model  # noqa: F401 - re-exported
+from .adapter import FERModel
 
 
 def _load_families() -> None:
@@ -116,10 +84,3 @@ def registry_catalog() -> dict[str, dict]:
 
     return {n: {**_REGISTRY[n][0].as_dict(), "input_spec": _asdict(_REGISTRY[n][0].input), **_built_facts(n)}
             for n in list_models()}
-
-
-def describe_models(pattern: str | None = None) -> list[dict]:
-    """One row per registered model for `ferbench models` (read from the catalogue: no model is built)."""
-    from .catalog import describe_models as _describe
-
-    return _describe(pattern)

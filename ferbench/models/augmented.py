@@ -19,7 +19,7 @@ from .pretrained import timm_pretrained, torchvision_state_dict
 
 _MOBILENET = "torchvision:MobileNet_V2_Weights.IMAGENET1K_V1"
 _VIT = "timm:vit_tiny_patch16_224"
-from ._registry import ModelInfo, register_model
+from ._table import ModelInfo, register_model
 
 _PAPER = "augmented, 'Model Building'"
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from .adapter import InputSpec
 from .layers import ResidualBlock, conv_bn_relu
-from ._registry import ModelInfo, register_model
+from ._table import ModelInfo, register_model
 
 _PAPER = "cbam, 'Model Architectures'"
 # Normalized to mean 0.5, std 0.5 as the study did.

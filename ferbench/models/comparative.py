@@ -15,7 +15,7 @@ from .layers import TransferNet
 from .pretrained import torchvision_state_dict
 
 _WEIGHTS = "torchvision:ResNet50_Weights.IMAGENET1K_V1"
-from ._registry import ModelInfo, register_model
+from ._table import ModelInfo, register_model
 
 _PAPER = "comparative, 'Model architectures'"
 

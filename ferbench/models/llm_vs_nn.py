@@ -14,7 +14,7 @@ from .adapter import InputSpec
 from .pretrained import torchvision_state_dict
 
 _WEIGHTS = "torchvision:ResNet34_Weights.IMAGENET1K_V1"
-from ._registry import ModelInfo, register_model
+from ._table import ModelInfo, register_model
 
 _PAPER = "llm_vs_nn, 4.3 Methodology and Figure 3"
 

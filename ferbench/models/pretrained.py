@@ -107,47 +107,50 @@ def _missing(model: str, ref: WeightsRef, looked: list[str], why: str) -> Weight
         f"(the report will say so).")
 
 
-def torchvision_state_dict(model: str, ref: str, explicit: str | None = None) -> dict:
-    """State dict for a torchvision weights reference, found locally or downloaded."""
+def _fetch(model: str, ref: str, explicit: str | None, *, local, remote, unusable: str, offline_note: str,
+           say_error: bool):
+    """The one lookup order: a local file (``local(wref, path)``), else -- unless the suite named a file
+    or the machine is offline -- a download (``remote(wref)``); every failure is WeightsUnavailable."""
     wref = WeightsRef.parse(ref)
     found, looked = lookup(wref, explicit)
     if found is not None:
         try:
-            import torch
-
-            return torch.load(found, map_location="cpu", weights_only=True)
+            return local(wref, found)
         except Exception as exc:
-            raise WeightsUnavailable(f"weights file {found} for {model} is unreadable: {exc}") from None
+            raise WeightsUnavailable(f"weights file {found} for {model} is {unusable}: {exc}") from None
     if explicit:
         raise _missing(model, wref, looked, f"the suite's weights file {explicit} does not exist")
     if offline():
-        raise _missing(model, wref, looked, "offline mode, nothing found locally")
+        raise _missing(model, wref, looked, offline_note)
     try:
-        return wref.torchvision_weights().get_state_dict(progress=True)
+        return remote(wref)
     except Exception as exc:
-        raise _missing(model, wref, looked, f"download failed: {type(exc).__name__}: {exc}") from None
+        raise _missing(model, wref, looked, f"download failed: {type(exc).__name__}"
+                       + (f": {exc}" if say_error else "")) from None
+
+
+def torchvision_state_dict(model: str, ref: str, explicit: str | None = None) -> dict:
+    """State dict for a torchvision weights reference, found locally or downloaded."""
+    def local(wref, found):
+        import torch
+
+        return torch.load(found, map_location="cpu", weights_only=True)
+
+    return _fetch(model, ref, explicit, local=local,
+                  remote=lambda w: w.torchvision_weights().get_state_dict(progress=True), unusable="unreadable", offline_note="offline mode, nothing found locally", say_error=True)
 
 
 def timm_pretrained(model: str, ref: str, num_classes: int, explicit: str | None = None, **kwargs):
     """A timm model with ImageNet weights (new head of ``num_classes``), or WeightsUnavailable."""
     import timm
 
-    wref = WeightsRef.parse(ref)
-    found, looked = lookup(wref, explicit)
-    if found is not None:
-        try:
-            return timm.create_model(wref.name, pretrained=True, num_classes=num_classes,
-                                     pretrained_cfg_overlay={"file": str(found)}, **kwargs)
-        except Exception as exc:
-            raise WeightsUnavailable(f"weights file {found} for {model} is unusable: {exc}") from None
-    if explicit:
-        raise _missing(model, wref, looked, f"the suite's weights file {explicit} does not exist")
-    if offline():
-        raise _missing(model, wref, looked, "offline mode, not in the Hugging Face cache")
-    try:
-        return timm.create_model(wref.name, pretrained=True, num_classes=num_classes, **kwargs)
-    except Exception as exc:
-        raise _missing(model, wref, looked, f"download failed: {type(exc).__name__}") from None
+    def local(wref, found):
+        return timm.create_model(wref.name, pretrained=True, num_classes=num_classes,
+                                 pretrained_cfg_overlay={"file": str(found)}, **kwargs)
+
+    return _fetch(model, ref, explicit, local=local,
+                  remote=lambda w: timm.create_model(w.name, pretrained=True, num_classes=num_classes, **kwargs),
+                  unusable="unusable", offline_note="offline mode, not in the Hugging Face cache", say_error=False)
 
 
 def weights_status(ref: str, explicit: str | None = None, source: dict | None = None) -> dict:

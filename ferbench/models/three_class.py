@@ -11,7 +11,7 @@ from __future__ import annotations
 from torch import nn
 
 from .adapter import InputSpec
-from ._registry import ModelInfo, register_model
+from ._table import ModelInfo, register_model
 
 
 def _block(cin: int, cout: int, k: int, drop: float) -> list[nn.Module]:

@@ -9,7 +9,10 @@ from __future__ import annotations
 from importlib import resources
 
 import yaml
+from pydantic import ValidationError
 
+from ..errors import FerbenchError
+from ..schema.baselines import Baselines
 from ..schema.results import EvalMetrics, LLMResult, ModelResult, StudyMeta
 from ..store import RunData
 from .document import Bullets, Paragraph
@@ -25,10 +28,20 @@ MARK = "⚠"
 
 
 def load_baselines(paper: str | None) -> dict | None:
+    """The paper's baselines file, checked against :class:`~ferbench.schema.baselines.Baselines`
+    (an unknown or misspelt key, a wrong type: one error naming the file and the key path)."""
     if not paper:
         return None
     f = resources.files("ferbench") / "baselines" / f"{paper}.yaml"
-    return yaml.safe_load(f.read_text()) if f.is_file() else None
+    if not f.is_file():
+        return None
+    raw = yaml.safe_load(f.read_text())
+    try:
+        Baselines.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10])
+        raise FerbenchError(f"baselines file ferbench/baselines/{paper}.yaml does not fit its format: {problems}") from None
+    return raw
 
 
 # --- formatters: the report prints every baseline number through one of these ---------------------------

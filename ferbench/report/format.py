@@ -1,7 +1,6 @@
 """Formatting helpers shared by every report table and both output formats."""
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass
 
@@ -10,10 +9,6 @@ DASH = "–"
 
 def pct(x: float | None, digits: int = 2) -> str:
     return DASH if x is None else f"{100 * x:.{digits}f}"
-
-
-def ci_text(ci) -> str:
-    return DASH if not ci else f"[{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]"
 
 
 def p_text(p: float | None) -> str:
@@ -56,10 +51,6 @@ def md_escape(text: object) -> str:
     as in snake_case names, never start emphasis in CommonMark.)"""
     s = " ".join(str(text).splitlines())
     return _MD_SPECIAL.sub(lambda m: "\\" + m.group(), s)
-
-
-def html_escape(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from .llm import EndpointConfig, LLMConfig
 from .suite import ResourcesConfig, SplitConfig, UserModelConfig
 from .train import TrainConfig
 
+MODEL_KINDS = ("train", "load")  # a model scored on the study's test set: everything but an LLM
+
 
 class _ExperimentBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -33,11 +35,6 @@ class _ExperimentBase(BaseModel):
         Ray resources it was scheduled with)."""
         d = self.model_dump(mode="json", exclude={"deviations", "resources"})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-
-    @property
-    def is_model(self) -> bool:
-        """Trained or loaded: a model scored on the study's test set (everything but an LLM)."""
-        return self.kind in ("train", "load")
 
 
 class TrainExperiment(_ExperimentBase):

@@ -3,15 +3,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..limits import MAX_PER_CLASS, MAX_PRICE_PER_1M, MAX_REQUEST_SECONDS, MAX_WAIT_SECONDS, Seed
+from .base import Strict as _Strict
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no NaN or inf, even where no range is given
 
 
 class EndpointConfig(_Strict):

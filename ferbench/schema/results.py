@@ -10,15 +10,12 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, model_validator
 
-from .experiment import LLMExperiment, LoadExperiment, TrainExperiment
+from .experiment import MODEL_KINDS, LLMExperiment, LoadExperiment, TrainExperiment
+from .base import StrictRecord as _Strict
 
 RESULT_FORMAT = 2
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 def _count(v: Any) -> int:
@@ -212,7 +209,8 @@ class _ResultBase(_Strict):
 
     @property
     def is_model(self) -> bool:
-        return self.kind in ("train", "load")
+        """Trained or loaded: a model scored on the study's test set (everything but an LLM)."""
+        return self.kind in MODEL_KINDS
 
     @property
     def headline_split(self) -> str | None:

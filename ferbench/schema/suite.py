@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .. import CLASSES
 from ..errors import unknown_name
 from ..labels import canonical_class
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
 from .llm import LLMConfig
+from .base import Strict as _Strict
 
 STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
 USAGE_NAMES = ("Training", "PublicTest", "PrivateTest")
@@ -46,10 +47,6 @@ def safe_id_part(text: str) -> str:
     """A folder-safe rendering of free text (e.g. an LLM model name 'org/model:tag')."""
     out = re.sub(r"[^A-Za-z0-9 _.+\-]", "_", text).strip(" .") or "_"
     return re.sub(r"\.{2,}", "_", out)[:80]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # no NaN or inf, even where no range is given
 
 
 def _check_model_name(name: str, info: ValidationInfo) -> None:

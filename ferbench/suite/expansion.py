@@ -12,15 +12,11 @@ from pathlib import Path
 
 from ..errors import FerbenchError, SuiteError, unknown_name
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, MAX_SEED, check_number
-from ..schema.experiment import LLMExperiment, LoadExperiment, TrainExperiment
-from ..schema.suite import (BUILTIN_PROFILES, ExperimentConfig, ProfileConfig, ResourcesConfig, SplitConfig,
-                            StudyConfig, UserModelConfig, safe_id_part)
+from ..schema.experiment import Experiment, LLMExperiment, LoadExperiment, TrainExperiment
+from ..schema.suite import (BUILTIN_PROFILES, MAX_EXPERIMENTS, ExperimentConfig, ProfileConfig, ResourcesConfig,
+                            SplitConfig, StudyConfig, UserModelConfig, safe_id_part)
 from ..schema.train import TrainConfig
 from .loading import LoadedSuite, _deep_merge
-
-MAX_EXPERIMENTS = 5_000
-
-Experiment = TrainExperiment | LoadExperiment | LLMExperiment
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import time
 
 import pytest
 import torch
+from conftest import RAY_STORE_BYTES
 from rich.console import Console
 
 from ferbench.runner import run_suite
@@ -47,7 +48,8 @@ def test_four_experiments_sequential_vs_ray_2_workers(benchmark, tmp_path):
     t0 = time.perf_counter()
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
+    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING,
+             object_store_memory=RAY_STORE_BYTES)
     ray_start = time.perf_counter() - t0
     times = {"sequential": [], "sequential_1_thread": [], "ray": []}
     n = iter(range(10_000))

@@ -3,6 +3,7 @@
 device-resident pipeline and of the conventional DataLoader pipeline for the same model, the
 training step of the slowest quick-profile models exactly as the engine runs it, and a FER2013 load
 from the array cache vs decoding."""
+import math
 from pathlib import Path
 
 import pytest
@@ -37,11 +38,22 @@ def data():
     return d.images[tr], d.labels[tr]
 
 
-def _step(model, opt, xb, yb):
+def _step(model, opt, xb, yb) -> float:
     loss = F.cross_entropy(model(xb), yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
+    return loss.item()
+
+
+def _trained(model: torch.nn.Module, before: list[torch.Tensor], loss: float) -> None:
+    """What was timed was a real training step: a finite loss, and the weights moved."""
+    assert math.isfinite(loss), loss
+    assert any(not torch.equal(b, p.detach()) for b, p in zip(before, model.parameters())), "no weight changed"
+
+
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.parameters()]
 
 
 @pytest.mark.parametrize("name", ["basic_cnn", "deep_cnn"])
@@ -52,11 +64,13 @@ def test_train_step_ferbench(benchmark, data, name):
     x, y = to_device_images(images, CPU), torch.from_numpy(labels)
     g = torch.Generator().manual_seed(0)
 
+    before = _weights(m)
+
     def step():
         idx = torch.randint(0, len(x), (BATCH,), generator=g)
-        _step(m, opt, augment_batch(x[idx].float().div_(255), DEFAULT_AUGMENT, g), y[idx])
+        return _step(m, opt, augment_batch(x[idx].float().div_(255), DEFAULT_AUGMENT, g), y[idx])
 
-    benchmark(step)
+    _trained(m, before, benchmark(step))
 
 
 @pytest.mark.parametrize("name", ["basic_cnn", "deep_cnn"])
@@ -67,6 +81,7 @@ def test_train_step_conventional(benchmark, data, name):
     loader = torch.utils.data.DataLoader(_PILDataset(images, labels, conventional_transform(m.spec, DEFAULT_AUGMENT)),
                                          batch_size=BATCH, shuffle=True, num_workers=2, persistent_workers=True)
     it = iter(loader)
+    before = _weights(m)
 
     def step():
         nonlocal it
@@ -75,9 +90,9 @@ def test_train_step_conventional(benchmark, data, name):
         except StopIteration:
             it = iter(loader)
             xb, yb = next(it)
-        _step(m.net, opt, xb, yb)
+        return _step(m.net, opt, xb, yb)
 
-    benchmark(step)
+    _trained(m, before, benchmark(step))
 
 
 def _quick_config(model: str) -> TrainConfig:
@@ -108,6 +123,7 @@ def test_train_step_quick_profile(benchmark, name, monkeypatch):
     g = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(x), generator=g)
     state = {"s": 0}
+    before = _weights(m)
 
     def step():
         s = state["s"] = (state["s"] + 1) % (len(x) // cfg.batch_size)
@@ -117,8 +133,9 @@ def test_train_step_quick_profile(benchmark, name, monkeypatch):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        return loss.item()
 
-    benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=3)
+    _trained(m, before, benchmark.pedantic(step, rounds=10, iterations=1, warmup_rounds=3))
 
 
 @pytest.mark.skipif(not REAL_DATA.exists(), reason="real FER2013 absent")

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...errors import DataError
-from .. import cache as _cache
-from .. import sources as _sources  # noqa: F401 - the generic layouts, registered first
+from ..cache import check_cache_writable, load_cached, save_cached, source_key
 from ..dataset import FERData
 from ..registry import register_source
 from .affectnet import is_affectnet, read_affectnet
@@ -62,7 +61,7 @@ def named_cache_key(spec: str, *, skip_bad: bool) -> str | None:
     named = _split_named(spec)
     if named is None or not named[1].exists():
         return None
-    return _cache.source_key(str(named[1]), skip_bad=skip_bad, dataset=named[0])
+    return source_key(str(named[1]), skip_bad=skip_bad, dataset=named[0])
 
 
 def _read_named(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:
@@ -72,11 +71,11 @@ def _read_named(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:
     if not path.exists():
         raise DataError(f"{DATASETS[name].title} path {path} does not exist")
     key = named_cache_key(spec, skip_bad=skip_bad)
-    _cache.check_cache_writable()
-    if (hit := _cache.load_cached(key)) is not None:
+    check_cache_writable()
+    if (hit := load_cached(key)) is not None:
         return hit
     data = DATASETS[name].load(path, skip_bad=skip_bad, progress=progress)
-    _cache.save_cached(key, data)
+    save_cached(key, data)
     return data
 
 
@@ -86,7 +85,8 @@ def _read_layout(name: str):
     return read
 
 
-for _name in AUTO:  # ahead of the generic folder layouts, which would take any non-empty folder
+# ahead of the generic folder layouts (registered when ._common imported ..sources), which take any folder
+for _name in AUTO:
     register_source(_name, _read_layout(_name), matches=DATASETS[_name].detect, before="hf-folder")
 for _name in DATASETS:
     register_source(f"{_name}:", _read_named, prefix=f"{_name}:")
