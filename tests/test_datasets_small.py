@@ -66,3 +66,25 @@ def test_stratified_split_keeps_photos_whole():
     d.groups = np.array([f"p{n // 2}" for n in range(len(d))])
     s = make_split(d, "stratified", seed=3)
     assert not set(s.test.groups) & set(s.train.groups) and len(s.train) + len(s.val) + len(s.test) == len(d)
+
+
+def test_image_folder_with_a_label_map(tmp_path):
+    from PIL import Image
+    import numpy as np
+
+    root = tmp_path / "mine"
+    for split, cls, n in (("train", "joy", 2), ("train", "scorn", 1), ("test", "joy", 1), ("test", "blur", 2)):
+        (root / split / cls).mkdir(parents=True, exist_ok=True)
+        for k in range(n):
+            Image.fromarray(np.full((30, 40, 3), 9 * k, np.uint8)).save(root / split / cls / f"{k}.png")
+    (root / "labels.yaml").write_text("joy: happiness\nscorn: contempt\nblur: null\n")
+    d = load_data(str(root))
+    assert d.dataset == "image folder" and d.classes[-1] == "contempt"
+    assert d.counts()["Training"]["happy"] == 2 and d.counts()["Training"]["contempt"] == 1
+    assert d.counts()["PrivateTest"]["happy"] == 1 and d.excluded == {"class folder 'blur' mapped to null": 2}
+    (root / "labels.yaml").write_text("joy: happy\nscorn: contempt\n")
+    with pytest.raises(DataError, match="class folder .*blur is not in labels.yaml"):
+        load_data(str(root), use_cache=False)
+    (root / "labels.yaml").write_text("joy: glee\n")
+    with pytest.raises(DataError, match="'glee' \\(for 'joy'\\) is not one of"):
+        load_data(str(root), use_cache=False)

@@ -19,6 +19,7 @@ from ..registry import register_source
 from .affectnet import is_affectnet, read_affectnet
 from .ckplus import is_ckplus, read_ckplus
 from .expw import is_expw, read_expw
+from .imagefolder import is_imagefolder, read_imagefolder
 from .ferplus import is_ferplus, read_ferplus
 from .jaffe import is_jaffe, read_jaffe
 from .rafdb import is_rafdb, read_rafdb
@@ -47,8 +48,9 @@ DATASETS: dict[str, DatasetKind] = {
     "ckplus": DatasetKind("CK+ (last three frames)", is_ckplus, read_ckplus),
     "jaffe": DatasetKind("JAFFE", is_jaffe, read_jaffe),
     "expw": DatasetKind("ExpW (face boxes cropped)", is_expw, read_expw),
+    "imagefolder": DatasetKind("image folder with labels.yaml", is_imagefolder, read_imagefolder),
 }
-AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "jaffe")  # recognised from the folder alone (first match wins)
+AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "imagefolder", "jaffe")  # recognised from the folder alone (first match wins)
 
 
 def _split_named(spec: str) -> tuple[str, Path] | None:
