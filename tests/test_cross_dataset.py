@@ -47,3 +47,14 @@ def test_report_has_the_matrix_with_every_model(cross_run):
     assert "FER2013 (own test) acc %" in table and "RAF-DB acc %" in table and "FER+ acc %" in table
     assert "| mlp " in table and "| gpt (predictions: 2 of 28 test images) " in table  # the predictions model too, dashes where it was not scored
     assert "2 of 5 images of contempt left out" in table
+
+
+def test_cross_paths_are_made_absolute_from_the_suite_folder(tmp_path):
+    from ferbench.suite import expand, load_suite
+
+    suite = tmp_path / "y.yaml"
+    suite.write_text("name: y\ndata: synthetic:70\nstudies:\n  - name: s\n"
+                     "    split: {kind: official, cross: [raf, 'ferplus:fp', 'synthetic:70:1', /abs/x]}\n"
+                     "    experiments: [{model: mlp}]\n")
+    exp = expand(load_suite(suite))[0]
+    assert exp.split.cross == [str(tmp_path / "raf"), f"ferplus:{tmp_path / 'fp'}", "synthetic:70:1", "/abs/x"]
