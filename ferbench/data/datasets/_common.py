@@ -7,7 +7,7 @@ import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 import numpy as np
 from PIL import Image
@@ -47,6 +47,7 @@ class Collector:
     classes: tuple[str, ...]
     source: str
     skip_bad: bool = False
+    progress: Callable[[int, int, int], None] | None = None  # (images so far, images so far, 0 = total unknown)
     images: list = field(default_factory=list)
     labels: list = field(default_factory=list)
     ids: list = field(default_factory=list)
@@ -93,11 +94,15 @@ class Collector:
         self.groups.append(group if group is not None else ident)
         if soft is not None:
             self.soft.append(soft)
+        if self.progress is not None and len(self.images) % 256 == 0:
+            self.progress(len(self.images), len(self.images), 0)
 
     def exclude(self, why: str) -> None:
         self.excluded[why] += 1
 
     def build(self) -> FERData:
+        if self.progress is not None:
+            self.progress(len(self.images), len(self.images), len(self.images))
         if not self.images:
             raise DataError(f"{self.source}: no {self.dataset} images left to read"
                             + (f" (excluded: {dict(self.excluded)})" if self.excluded else ""))

@@ -41,7 +41,7 @@ def read_affectnet(path: Path, skip_bad: bool = False, progress=None, classes: i
         raise DataError(f"AffectNet needs {path / IMAGES}/ and training.csv / validation.csv in {path}; "
                         f"{'the CSVs are' if lists is None else 'the image folder is'} missing. {WHERE}")
     vocab = CLASSES_8 if classes == 8 else CLASSES_7
-    out = Collector("AffectNet" if classes == 8 else "AffectNet-7", vocab, str(path), skip_bad)
+    out = Collector("AffectNet" if classes == 8 else "AffectNet-7", vocab, str(path), skip_bad, progress)
     for fname, usage in _FILES.items():
         if (lists / fname).is_file():
             _read_list(out, path, lists / fname, usage)

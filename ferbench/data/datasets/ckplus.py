@@ -42,7 +42,7 @@ def parse_code(text: str, where: str) -> str:
 def read_ckplus(path: Path, skip_bad: bool = False, progress=None) -> FERData:
     if not is_ckplus(path):
         raise DataError(f"CK+ needs {path / IMAGES}/ and {path / EMOTION}/; one is missing. {WHERE}")
-    out = Collector("CK+", CLASSES_8, str(path), skip_bad)
+    out = Collector("CK+", CLASSES_8, str(path), skip_bad, progress)
     for subject in sorted(os.listdir(path / IMAGES)):
         if not _NAME.match(subject) or not (path / IMAGES / subject).is_dir():
             continue

@@ -48,7 +48,7 @@ def parse_line(line: str, where: str) -> tuple[str, str, tuple[int, int, int, in
 
 def read_expw(path: Path, skip_bad: bool = False, progress=None) -> FERData:
     labels = need(path / LABELS, "label/label.lst", "ExpW", WHERE)
-    out = Collector("ExpW", CLASSES_7, str(path), skip_bad)
+    out = Collector("ExpW", CLASSES_7, str(path), skip_bad, progress)
     with open_text(labels, "ExpW label list") as fh:
         for no, line in enumerate(fh, start=1):
             parsed = parse_line(line, f"{labels} line {no}")

@@ -68,7 +68,7 @@ def read_ferplus(path: Path, skip_bad: bool = False, progress=None, mode: str = 
         raise DataError(f"FER+ needs fer2013.csv beside {new}: FER+ attaches to the 2013 challenge CSV by row"
                         + ("; the Kaggle JPEG folders (train/, test/) here cannot be used, their file ids are "
                            "not row numbers" if kaggle else "") + f". {WHERE}")
-    out = Collector("FER+", CLASSES_8, str(path), skip_bad)
+    out = Collector("FER+", CLASSES_8, str(path), skip_bad, progress)
     with open_text(path / "fer2013.csv", "FER2013 CSV") as fpx, open_text(new, "FER+ label file") as fvo:
         pix, votes = csv.reader(fpx), csv.reader(fvo)
         px_col = _check_headers(next(pix, []), next(votes, []), path)

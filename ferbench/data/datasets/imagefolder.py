@@ -52,7 +52,7 @@ def read_label_map(path: Path) -> dict[str, str | None]:
 def read_imagefolder(path: Path, skip_bad: bool = False, progress=None) -> FERData:
     labels = read_label_map(path / MAP)
     classes = CLASSES_8 if "contempt" in labels.values() else CLASSES_7
-    out = Collector("image folder", classes, str(path), skip_bad)
+    out = Collector("image folder", classes, str(path), skip_bad, progress)
     for split in sorted(os.listdir(path)):
         if not (path / split).is_dir():
             continue

@@ -38,7 +38,7 @@ def is_jaffe(path: Path) -> bool:
 def read_jaffe(path: Path, skip_bad: bool = False, progress=None) -> FERData:
     if not path.is_dir():
         raise DataError(f"JAFFE needs a folder of KA.AN1.39.tiff-style files at {path}. {WHERE}")
-    out = Collector("JAFFE", CLASSES_7, str(path), skip_bad)
+    out = Collector("JAFFE", CLASSES_7, str(path), skip_bad, progress)
     for name in sorted(os.listdir(path)):
         parsed = parse_name(name)
         if parsed is not None:

@@ -47,7 +47,7 @@ def read_rafdb(path: Path, skip_bad: bool = False, progress=None) -> FERData:
     aligned, original = basic / "Image" / "aligned", basic / "Image" / "original"
     if not aligned.is_dir() and not original.is_dir():
         raise DataError(f"RAF-DB needs its images in {aligned} or {original}; neither is there. {WHERE}")
-    out = Collector("RAF-DB", CLASSES_7, str(path), skip_bad)
+    out = Collector("RAF-DB", CLASSES_7, str(path), skip_bad, progress)
     with open_text(labels, "RAF-DB label list") as fh:
         for no, line in enumerate(fh, start=1):
             parsed = parse_line(line, f"{labels} line {no}")
