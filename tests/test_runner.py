@@ -79,7 +79,7 @@ def test_rerun_reuses_and_changed_config_reruns(tmp_path):
 
 
 def test_dry_run_estimates_each_training_from_a_short_calibration(tmp_path, monkeypatch):
-    from ferbench import bench
+    from ferbench import estimates as bench
 
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine: calibrations are cached
     monkeypatch.setattr(bench, "STEADY_RATIO", float("inf"))  # however much this shared machine's speed moves
@@ -233,7 +233,7 @@ def test_a_cpu_driver_plans_a_ray_gpu_run_without_checking_its_own_device(tmp_pa
     driver neither dies on its own lack of CUDA nor times the models on its own CPU for GPU tasks."""
     import torch
 
-    from ferbench import bench
+    from ferbench import estimates as bench
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

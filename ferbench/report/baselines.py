@@ -317,8 +317,8 @@ def resolve(path: str, e: dict, run: RunData, study: StudyMeta) -> tuple[object,
             return None, "no LLM in this run"
         if "sample" in r.metrics:
             return r.metrics["sample"].n, None
-        if r.sample and r.sample.get("ids"):
-            return len(r.sample["ids"]), None
+        if r.sample and r.sample.ids:
+            return len(r.sample.ids), None
         return None, _missing(r, "sample")
     if path.startswith("rank("):
         metric = path[5:-1]

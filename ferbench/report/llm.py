@@ -96,9 +96,9 @@ def usage_table(study: StudyMeta, run: RunData) -> Table | None:
     rows = []
     for r in ran:
         u = r.usage
-        cost = u.get("estimated_cost_usd")
-        rows.append([r.label, r.status, *(Num(u.get(k), str(u.get(k, DASH))) for k in
-                                           ("requests_sent", "cache_hits", "prompt_tokens", "completion_tokens")),
+        cost = u.estimated_cost_usd
+        rows.append([r.label, r.status, *(Num(v, str(v)) for v in
+                                           (u.requests_sent, u.cache_hits, u.prompt_tokens, u.completion_tokens)),
                      Num(cost, DASH if cost is None else f"${cost:.4f}"),
                      "; ".join(str(a.get("description", a)) for a in r.adaptations), r.error or ""])
     return Table(f"{study.name}_llm_usage", "LLM endpoints: requests, tokens, cost",
@@ -107,7 +107,7 @@ def usage_table(study: StudyMeta, run: RunData) -> Table | None:
 
 
 def unparsed_table(study: StudyMeta, run: RunData) -> Table | None:
-    rows = [[r.label, u.get("id", ""), str(u.get("raw", ""))[:200]] for r in run.llms(study.name) for u in r.unparsed]
+    rows = [[r.label, u.id, u.raw[:200]] for r in run.llms(study.name) for u in r.unparsed]
     if not rows:
         return None
     return Table(f"{study.name}_llm_unparsed", "Unparsed LLM answers (counted as wrong)",
@@ -143,8 +143,8 @@ def _sample_groups(llms) -> dict[tuple, list]:
     """LLMs may score different samples (the paper's 35 images, or a whole test set by batch): grouped by sample."""
     groups: dict[tuple, list] = {}
     for r in llms:
-        if "sample" in r.metrics and r.sample and r.sample.get("ids"):
-            groups.setdefault(tuple(r.sample["ids"]), []).append(r)
+        if "sample" in r.metrics and r.sample and r.sample.ids:
+            groups.setdefault(tuple(r.sample.ids), []).append(r)
     return groups
 
 

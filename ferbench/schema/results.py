@@ -258,6 +258,37 @@ class ModelResult(_ResultBase):
 
 
 
+class LLMSample(_Strict):
+    """Which images an LLM was asked about: drawn per class from a partition, with a seed."""
+    split: str
+    per_class: Count | None = None
+    seed: int
+    n: Count
+    ids: list[str]
+    notes: list[str] = Field(default_factory=list)
+    image: str  # how the image was sent, e.g. "48x48 PNG (grayscale, original)"
+
+
+class LLMUsage(_Strict):
+    """Requests, tokens and money one LLM experiment took."""
+    requests_sent: Count = 0
+    cache_hits: Count = 0
+    resumed_answers: Count = 0
+    truncated_retries: Count = 0
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    reasoning_tokens: Count = 0
+    estimated_cost_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    cost_this_run_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    spent_usd_all_runs: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    via_batch: Count = 0
+
+
+class UnparsedAnswer(_Strict):
+    id: str
+    raw: str  # the model's text (cut to the client's bound), escaped wherever it is shown
+
+
 class LLMResult(_ResultBase):
     """One LLM endpoint asked about every image of the study's sample."""
     kind: Literal["llm"]
@@ -265,10 +296,10 @@ class LLMResult(_ResultBase):
     endpoint: dict[str, Any] = Field(default_factory=dict)
     prompt: str | None = None
     response_format: dict[str, Any] | None = None
-    sample: dict[str, Any] | None = None
+    sample: LLMSample | None = None
     metrics: dict[Literal["sample"], EvalMetrics] = Field(default_factory=dict)
-    usage: dict[str, Any] = Field(default_factory=dict)
-    unparsed: list[dict[str, Any]] = Field(default_factory=list)
+    usage: LLMUsage = Field(default_factory=LLMUsage)
+    unparsed: list[UnparsedAnswer] = Field(default_factory=list)
     adaptations: list[dict[str, Any]] = Field(default_factory=list)  # request changes the endpoint forced
     request: dict[str, Any] | None = None  # the request fields as actually sent (no messages)
     estimate: dict[str, Any] | None = None  # requests, tokens and cost estimated before sending
