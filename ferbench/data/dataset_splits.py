@@ -37,7 +37,7 @@ def _train_test(data: FERData, p: SplitParams, kind: str, train_name: str, test_
                                                    "val), test list as test")
 def _rafdb(data: FERData, p: SplitParams) -> Partition:
     _require(data, "rafdb", "RAF-DB")
-    return _train_test(data, p, "rafdb", "RAF-DB's train list", "its test list (3,068 images in the release)")
+    return _train_test(data, p, "rafdb", "RAF-DB's train list", "its test list")
 
 
 @register_split_kind("affectnet", fixes_test=True, doc="AffectNet: training.csv as train (stratified val_fraction "

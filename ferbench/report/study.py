@@ -39,7 +39,7 @@ def degenerate(r: ModelResult, classes: list[str]) -> str | None:
 
 
 def coverage_note(r) -> str:
-    """' (predictions: 120 of 3,068 test images)' for a model scored on fewer images than the partition holds."""
+    """' (predictions: 2 of 28 test images)' for a model scored on fewer images than the partition holds."""
     cov = r.load.coverage if r.kind == "load" and r.load is not None else {}
     part = r.headline_split or "test"
     if part not in cov or cov[part][0] == cov[part][1]:

@@ -50,7 +50,8 @@ DATASETS: dict[str, DatasetKind] = {
     "expw": DatasetKind("ExpW (face boxes cropped)", is_expw, read_expw),
     "imagefolder": DatasetKind("image folder with labels.yaml", is_imagefolder, read_imagefolder),
 }
-AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "imagefolder", "jaffe")  # recognised from the folder alone (first match wins)
+# Recognised from the folder alone, first match wins.
+AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "imagefolder", "jaffe")
 
 
 def _split_named(spec: str) -> tuple[str, Path] | None:

@@ -1,4 +1,5 @@
-"""CK+ (Lucey et al. 2010): posed expression sequences, 123 subjects, 327 sequences with an emotion label.
+"""CK+ (Lucey et al. 2010): posed expression sequences (as published: 123 subjects, 327 sequences with an
+emotion label).
 
 Layout: ``cohn-kanade-images/Sxxx/yyy/Sxxx_yyy_zzzzzzzz.png`` with ``Emotion/Sxxx/yyy/Sxxx_yyy_zzzzzzzz_emotion.txt``
 (one float code, e.g. ``   3.0000000e+00``: 1 anger, 2 contempt, 3 disgust, 4 fear, 5 happy, 6 sadness,

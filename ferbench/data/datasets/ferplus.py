@@ -118,5 +118,6 @@ def _add_row(out: Collector, p: list[str], v: list[str], row: int, mode: str, pa
         if px.size != SIZE * SIZE or px.min() < 0 or px.max() > 255:
             raise ValueError
     except (ValueError, IndexError):
-        raise DataError(f"{path / 'fer2013.csv'} line {row + 1}: expected {SIZE * SIZE} pixel values in 0..255") from None
+        raise DataError(f"{path / 'fer2013.csv'} line {row + 1}: expected {SIZE * SIZE} pixel values "
+                        "in 0..255") from None
     out.add(px.astype(np.uint8).reshape(SIZE, SIZE), label, f"{usage}_{row}", usage, soft=soft_label(votes))
