@@ -38,7 +38,7 @@ def test_model_trained_on_fer2013_is_scored_on_each_further_test_set(cross_run):
     assert fp["images"] == 5 and fp["left_out"] == 2 and fp["left_out_classes"] == ["contempt"]
     assert fp["metrics"]["n"] == 3 and "contempt" not in fp["classes"]
     rows = (cross_run / "s.mlp/cross_predictions.csv").read_text().splitlines()
-    assert rows[0] == "id,test_set,true,predicted" and len(rows) == 1 + 8 + 3
+    assert rows[0] == "id,split,true,predicted" and len(rows) == 1 + 8 + 3
 
 
 def test_report_has_the_matrix_with_every_model(cross_run):
@@ -59,3 +59,17 @@ def test_cross_paths_are_made_absolute_from_the_suite_folder(tmp_path):
                      "    experiments: [{model: mlp}]\n")
     exp = expand(load_suite(suite))[0]
     assert exp.split.cross == [str(tmp_path / "raf"), f"ferplus:{tmp_path / 'fp'}", "synthetic:70:1", "/abs/x"]
+
+
+def test_cross_numbers_come_from_the_evidence(cross_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "x"
+    shutil.copytree(cross_run, run)
+    (run / "s.mlp/cross_predictions.csv").unlink()
+    r = CliRunner().invoke(main, ["report", str(run)])
+    assert r.exit_code == 0, r.output
+    table = (run / "report.md").read_text().split("### Cross-dataset accuracy")[1].split("###")[0]
+    assert "mlp on RAF-DB: not shown, its result.json and cross_predictions.csv disagree or the file is missing" in table
+    row = next(line for line in table.splitlines() if line.startswith("| mlp "))
+    assert row.count("–") == 6  # both further test sets dashed; its own test set still shown

@@ -36,6 +36,6 @@ def score_cross(model, split: SplitData, device: torch.device, batch_size: int, 
         out[name] = entry
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(["id", "test_set", "true", "predicted"])
+    w.writerow(["id", "split", "true", "predicted"])  # split: the test set's name; ferbench's predictions layout
     w.writerows(safe_row(r) for r in rows)
     return out, buf.getvalue().encode()
