@@ -27,7 +27,7 @@ from .data.splits import SplitData
 from .environment import busy_cpu_hint, environment
 from .errors import DiskFullError, FerbenchError, StoreError
 from .executors.context import PlannedExperiment, RunContext, SplitCache
-from .experiments import Outcome, RunOptions
+from .experiments import KINDS, ExperimentKind, Outcome, RunOptions, experiment_kind
 from .progress import RunProgress
 from .schema.results import RESULT, ExperimentResult, RunHeader, StudyMeta
 from .store import RunStore, sha256_file
@@ -108,12 +108,12 @@ def _set_threads(requested: str | int | None) -> tuple[int, str]:
 
 def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions) -> list[PlannedExperiment]:
     """Which experiments run and which stored results are reused (and why not, when not)."""
-    refresh_llm = bool(options.llm is not None and options.llm.refresh)
     out = []
     for exp in exps:
         h = result_key(exp, fp)
         done, why = store.completed(exp.id, h)
-        forced = options.force or (options.eval_only and exp.kind == "train") or (refresh_llm and exp.kind == "llm")
+        kind = experiment_kind(exp.kind)
+        forced = options.force or (kind.forced is not None and kind.forced(exp, options))
         out.append(PlannedExperiment(exp, h, None if forced else done, why))
     return out
 
@@ -279,13 +279,16 @@ def _cpu_device():
     return torch.device("cpu")
 
 
-def _estimate_llm(plan: list[PlannedExperiment], splits: SplitCache) -> None:
-    """A dry run's plan table shows each LLM experiment's prompt, requests, tokens and cost."""
-    from .llm.query import estimate_llm_experiment
-
+def _dry_run_estimates(plan: list[PlannedExperiment], splits: SplitCache) -> None:
+    """A dry run's plan table shows what each kind estimates (an LLM's prompt, requests, tokens and cost)."""
     for item in plan:
-        if item.exp.kind == "llm" and item.reuse is None:
-            item.estimate = estimate_llm_experiment(item.exp, splits.get(item.exp))
+        kind = experiment_kind(item.exp.kind)
+        if kind.estimate is not None and item.reuse is None:
+            item.estimate = kind.estimate(item.exp, splits.get(item.exp))
+
+
+def _by_kind(exps: list[Experiment]) -> list[tuple[ExperimentKind, list[Experiment]]]:
+    return [(k, mine) for k in KINDS if (mine := [e for e in exps if e.kind == k.name])]
 
 
 def _execute(run: RunContext, executor_, summary: RunSummary) -> None:
@@ -318,11 +321,9 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     if not exps:
         raise FerbenchError(f"no experiment of suite {suite.name!r} matches --only {only!r}")
     check_cache_writable()  # before anything writes to it: one line, not a traceback from a cache writer
-    llm_exps = [e for e in exps if e.kind == "llm"]
-    if options.llm is not None:
-        from .llm.cost import check_max_cost
-
-        check_max_cost(llm_exps, options.llm.max_cost)  # an unenforceable cap fails before anything is trained
+    for kind, mine in _by_kind(exps):
+        if kind.preflight is not None:
+            kind.preflight(mine, options)  # e.g. an unenforceable LLM spend cap fails before anything is trained
     executor_ = make_executor(executor, address, console, device=device) if not options.dry_run else None
     spec, origin = resolve_data_spec(data, suite.config.data, suite.dir)
     store = RunStore(Path(results_dir) / run_folder_name(suite.name, profile, overrides))
@@ -353,14 +354,15 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     summary = RunSummary(store.root)
     with store.lock():
         _keep_earlier(header, _check_same_data(store, header))
-        if options.llm is not None:
-            options.llm.preload_spend(store, llm_exps)  # what earlier runs spent counts against --max-cost
+        for kind, mine in _by_kind(exps):
+            if kind.prepare is not None:
+                kind.prepare(store, mine, options)  # e.g. what earlier runs spent counts against --max-cost
         summary.plan = plan_experiments(store, exps, fp, options)
         estimate_times(summary.plan, splits, dev, console, remote=executor != "local")
         if not options.dry_run:  # a dry run prints them in its plan table
             _print_estimates(summary.plan, console)
         if options.dry_run:
-            _estimate_llm(summary.plan, splits)
+            _dry_run_estimates(summary.plan, splits)
             summary.seconds = time.perf_counter() - t_start
             return summary
         store.write_run(header)

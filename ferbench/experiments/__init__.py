@@ -1,21 +1,36 @@
-"""Running one experiment: a handler per experiment kind (train, load, llm), dispatched from one table.
+"""Experiment kinds (train, load, llm), each one :class:`ExperimentKind` in one table.
 
-A handler computes and returns an :class:`Outcome`; it writes nothing but its own resume state
-(training checkpoints, the LLM answers journal). The runner hands the outcome to the store, on
-this machine or, with the Ray executor, after it travelled back from a worker.
+A kind's ``run`` computes and returns an :class:`Outcome`; it writes nothing but its own resume state
+(training checkpoints, the LLM answers journal). The runner hands the outcome to the store, on this
+machine or, with the Ray executor, after it travelled back from a worker. The optional hooks let a
+kind take part in a run without the runner naming it: ``preflight`` (before anything runs: refuse
+an unenforceable setting), ``prepare`` (under the run folder's lock, before planning), ``forced``
+(re-run although a complete result is stored) and ``estimate`` (a dry run's plan-table entry).
+A new kind is one module defining its ``ExperimentKind`` and one line in ``_KINDS`` below, plus its
+typed experiment (``schema/experiment.py``) and result (``schema/results.py``).
 """
 from __future__ import annotations
 
-from .context import Context, Outcome, RunOptions
-from .llm import run_llm
+from ..registry import Table
+from .context import Context, ExperimentKind, Outcome, RunOptions
+from .llm import LLM
 from .load import run_load
 from .train import run_train
 
-HANDLERS = {"train": run_train, "load": run_load, "llm": run_llm}
+KINDS: Table[ExperimentKind] = Table("experiment kind")
+for _kind in (ExperimentKind("train", run_train, forced=lambda exp, opts: opts.eval_only),
+              ExperimentKind("load", run_load), LLM):
+    KINDS.add(_kind.name, _kind)
+HANDLERS = {k.name: k.run for k in KINDS}  # kind -> run, for readers of the older table
+
+
+def experiment_kind(name: str) -> ExperimentKind:
+    return KINDS.get(name)
 
 
 def run_experiment(exp, ctx: Context) -> Outcome:
-    return HANDLERS[exp.kind](exp, ctx)
+    return KINDS.get(exp.kind).run(exp, ctx)
 
 
-__all__ = ["Context", "HANDLERS", "Outcome", "RunOptions", "run_experiment"]
+__all__ = ["Context", "ExperimentKind", "HANDLERS", "KINDS", "Outcome", "RunOptions", "experiment_kind",
+           "run_experiment"]

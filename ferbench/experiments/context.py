@@ -17,6 +17,17 @@ class RunOptions:
     llm: Any = None  # ferbench.llm.query.LLMRunOptions: cache, refresh, the run-wide --max-cost spend
 
 
+@dataclass(frozen=True)
+class ExperimentKind:
+    """One experiment kind: how it runs, and the hooks by which it takes part in a run (all optional)."""
+    name: str
+    run: Callable[[Any, "Context"], "Outcome"]
+    preflight: Callable[[list, RunOptions], None] | None = None  # the run's experiments of this kind
+    prepare: Callable[[RunStore, list, RunOptions], None] | None = None  # under the run folder's lock
+    forced: Callable[[Any, RunOptions], bool] | None = None  # re-run despite a complete stored result
+    estimate: Callable[[Any, SplitData], dict] | None = None  # a dry run's plan-table entry
+
+
 @dataclass
 class Context:
     split: SplitData

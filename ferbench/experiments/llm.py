@@ -1,8 +1,10 @@
 """``kind: llm``: ask one LLM endpoint about the study's sample (see :mod:`ferbench.llm.query`)."""
 from __future__ import annotations
 
+from ..data.splits import SplitData
 from ..schema.experiment import LLMExperiment
-from .context import Context, Outcome
+from ..store import RunStore
+from .context import Context, ExperimentKind, Outcome, RunOptions
 
 
 def run_llm(exp: LLMExperiment, ctx: Context) -> Outcome:
@@ -12,3 +14,26 @@ def run_llm(exp: LLMExperiment, ctx: Context) -> Outcome:
     status, error, reason = res.pop("status", "ok"), res.pop("error", None), res.pop("reason", None)
     written = ["predictions.csv"] if "metrics" in res else []
     return Outcome(res, status=status, error=error, reason=reason, written=written)
+
+
+def _preflight(exps: list[LLMExperiment], options: RunOptions) -> None:
+    if options.llm is not None:
+        from ..llm.cost import check_max_cost
+
+        check_max_cost(exps, options.llm.max_cost)  # an unenforceable cap fails before anything is trained
+
+
+def _prepare(store: RunStore, exps: list[LLMExperiment], options: RunOptions) -> None:
+    if options.llm is not None:
+        options.llm.preload_spend(store, exps)  # what earlier runs spent counts against --max-cost
+
+
+def _estimate(exp: LLMExperiment, split: SplitData) -> dict:
+    from ..llm.query import estimate_llm_experiment
+
+    return estimate_llm_experiment(exp, split)
+
+
+LLM = ExperimentKind("llm", run_llm, preflight=_preflight, prepare=_prepare,
+                     forced=lambda exp, options: bool(options.llm is not None and options.llm.refresh),
+                     estimate=_estimate)
