@@ -335,11 +335,15 @@ def data_info(data, as_json, skip_bad):
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
-    console.print(f"source: {info['source']} (from {origin}); {info['images']:,} images")
+    console.print(f"source: {escape(info['source'])} (from {origin}); {info['dataset']}, {info['images']:,} images")
     if "cache" in info:
         console.print(f"cache: {info['cache']}")
     if info["skipped"]:
         console.print(f"[yellow]skipped {len(info['skipped'])} unreadable image(s)[/]")
+    for why, n in info["excluded"].items():
+        console.print(f"excluded {n:,}: {escape(why)}")
+    for what, n in info["conversions"].items():
+        console.print(f"converted {n:,}: {escape(what)}")
     t = Table()
     t.add_column("split", no_wrap=True)
     for c in [*next(iter(info["counts"].values())).keys(), "total"]:

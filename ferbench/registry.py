@@ -13,10 +13,16 @@ class Table(Generic[T]):
     def __init__(self, what: str, error: Callable[[str], Exception] = ValueError):
         self.what, self._error, self._items = what, error, {}
 
-    def add(self, name: str, item: T) -> T:
+    def add(self, name: str, item: T, *, before: str | None = None) -> T:
+        """Register ``item``; ``before``: ordered ahead of that entry (tables tried in order, e.g. layouts)."""
         if name in self._items:
             raise ValueError(f"{self.what} {name!r} is registered twice")
-        self._items[name] = item
+        if before is not None and before not in self._items:
+            raise ValueError(f"{self.what} {name!r}: no {before!r} to go before")
+        entries = list(self._items.items())
+        at = len(entries) if before is None else [n for n, _ in entries].index(before)
+        entries.insert(at, (name, item))
+        self._items = dict(entries)
         return item
 
     def get(self, name: str) -> T:

@@ -338,7 +338,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     n_threads, why_threads = _set_threads(threads)
     if executor == "local" and threads is None and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
-    splits = SplitCache(fer)
+    splits = SplitCache(fer, suite.dir)
     fp = _data_fingerprint(spec, fer)
     header = RunHeader(
         suite=suite.name, description=suite.config.description, suite_file=str(suite_path), profile=profile,

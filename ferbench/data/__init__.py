@@ -10,6 +10,8 @@ from rich.markup import escape
 
 from ..errors import DataError
 from . import cache as _cache
+from . import dataset_splits as _dataset_splits  # noqa: F401 - registers each dataset's protocol split kinds
+from . import datasets as _datasets  # noqa: F401 - registers the datasets' layouts and prefixes
 from . import synthetic as _synthetic  # noqa: F401 - registers the synthetic source
 from .dataset import USAGES, FERData
 from .registry import find_source, named_source
@@ -103,9 +105,11 @@ class _DecodeProgress:
 def describe(data: FERData, spec: str) -> dict:
     """What `ferbench data info` prints: source, counts per usage x class, cache location."""
     counts = data.counts()
-    info = {"source": spec, "images": len(data), "counts": counts,
-            "totals": {u: sum(c.values()) for u, c in counts.items()},
-            "skipped": data.skipped}
+    info = {"source": spec, "dataset": data.dataset, "classes": list(data.classes), "images": len(data),
+            "counts": counts, "totals": {u: sum(c.values()) for u, c in counts.items()},
+            "skipped": data.skipped, "excluded": data.excluded, "conversions": data.conversions}
     if named_source(spec) is None:
         info["cache"] = str(_cache.cache_path(_cache.source_key(spec, skip_bad=False)))
+    elif (key := _datasets.named_cache_key(spec, skip_bad=False)) is not None:
+        info["cache"] = str(_cache.cache_path(key))
     return info

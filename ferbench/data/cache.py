@@ -31,7 +31,7 @@ from ..environment import cache_root
 from ..errors import DiskFullError, FerbenchError
 from .dataset import FERData
 
-FORMAT = 3  # 3: meta.json holds the arrays' sha256
+FORMAT = 4  # 3: meta.json holds the arrays' sha256; 4: the dataset, its classes, exclusions, soft labels
 _ARRAYS = ("images", "labels", "ids", "usage")
 MAX_META_BYTES = 50_000_000  # the list of skipped files of a huge source, at most
 
@@ -104,13 +104,16 @@ def _read_meta(p: Path) -> dict:
     return meta
 
 
-def _check_arrays(a: dict[str, np.ndarray]) -> None:
+def _check_arrays(a: dict[str, np.ndarray], n_classes: int = 7) -> None:
     """What every reader produces; anything else is not served, whatever its checksums say."""
     img, lab = a["images"], a["labels"]
     if img.dtype != np.uint8 or img.ndim != 3:
         raise ValueError("images are not uint8 (N, H, W)")
-    if lab.ndim != 1 or lab.dtype.kind not in "iu" or (len(lab) and (lab.min() < 0 or lab.max() > 6)):
-        raise ValueError("labels are not class indices 0-6")
+    if lab.ndim != 1 or lab.dtype.kind not in "iu" or (len(lab) and (lab.min() < 0 or lab.max() >= n_classes)):
+        raise ValueError(f"labels are not class indices 0-{n_classes - 1}")
+    soft = a.get("soft")
+    if soft is not None and (soft.dtype != np.float32 or soft.shape != (len(lab), n_classes)):
+        raise ValueError("soft labels are not float32 (N, classes)")
     for name in ("ids", "usage"):
         if a[name].ndim != 1 or a[name].dtype.kind != "U":
             raise ValueError(f"{name} are not strings")
@@ -127,10 +130,16 @@ def load_cached(key: str) -> FERData | None:
         for a in _ARRAYS:
             if _sha256(p / f"{a}.npy") != meta["sha256"].get(a):
                 raise ValueError(f"{a}.npy does not match its checksum")
+        names = (*_ARRAYS, "soft") if "soft" in meta["sha256"] else _ARRAYS
+        if "soft" in names and _sha256(p / "soft.npy") != meta["sha256"]["soft"]:
+            raise ValueError("soft.npy does not match its checksum")
         arrays = {a: np.load(p / f"{a}.npy", mmap_mode="c" if a == "images" else None, allow_pickle=False)
-                  for a in _ARRAYS}
-        _check_arrays(arrays)
-        return FERData(**arrays, source=str(meta["source"]), skipped=list(meta["skipped"]))
+                  for a in names}
+        classes = tuple(str(c) for c in meta["classes"])
+        _check_arrays(arrays, len(classes))
+        return FERData(**arrays, classes=classes, source=str(meta["source"]), skipped=list(meta["skipped"]),
+                       dataset=str(meta["dataset"]), excluded={str(k): int(v) for k, v in meta["excluded"].items()},
+                       conversions={str(k): int(v) for k, v in meta["conversions"].items()})
     except Exception:
         return None  # damaged, truncated or foreign: decoded again and rewritten, never trusted
 
@@ -143,11 +152,13 @@ def save_cached(key: str, data: FERData) -> Path:
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(p.name), dir=p.parent))
         sums = {}
-        for a in _ARRAYS:
+        for a in (*_ARRAYS, "soft") if data.soft is not None else _ARRAYS:
             np.save(tmp / f"{a}.npy", np.asarray(getattr(data, a)), allow_pickle=False)
             sums[a] = _sha256(tmp / f"{a}.npy")
         (tmp / "meta.json").write_text(json.dumps({"format": FORMAT, "source": data.source,
-                                                   "skipped": data.skipped, "sha256": sums}))
+                                                   "skipped": data.skipped, "sha256": sums,
+                                                   "dataset": data.dataset, "classes": list(data.classes),
+                                                   "excluded": data.excluded, "conversions": data.conversions}))
         if p.exists():
             shutil.rmtree(p, ignore_errors=True)  # a stale or damaged cache folder
         try:

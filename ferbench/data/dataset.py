@@ -18,6 +18,10 @@ class FERData:
     ids: str (N,) unique image ids; usage: str (N,) the original FER2013 usage tag
     (Training / PublicTest / PrivateTest); groups: str (N,) the original image each row
     derives from (equal to ids unless rows are augmented copies).
+    dataset: which dataset the rows come from (FER2013, FER+, RAF-DB, ...); excluded: rows the reader
+    left out by the dataset's own rules, counted per reason; conversions: how many images were
+    converted, per conversion (e.g. "100x100 RGB -> 48x48 gray"); soft: float32 (N, C) label
+    distributions where the dataset has them (FER+'s annotator votes), else None.
     """
 
     images: np.ndarray
@@ -28,6 +32,10 @@ class FERData:
     source: str = ""
     groups: np.ndarray | None = None
     skipped: list[str] = field(default_factory=list)
+    dataset: str = "FER2013"
+    excluded: dict[str, int] = field(default_factory=dict)
+    conversions: dict[str, int] = field(default_factory=dict)
+    soft: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.images)
@@ -46,7 +54,8 @@ class FERData:
     def subset(self, index: np.ndarray) -> "FERData":
         index = np.asarray(index)
         return FERData(self.images[index], self.labels[index], self.ids[index], self.usage[index],
-                       self.classes, self.source, self.groups[index])
+                       self.classes, self.source, self.groups[index], dataset=self.dataset,
+                       soft=None if self.soft is None else self.soft[index])
 
     def where_usage(self, usage: str) -> np.ndarray:
         return np.flatnonzero(self.usage == usage)

@@ -45,11 +45,12 @@ _SOURCES: Table[DataSource] = Table("data source")
 
 
 def register_source(name: str, read: Reader, *, prefix: str | None = None,
-                    matches: Callable[[Path], bool] | None = None) -> None:
-    """Add a source: exactly one of ``prefix`` (named by the spec) or ``matches`` (a local layout)."""
+                    matches: Callable[[Path], bool] | None = None, before: str | None = None) -> None:
+    """Add a source: exactly one of ``prefix`` (named by the spec) or ``matches`` (a local layout).
+    ``before``: tried ahead of that source (a dataset's folder layout ahead of the generic image folder)."""
     if (prefix is None) == (matches is None):
         raise ValueError(f"data source {name!r}: give exactly one of prefix= or matches=")
-    _SOURCES.add(name, DataSource(name, read, prefix, matches))
+    _SOURCES.add(name, DataSource(name, read, prefix, matches), before=before)
 
 
 def list_sources() -> list[str]:

@@ -26,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DataError
-from ..labels import canonical_class
 from ..registry import Table
+from ..vocabulary import vocab_class
 from ..schema.train import AugmentConfig
 from .dataset import FERData
 
@@ -46,6 +46,7 @@ class SplitData:
     description: str
     leaky: bool = False
     notes: list[str] = field(default_factory=list)
+    cross: dict[str, FERData] = field(default_factory=dict)  # further test sets, by name (cross-dataset scoring)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val) if self.val is not None else 0,
@@ -119,7 +120,7 @@ def select_classes(data: FERData, classes: list[str] | None) -> FERData:
         return data
     canon = []
     for c in classes:
-        cc = canonical_class(c)
+        cc = vocab_class(c)
         if cc is None or cc not in data.classes:
             raise DataError(f"unknown class {c!r} in class subset; expected names from {', '.join(data.classes)}")
         canon.append(cc)

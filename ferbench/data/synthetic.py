@@ -95,7 +95,7 @@ def make_synthetic(n: int = 3500, seed: int = 0) -> FERData:
         usage[idx[:cut1]], usage[idx[cut1:cut2]], usage[idx[cut2:]] = (u for u, _ in _USAGE_SHARE)
     images = np.concatenate([_render(labels[i:i + 1024], rng) for i in range(0, len(labels), 1024)])
     ids = np.array([f"{u}_synthetic{i:06d}" for i, u in enumerate(usage)])
-    return FERData(images, labels, ids, usage, source=f"synthetic:{n}:{seed}")
+    return FERData(images, labels, ids, usage, source=f"synthetic:{n}:{seed}", dataset="synthetic")
 
 
 def read_synthetic(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:

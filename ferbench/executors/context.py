@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 
 from ..data import FERData
+from ..data.cross import cross_test_sets
 from ..data.splits import SplitData, make_split
 from ..experiments import Context, Outcome, RunOptions, run_experiment
 from ..schema.results import ExperimentResult
@@ -29,15 +31,16 @@ class PlannedExperiment:
 class SplitCache:
     """Builds each distinct partition once per run (augmented splits are costly)."""
 
-    def __init__(self, data: FERData):
-        self.data = data
+    def __init__(self, data: FERData, suite_dir: Path | None = None):
+        self.data, self.suite_dir = data, suite_dir  # suite_dir: where relative cross-dataset paths start
         self._cache: dict[str, SplitData] = {}
 
     def get(self, exp: Experiment) -> SplitData:
         key = json.dumps([exp.split.model_dump(mode="json"), exp.fold], sort_keys=True)
         if key not in self._cache:
-            kw = exp.split.model_dump(exclude={"folds"})
+            kw = exp.split.model_dump(exclude={"folds", "cross"})
             self._cache[key] = make_split(self.data, fold=exp.fold or 0, **kw)
+            self._cache[key].cross = cross_test_sets(exp.split.cross, self.suite_dir)
         return self._cache[key]
 
 

@@ -12,6 +12,7 @@ from ..engine import measure_inference, predict_proba, prepare_model
 from ..gradcam import gradcam
 from ..metrics import summarize
 from ..schema.train import TrainConfig
+from .cross import score_cross
 
 
 def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConfig, label: str,
@@ -48,8 +49,11 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
             files["gradcam.png"] = figures.gradcam_grid(te.images[idx], cams, te.labels[idx], shown,
                                                         split.classes, None, f"Grad-CAM: {label}")
             gc = {"available": True, "reason": None}
+    cross, cross_csv = score_cross(model, split, device, cfg.eval_batch_size, amp)
+    if cross_csv is not None:
+        files["cross_predictions.csv"] = cross_csv
     fields = {
-        "metrics": metrics, "input": model.spec.describe(), "gradcam": gc,
+        "metrics": metrics, "input": model.spec.describe(), "gradcam": gc, "cross": cross,
         "timing": {"inference": measure_inference(model, device, batch_size=64, amp=amp),
                    "evaluation_seconds": evaluation_seconds, "torch_threads": torch.get_num_threads()},
     }

@@ -10,6 +10,10 @@ from .evaluate import evaluate_model
 
 
 def run_load(exp: LoadExperiment, ctx: Context) -> Outcome:
+    if exp.user_model.predictions:
+        from .predictions import run_predictions
+
+        return run_predictions(exp, ctx)
     split = ctx.split
     loaded = load_user_model(exp.user_model, split.classes, probe_images=split.test.images[:32])
     device = torch.device("cpu") if runs_on_cpu_only(loaded.model, ctx.device) else ctx.device

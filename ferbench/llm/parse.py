@@ -14,7 +14,12 @@ _WORD = re.compile(r"[a-z]+")
 _NEGATION = {"not", "no", "isn't", "isnt", "never", "neither", "nor"}
 
 
-def parse_answer(text: str | None) -> str | None:
+_CONTEMPT = {"contempt", "contemptuous", "scornful", "disdain"}
+
+
+def parse_answer(text: str | None, classes: tuple[str, ...] | list[str] | None = None) -> str | None:
+    """The class ``text`` names. With ``classes`` holding contempt (FER+, AffectNet-8, CK+), contempt is
+    its own class; otherwise it is folded into disgust, the nearest of FER2013's seven."""
     if not text:
         return None
     s = text.strip()
@@ -28,7 +33,7 @@ def parse_answer(text: str | None) -> str | None:
     words = _WORD.findall(s.lower().replace("n't", " not"))
     found = []
     for i, w in enumerate(words):
-        cls = ALIASES.get(w)
+        cls = "contempt" if classes is not None and "contempt" in classes and w in _CONTEMPT else ALIASES.get(w)
         if cls is None:
             continue
         if i > 0 and words[i - 1] in _NEGATION:

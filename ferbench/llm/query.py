@@ -451,7 +451,7 @@ class _Run:
         for i in idx:
             iid = str(part.ids[i])
             rec = records.get(iid) or {"status": "not_sent", "error": "not sent"}
-            cls = parse_answer(rec.get("text")) if rec.get("status") in ("ok", "truncated") else None
+            cls = parse_answer(rec.get("text"), classes) if rec.get("status") in ("ok", "truncated") else None
             pred = classes.index(cls) if cls in classes else -1
             status = rec.get("status") or "error"
             if status == "ok" and pred < 0:

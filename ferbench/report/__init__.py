@@ -23,6 +23,7 @@ from ..store import RunData, load_run
 from .baselines import (confusion_table, contradiction_blocks, load_baselines, other_table, per_class_numbers_table,
                         reported_table, timing_table)
 from .citations import cite_text, references_bib
+from .cross import cross_table
 from .document import Bullets, Document, Figure, Figures, Heading, Paragraph, TableBlock
 from .format import md_escape
 from .llm import llm_blocks
@@ -101,7 +102,7 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
         blocks.append(Paragraph(n, strong="From the paper:", style="leak" if base.get("leaky") else "warn"))
     if base:
         blocks += contradiction_blocks(base)
-    tables = [accuracy_table(study, run)]
+    tables = [accuracy_table(study, run), cross_table(study, run)]
     if base:
         tables += [reported_table(study, run, base)]
     tables += [per_class_table(study, run)]

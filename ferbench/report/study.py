@@ -38,6 +38,15 @@ def degenerate(r: ModelResult, classes: list[str]) -> str | None:
     return None
 
 
+def coverage_note(r) -> str:
+    """' (predictions: 2 of 28 test images)' for a model scored on fewer images than the partition holds."""
+    cov = r.load.coverage if r.kind == "load" and r.load is not None else {}
+    part = r.headline_split or "test"
+    if part not in cov or cov[part][0] == cov[part][1]:
+        return ""
+    return f" (predictions: {cov[part][0]:,} of {cov[part][1]:,} {part} images)"
+
+
 def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
     """Table-1 style: every model experiment of the study, failed ones included, each flagged if degenerate."""
     results = [r for r in run.of_study(study.name) if r.is_model]
@@ -47,7 +56,7 @@ def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
     part = reported_part(study)
     rows = []
     for r in results:
-        name = label_of(r, seeds) + (" (loaded)" if r.kind == "load" else "")
+        name = label_of(r, seeds) + (" (loaded)" if r.kind == "load" else "") + coverage_note(r)
         if not r.ok:
             rows.append([name, r.status.upper(), *[DASH] * 10, (r.error or r.reason or "").splitlines()[0][:120]])
             continue

@@ -158,11 +158,13 @@ class TrainingInfo(_Strict):
 
 class LoadInfo(_Strict):
     file: str
-    format: Literal["torchscript", "export", "onnx", "state_dict"]
-    outputs: Literal["logits", "probabilities", "log_probabilities"]
+    format: Literal["torchscript", "export", "onnx", "state_dict", "predictions"]
+    outputs: Literal["logits", "probabilities", "log_probabilities", "labels"]
     outputs_detected: bool  # True: inferred on the dry run; False: declared in the suite
     layout: Literal["NCHW", "NHWC"] = "NCHW"
     notes: list[str] = Field(default_factory=list)
+    # A predictions file: per partition, [images it covers, images the partition holds]
+    coverage: dict[Literal["val", "test"], tuple[Count, Count]] = Field(default_factory=dict)
 
 
 class GradCAMInfo(_Strict):
@@ -221,6 +223,17 @@ class _ResultBase(_Strict):
         return self.metrics[part] if part else None
 
 
+class CrossEval(_Strict):
+    """A model scored on a further dataset's test set, on the classes the two share."""
+    dataset: str
+    train_dataset: str
+    classes: list[str]  # scored on these
+    images: Count  # the test set's size
+    left_out: Count  # images of classes the model lacks (e.g. contempt for a 7-class model)
+    left_out_classes: list[str] = Field(default_factory=list)
+    metrics: EvalMetrics | None = None  # None: no image of a shared class
+
+
 class ModelResult(_ResultBase):
     """A trained or loaded model, evaluated on the study's val and test partitions."""
     kind: Literal["train", "load"]
@@ -235,6 +248,7 @@ class ModelResult(_ResultBase):
     load: LoadInfo | None = None
     model_info: ModelInfoRecord | None = None
     gradcam: GradCAMInfo | None = None
+    cross: dict[str, CrossEval] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _complete_when_ok(self):

@@ -78,6 +78,9 @@ class SplitConfig(_Strict):
     train_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
     train_fraction: float | None = Field(None, gt=0, le=1)
     eval_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)
+    # Further datasets (paths or named specs such as rafdb:PATH, relative to the suite) whose test partition
+    # every model of the study is also scored on, on the classes the model and the dataset share.
+    cross: list[str] = Field(default_factory=list, max_length=8)
 
     @field_validator("kind")
     @classmethod
@@ -153,6 +156,8 @@ class UserModelConfig(_Strict):
     load: str | None = None
     name: str | None = None
     checkpoint: str | None = None
+    # A published model's per-image outputs (``id, predicted[, p_<class>...]``): scored on the images it covers.
+    predictions: str | None = None
     input: InputConfig | None = None
     classes: list[str] | None = None  # the model's output order, if not the canonical one
     # What the model outputs; 'auto' detects it on the dry run (rows summing to 1 -> probabilities,
@@ -169,12 +174,15 @@ class UserModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_source(self):
-        if bool(self.load) == bool(self.checkpoint):
-            raise ValueError("give either 'load: FILE' (TorchScript/torch.export/ONNX) or 'name' + 'checkpoint'")
+        if sum(map(bool, (self.load, self.checkpoint, self.predictions))) != 1:
+            raise ValueError("give one of 'load: FILE' (TorchScript/torch.export/ONNX), 'name' + 'checkpoint', "
+                             "or 'predictions: FILE.csv' (a model's published per-image answers)")
         if self.checkpoint and not self.name:
             raise ValueError("'checkpoint' needs 'name', the registered architecture it belongs to")
         if self.load and self.input is None:
             raise ValueError("a loaded model needs 'input: {size, channels, mean, std}'")
+        if self.predictions and (self.input is not None or self.name or self.outputs != "auto" or self.layout != "auto"):
+            raise ValueError("a predictions file is scored as it is: it takes no name, input, outputs or layout")
         if self.classes and any(canonical_class(c) is None for c in self.classes):
             raise ValueError(f"unknown class name in {self.classes}")
         return self

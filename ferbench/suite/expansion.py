@@ -102,11 +102,11 @@ def _resources(ex: ExperimentConfig, prof: ProfileConfig) -> ResourcesConfig | N
 def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
                      prof: ProfileConfig, dev: list[str]) -> LoadExperiment:
     um: UserModelConfig = ex.model.model_copy()
-    for attr in ("load", "checkpoint"):
+    for attr in ("load", "checkpoint", "predictions"):
         v = getattr(um, attr)
         if v and not Path(v).is_absolute():
             setattr(um, attr, str(suite.dir / v))
-    f = Path(um.load or um.checkpoint)
+    f = Path(um.load or um.checkpoint or um.predictions)
     fp = f"{f.stat().st_size}-{f.stat().st_mtime_ns}" if f.is_file() else "missing"
     label = ex.label or safe_id_part(um.name if um.checkpoint else f.stem)
     tcfg = TrainConfig.model_validate(_deep_merge(suite.config.defaults, st.train, ex.train, prof.train))
@@ -173,6 +173,19 @@ def _llm_experiments(st: StudyConfig, split: SplitConfig, prof: ProfileConfig, o
     return out
 
 
+def _from_suite(spec: str, base: Path) -> str:
+    """A cross-dataset spec with its path made absolute from the suite's folder (``rafdb:raf`` ->
+    ``rafdb:/suites/raf``); ``hf:`` and ``synthetic`` specs are not paths."""
+    prefix, sep, rest = spec.partition(":")
+    if spec.startswith(("hf:", "synthetic")):
+        return spec
+    named = sep and len(prefix) > 1  # a one-letter prefix is a Windows drive
+    path = Path(rest if named else spec)
+    if path.is_absolute():
+        return spec
+    return f"{prefix}:{base / path}" if named else str(base / path)
+
+
 def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
            overrides: Overrides = Overrides()) -> list[Experiment]:
     """All experiments of ``suite`` under ``profile``, optionally filtered by an id (or study) glob."""
@@ -180,6 +193,7 @@ def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
     exps: list[Experiment] = []
     for st in suite.studies:
         split, folds, split_dev = _study_split(st, prof, overrides)
+        split.cross = [_from_suite(c, suite.dir) for c in split.cross]  # a Ray worker has no suite folder
         seeds = [overrides.seed] if overrides.seed is not None else (st.seeds or suite.config.seeds)
         if overrides.seed is not None:
             split_dev = [*split_dev, f"--seed {overrides.seed} instead of the suite's seeds {st.seeds or suite.config.seeds}"]

@@ -1,0 +1,50 @@
+"""Further test sets a study scores its models on (``split: {cross: [PATH, ...]}``): each dataset's own
+test partition (PrivateTest: RAF-DB's test, AffectNet's validation, FER+'s and FER2013's PrivateTest), or
+every image of a dataset without partitions (CK+, JAFFE)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+from . import load_data
+from .dataset import FERData
+
+
+def cross_test_sets(specs: list[str], suite_dir: Path | None) -> dict[str, FERData]:
+    """{name: test partition} for each spec; names are the datasets' (numbered when one repeats)."""
+    out: dict[str, FERData] = {}
+    for spec in specs:
+        data = load_data(_relative(spec, suite_dir))
+        test = data.subset(data.where_usage("PrivateTest"))
+        if len(test) == 0 and set(data.usage) == {"Training"}:
+            test = data  # a set without partitions (CK+, JAFFE): every image is a test image elsewhere
+        if len(test) == 0:
+            raise DataError(f"cross-dataset test set {spec} has no test partition (no PrivateTest rows)")
+        name, n = data.dataset, 2
+        while name in out:
+            name, n = f"{data.dataset} ({n})", n + 1
+        out[name] = test
+    return out
+
+
+def _relative(spec: str, suite_dir: Path | None) -> str:
+    """A spec's path made relative to the suite, keeping a dataset prefix such as ``rafdb:``."""
+    prefix, sep, rest = spec.partition(":")
+    from .datasets import DATASETS
+
+    if sep and prefix.lower() in DATASETS and suite_dir is not None and not Path(rest).is_absolute():
+        return f"{prefix}:{suite_dir / rest}"
+    if suite_dir is not None and not sep and not Path(spec).is_absolute():
+        return str(suite_dir / spec)
+    return spec
+
+
+def shared_rows(model_classes: tuple[str, ...], test: FERData) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(rows of ``test`` whose class the model has, their labels as model indices, the classes shared)."""
+    shared = tuple(c for c in test.classes if c in model_classes)
+    lut = np.array([model_classes.index(c) if c in model_classes else -1 for c in test.classes])
+    mapped = lut[test.labels]
+    rows = np.flatnonzero(mapped >= 0)
+    return rows, mapped[rows], shared
