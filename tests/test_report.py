@@ -58,7 +58,6 @@ def run_dir(tmp_path_factory):
     truth = {hashlib.sha256(png_bytes(img, 48)).hexdigest(): CLASSES[y] for img, y in zip(d.images, d.labels)}
     mp = pytest.MonkeyPatch()
     mp.setenv("FAKE_KEY", "k")
-    mp.setenv("FERBENCH_PAPER_FIGURES", "1")  # the one run whose paper figures tests look at
     mp.delenv("NOT_SET_KEY_REP", raising=False)
     try:
         with FakeOpenAI(lambda n, sha, body: Reply(truth[sha].capitalize() + ".")) as oracle, \
@@ -327,10 +326,25 @@ def test_latex_tables_compile_with_pdflatex(run_dir, tmp_path):
     assert (tmp_path / "paper.pdf").stat().st_size > 1000
 
 
-def test_figures_as_pdf_and_svg_at_paper_widths(run_dir):
-    paper = run_dir / "figures" / "paper"
-    for stem in ("class_distribution", "llm_vs_nn_curves", "llm_vs_nn.cnn_cm", "llm_vs_nn.cnn_prf"):
+def test_figures_as_pdf_and_svg_at_paper_widths(run_dir, tmp_path, monkeypatch):
+    """The run's PNGs exist; each kind of figure the report draws also comes as PDF and SVG at both paper
+    widths (drawn here on small inputs: the run itself skips them, FERBENCH_PAPER_FIGURES=0 in tests)."""
+    from ferbench import figures
+
+    stems = ("class_distribution", "llm_vs_nn_curves", "llm_vs_nn.cnn_cm", "llm_vs_nn.cnn_prf")
+    for stem in stems:
         assert (run_dir / "figures" / f"{stem}.png").exists()
+    monkeypatch.setenv("FERBENCH_PAPER_FIGURES", "1")
+    classes = ["happy", "sad", "neutral"]
+    figures.class_distribution({"Training": {"happy": 5, "sad": 3, "neutral": 2}}, classes, tmp_path / f"{stems[0]}.png")
+    history = [{"epoch": e, "train_accuracy": 0.3 + 0.1 * e, "train_loss": 1.5 - 0.2 * e,
+                "val_accuracy": 0.3 + 0.05 * e, "val_loss": 1.6 - 0.1 * e} for e in (1, 2, 3)]
+    figures.curves({"cnn": history}, tmp_path / f"{stems[1]}.png", "curves")
+    figures.confusion(np.array([[3, 1, 0], [0, 2, 1], [1, 0, 4]]), classes, tmp_path / f"{stems[2]}.png", "cm")
+    figures.prf_bars({"precision": [0.7, 0.6, 0.8], "recall": [0.6, 0.7, 0.8], "f1": [0.65, 0.65, 0.8],
+                      "support": [4, 3, 5]}, classes, tmp_path / f"{stems[3]}.png", "prf")
+    paper = tmp_path / "paper"
+    for stem in stems:
         for width, inches in (("column", 3.5), ("page", 7.0)):
             pdf, svg = (paper / f"{stem}_{width}.pdf").read_bytes(), (paper / f"{stem}_{width}.svg").read_text()
             box = re.search(rb"/MediaBox \[ *0 0 ([\d.]+) ([\d.]+) *\]", pdf)

@@ -19,6 +19,11 @@ from .train import TrainConfig
 MODEL_KINDS = ("train", "load")  # a model scored on the study's test set: everything but an LLM
 
 
+# Settings added after results were stored: at their default they leave the hash as it was, so
+# adding an option does not make every stored result run again.
+_HASHED_ONLY_WHEN_SET = (("train", "deterministic", False),)
+
+
 class _ExperimentBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +39,9 @@ class _ExperimentBase(BaseModel):
         """Hash of everything that determines the result (not the id, the deviation text or the
         Ray resources it was scheduled with)."""
         d = self.model_dump(mode="json", exclude={"deviations", "resources"})
+        for section, name, default in _HASHED_ONLY_WHEN_SET:
+            if isinstance(d.get(section), dict) and d[section].get(name) == default:
+                del d[section][name]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
