@@ -54,6 +54,7 @@ from .atomic import (
 )
 from .csvsafe import safe_row
 from .errors import ResultFormatError, StoreError
+from .predictions import Predictions
 from .schema.results import RESULT, RESULT_FORMAT, ExperimentResult, LLMResult, ModelResult, RunHeader
 from .schema.suite import SAFE_NAME_RULE
 
@@ -132,26 +133,6 @@ def parse_result(path: Path) -> ExperimentResult:
         where = ".".join(str(p) for p in first["loc"])
         raise ResultFormatError(f"{path}: not a valid ferbench result ({exc.error_count()} problem(s), first: "
                                 f"{where}: {first['msg']})") from None
-
-
-@dataclass
-class Predictions:
-    """predictions.csv as columns: ``id``, ``split``, ``true`` and ``predicted`` (ints), then per-class
-    probabilities (``proba``, float matrix) for models, or ``raw``/``status``/``error`` for LLMs."""
-    ids: np.ndarray
-    split: np.ndarray
-    true: np.ndarray
-    predicted: np.ndarray
-    proba: np.ndarray | None = None
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
-
-    def rows(self, split: str) -> np.ndarray:
-        return np.flatnonzero(self.split == split)
-
-    def __getitem__(self, column: str) -> np.ndarray:
-        """A column by its CSV name (``id``, ``split``, ``true``, ``predicted``, ``raw``, ``status``...)."""
-        named = {"id": self.ids, "split": self.split, "true": self.true, "predicted": self.predicted}
-        return named[column] if column in named else self.extra[column]
 
 
 def read_predictions(path: Path) -> Predictions:

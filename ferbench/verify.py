@@ -11,15 +11,12 @@ without comparison.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .metrics import min_detectable_difference, summarize
+from .predictions import Predictions
 from .schema.results import EvalMetrics, ExperimentResult
-
-if TYPE_CHECKING:
-    from .store import Predictions  # the store calls this module: imported for types only
 
 _REPLACED = ("loss", "top2_accuracy")  # recomputed from rounded probabilities: replaced, not compared
 _TOL = 1e-9

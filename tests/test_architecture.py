@@ -1,5 +1,6 @@
 """Structure checks over the source: the one-direction data flow has no import cycle among ferbench
-modules (imports inside functions count; ``if TYPE_CHECKING:`` blocks do not run, so they do not),
+modules (imports inside functions count, and so do ``if TYPE_CHECKING:`` imports: a type one module
+names from another is a dependency too),
 and no function is longer than 80 lines."""
 from __future__ import annotations
 
@@ -17,21 +18,13 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    return isinstance(node.test, (ast.Name, ast.Attribute)) and ast.unparse(node.test).endswith("TYPE_CHECKING")
-
-
 def _imports(path: Path, modules: set[str]) -> set[str]:
-    """ferbench modules ``path`` imports at run time (at any depth, TYPE_CHECKING blocks excluded)."""
+    """ferbench modules ``path`` imports (at any depth, inside functions and TYPE_CHECKING blocks too)."""
     name = _module_name(path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):

@@ -148,7 +148,7 @@ def _same_origin_client(origin: list) -> http.Client:
 def make_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout: float) -> openai.OpenAI:
     t = http.Timeout(timeout, connect=min(timeout, 15.0))
     origin: list = []  # filled once the client has resolved its base URL
-    client = provider(ep.provider).client(ep, api_key, base_url, t, _same_origin_client(origin))
+    client = provider(ep.provider).client(api_key, base_url, ep.api_version, t, _same_origin_client(origin))
     origin.append(_origin(client.base_url))
     return client
 

@@ -19,23 +19,24 @@ from ..registry import Table
 if TYPE_CHECKING:
     import openai
 
-    from ..schema.llm import EndpointConfig
+# (api key, base URL or None, api_version or None, timeout, http client) -> client. The endpoint's
+# fields are passed one by one: the suite schema validates against this table, so it is not imported here.
+ClientFactory = Callable[[str, "str | None", "str | None", object, object], "openai.OpenAI"]
 
-# (endpoint, api key, base URL or None, timeout, http client) -> client
-ClientFactory = Callable[["EndpointConfig", str, "str | None", object, object], "openai.OpenAI"]
 
-
-def _openai_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout, http_client) -> openai.OpenAI:
+def _openai_client(api_key: str, base_url: str | None, api_version: str | None, timeout,
+                   http_client) -> openai.OpenAI:
     import openai
 
     # base_url=None lets the client honour $OPENAI_BASE_URL, as users expect.
     return openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0, http_client=http_client)
 
 
-def _azure_client(ep: EndpointConfig, api_key: str, base_url: str | None, timeout, http_client) -> openai.OpenAI:
+def _azure_client(api_key: str, base_url: str | None, api_version: str | None, timeout,
+                  http_client) -> openai.OpenAI:
     import openai
 
-    return openai.AzureOpenAI(azure_endpoint=base_url, api_version=ep.api_version, api_key=api_key,
+    return openai.AzureOpenAI(azure_endpoint=base_url, api_version=api_version, api_key=api_key,
                               timeout=timeout, max_retries=0, http_client=http_client)
 
 
