@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import DataError
 from .dataset import FERData
-from .splits import Partition, SplitParams, _check_fraction, _stratified_cut, _usages, register_split_kind
+from .splits import Partition, SplitParams, _check_fraction, _check_ratios, _stratified_cut, _usages, register_split_kind
 
 
 def _require(data: FERData, kind: str, *datasets: str) -> None:
@@ -83,9 +83,7 @@ def _subject_kfold(data: FERData, p: SplitParams) -> Partition:
                      doc="every image pooled, a seeded stratified train/val/test split by ratios; one group's "
                          "rows (faces of one photo) stay together (ExpW)")
 def _stratified(data: FERData, p: SplitParams) -> Partition:
-    ratios = p.ratios
-    if len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) <= 0:
-        raise DataError(f"stratified ratios must be three positive numbers summing to 1; got {ratios}")
+    ratios = _check_ratios("stratified", p)
     rest, test = _stratified_cut(data, ratios[2], p.seed)
     rest_d = data.subset(rest)
     tr, va = _stratified_cut(rest_d, ratios[1] / (ratios[0] + ratios[1]), p.seed + 1)

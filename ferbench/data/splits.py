@@ -194,6 +194,14 @@ def _check_fraction(kind: str, p: SplitParams) -> float:
     return p.val_fraction
 
 
+def _check_ratios(kind: str, p: SplitParams) -> list[float]:
+    """The train/val/test ratios of a pooled re-split: three positive numbers summing to 1."""
+    ratios = p.ratios
+    if len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) <= 0:
+        raise DataError(f"{kind} ratios must be three positive numbers summing to 1; got {ratios}")
+    return ratios
+
+
 @register_split_kind("official", fixes_test=True,
                      doc="the 2013 challenge's three-way split: Training / PublicTest / PrivateTest")
 def _official(data: FERData, p: SplitParams) -> Partition:
@@ -255,9 +263,7 @@ def _kfold(data: FERData, p: SplitParams) -> Partition:
                      doc="copies augmented copies per image, stratified re-split by ratios; order split_then_augment "
                          "augments only train (leak-free), augment_then_split reproduces the study's leaky protocol")
 def _augmented(data: FERData, p: SplitParams) -> Partition:
-    ratios = p.ratios
-    if len(ratios) != 3 or abs(sum(ratios) - 1) > 1e-6 or min(ratios) <= 0:
-        raise DataError(f"augmented ratios must be three positive numbers summing to 1; got {ratios}")
+    ratios = _check_ratios("augmented", p)
     if p.order not in ("split_then_augment", "augment_then_split"):
         raise DataError(f"augmented order must be split_then_augment or augment_then_split; got {p.order!r}")
     leaky = p.order == "augment_then_split"
