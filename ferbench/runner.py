@@ -182,7 +182,9 @@ def store_outcome(store: RunStore, base: dict, outcome: Outcome, seconds: float)
         files["model.pt"] = store.save_model(eid, outcome.model_payload)
     for name, data in outcome.files.items():
         store.write_file(eid, name, data)
-    for name in outcome.written:
+    for name, arrays in outcome.arrays.items():
+        files[f"{name}.npz"] = store.write_arrays(eid, name, **arrays)
+    for name in outcome.kept:
         digest = sha256_file(store.exp_dir(eid) / name)
         if digest is not None:
             files[name] = digest

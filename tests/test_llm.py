@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fake_openai import (  # noqa: F401 - autouse fixture
+    ask,
     FakeOpenAI,
     Reply,
     correct,
@@ -20,9 +21,9 @@ from ferbench.cli import main
 from ferbench.data import load_data
 from ferbench.llm.client import Endpoint
 from ferbench.llm.parse import parse_answer
-from ferbench.llm.query import LLMRunOptions, png_bytes, run_llm_experiment
+from ferbench.llm.query import LLMRunOptions, png_bytes
 from ferbench.llm.sampler import stratified_sample
-from ferbench.store import RunStore
+from ferbench.store import RunStore, parse_result
 from ferbench.schema.llm import EndpointConfig
 
 SECRET = "sk-test-" + "S3CR3T" * 6
@@ -108,18 +109,19 @@ def test_end_to_end_table2_cache_and_secrets(tmp_path, monkeypatch):
         assert body["temperature"] == 0 and body["max_tokens"] == 1024  # a local server: max_tokens
         assert body["messages"][0]["content"][0]["text"].startswith(
             "From the image provided, what emotion")
-        res = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
-        m = res["metrics"]["sample"]
+        res = parse_result(tmp_path / "res/llmtest/s.llm.fake-vision/result.json")
+        assert set(res.files) == {"predictions.csv", "sample_images.npz"}  # written by the store, vouched for
+        m = res.metrics["sample"]
         # implied by the script: angry, fear, happy, sad right (5 each) -> 20/35; surprise wrong; neutral right
         expected = {"angry": 1, "disgust": 0, "fear": 1, "happy": 1, "sad": 1, "surprise": 0, "neutral": 1}
-        assert m["per_class_accuracy"] == [expected[c] for c in CLASSES]
-        assert m["accuracy"] == pytest.approx(25 / 35) and m["unparsed"] == 5
+        assert m.per_class_accuracy == [expected[c] for c in CLASSES]
+        assert m.accuracy == pytest.approx(25 / 35) and m.unparsed == 5
         # the no-answer column: every row sums to the images of that class
-        assert [sum(r) for r in m["confusion"]] == [5] * 7 and m["confusion"][1][7] == 5
-        assert m["confusion_no_answer"] is True
-        assert res["usage"]["prompt_tokens"] == 3500 and res["usage"]["estimated_cost_usd"] == pytest.approx(
+        assert [sum(r) for r in m.confusion] == [5] * 7 and m.confusion[1][7] == 5
+        assert m.confusion_no_answer is True
+        assert res.usage.prompt_tokens == 3500 and res.usage.estimated_cost_usd == pytest.approx(
             (3500 * 1.0 + 70 * 2.0) / 1e6)
-        assert res["adaptations"] == [] and 0.3 < m["min_detectable_difference"] < 0.4
+        assert res.adaptations == [] and 0.3 < m.min_detectable_difference < 0.4
         md = (tmp_path / "res/llmtest/report.md").read_text()
         row = next(line for line in md.splitlines() if line.startswith("| fake-vision (LLM)"))
         cells = [c.strip() for c in row.strip("|").split("|")]
@@ -136,8 +138,8 @@ def test_end_to_end_table2_cache_and_secrets(tmp_path, monkeypatch):
         r = _run(suite, tmp_path)
         assert r.exit_code == 0, r.output
         assert len(srv.requests) == 35
-        res2 = json.loads((tmp_path / "res/llmtest/s.llm.fake-vision/result.json").read_text())
-        assert res2["usage"]["cache_hits"] == 35 and res2["metrics"]["sample"] == m
+        res2 = parse_result(tmp_path / "res/llmtest/s.llm.fake-vision/result.json")
+        assert res2.usage.cache_hits == 35 and res2.metrics["sample"] == m
         # (--refresh-llm asking again: test_llm_faults.py::test_refresh_asks_finished_experiments_again)
 
 
@@ -178,9 +180,9 @@ def test_hard_failure_recorded_rest_continue_and_timeouts(tmp_path, monkeypatch)
 
     with FakeOpenAI(script) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, timeout=0.4, max_retries=1, concurrency=8)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
-    assert res["status"] == "failed" and "6 of 21 image(s) got no answer" in res["error"]
-    assert res["metrics"]["sample"]["errors"] == 6 and res["metrics"]["sample"]["accuracy"] == pytest.approx(15 / 21)
+        res = ask(exp, split, RunStore(tmp_path / "r"), options=_opts(tmp_path))
+    assert res.status == "failed" and "6 of 21 image(s) got no answer" in res.error
+    assert res.metrics["sample"].errors == 6 and res.metrics["sample"].accuracy == pytest.approx(15 / 21)
     pred = (tmp_path / "r/s.llm.m/predictions.csv").read_text()
     assert pred.count(",error,HTTP 400") == 3 and pred.count("APITimeoutError after 2 attempts") == 3
 
@@ -199,24 +201,24 @@ def test_crash_mid_run_resumes_without_asking_again(tmp_path, monkeypatch):
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(script) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, max_retries=0, concurrency=1)
-        run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        ask(exp, split, store, options=_opts(tmp_path, no_cache=True))
         answers = (tmp_path / "r/s.llm.m/answers.jsonl").read_text().splitlines()
         assert "config_hash" in json.loads(answers[0]) and len(answers[1:]) == 12
         state["healthy"] = True
         before = len(srv.requests)
-        res = run_llm_experiment(exp, split, store, options=_opts(tmp_path, no_cache=True))
+        res = ask(exp, split, store, options=_opts(tmp_path, no_cache=True))
         assert len(srv.requests) - before == 21 - 12
-    assert res.get("status") is None and res["usage"]["resumed_answers"] == 12
-    assert res["metrics"]["sample"]["accuracy"] == 1.0
+    assert res.status == "ok" and res.usage.resumed_answers == 12
+    assert res.metrics["sample"].accuracy == 1.0
 
 
 def test_missing_key_skips_without_sending(tmp_path, monkeypatch):
     monkeypatch.delenv("FAKE_KEY", raising=False)
     with FakeOpenAI() as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url)
-        res = run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        res = ask(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
         assert not srv.http_log
-    assert res["status"] == "skipped" and "$FAKE_KEY is not set" in res["reason"]
+    assert res.status == "skipped" and "$FAKE_KEY is not set" in res.reason
 
 
 def test_unreachable_endpoint_fails_clearly(tmp_path, monkeypatch):
@@ -225,24 +227,24 @@ def test_unreachable_endpoint_fails_clearly(tmp_path, monkeypatch):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     exp = llm_experiment(model="m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
-    res = run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
-    assert res["status"] == "failed" and re.search("unreachable", res["error"])
+    res = ask(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
+    assert res.status == "failed" and re.search("unreachable", res.error)
 
 
 def test_dry_run_sends_nothing_and_estimates(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", SECRET)
     with FakeOpenAI() as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, price_input_per_1m=2.0, price_output_per_1m=8.0)
-        res = run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path, dry_run=True))
+        res = ask(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path, dry_run=True))
         assert not srv.http_log
-    est = res["estimate"]
+    est = res.estimate
     # prompt: ceil(len/4) + 12 framing + 85 image tokens (48 px, low detail); 8 completion tokens (no reasoning)
     from ferbench.llm.prompts import PROMPTS
     pt = -(-len(PROMPTS["paper"]) // 4) + 12 + 85
-    assert est["requests"] == 21 and est["prompt_tokens_per_request"] == pt
-    assert est["estimated_cost_usd"] == pytest.approx(21 * (pt * 2.0 + 8 * 8.0) / 1e6)
-    assert est["max_cost_usd"] == pytest.approx(21 * (pt * 2.0 + 1024 * 8.0) / 1e6)
-    assert res["status"] == "skipped" and "21 requests would be sent" in res["reason"]
+    assert est.requests == 21 and est.prompt_tokens_per_request == pt
+    assert est.estimated_cost_usd == pytest.approx(21 * (pt * 2.0 + 8 * 8.0) / 1e6)
+    assert est.max_cost_usd == pytest.approx(21 * (pt * 2.0 + 1024 * 8.0) / 1e6)
+    assert res.status == "skipped" and "21 requests would be sent" in res.reason
     assert not (tmp_path / "r/s.llm.m/answers.jsonl").exists()
 
 
@@ -252,14 +254,14 @@ def test_key_echoed_in_an_error_or_an_answer_is_redacted(tmp_path, monkeypatch):
                       "type": "invalid_request_error", "code": "invalid_api_key"}}
     with FakeOpenAI(lambda n, sha, body: Reply(status=401, error=echo)) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url)
-        res = run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        res = ask(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
         assert len(srv.requests) == 1  # a 401 stops the endpoint: nothing else is sent
-    text = json.dumps(res)
+    text = res.model_dump_json()
     assert "AuthenticationError" in text and "[redacted" in text and SECRET not in text and "S3CR****" not in text
     # a model that repeats the key in its answer (a prompt-injected image, a logging proxy ...)
     with FakeOpenAI(lambda n, sha, body: Reply(f"happy, and your key is {SECRET}")) as srv:
         exp = llm_experiment("s.llm.m2", model="m", base_url=srv.base_url)
-        run_llm_experiment(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
+        ask(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path))
     for f in tmp_path.rglob("*"):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f

@@ -4,6 +4,7 @@ import dataclasses
 import numpy as np
 import pytest
 from fake_openai import (
+    ask,
     llm_options,
     KEY,
     FakeOpenAI,
@@ -15,7 +16,6 @@ from fake_openai import (
 from ferbench.llm.cache import cache_key
 from ferbench.llm.client import Adaptations, default_token_param, request_body
 from ferbench.llm.prompts import JSON_SCHEMA
-from ferbench.llm.query import run_llm_experiment
 from ferbench.store import RunStore
 from ferbench.schema.llm import EndpointConfig
 
@@ -24,33 +24,33 @@ def test_gpt5_with_default_settings_answers_every_image_and_records_adaptations(
     split, truth = env
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="gpt-5", base_url=srv.base_url, deviations=["train capped"])
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+        res = ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         sent = [q["body"] for q in srv.requests]
-    m = res["metrics"]["sample"]
-    assert res.get("status") is None and m["accuracy"] == 1.0 and m["answered"] == 21
+    m = res.metrics["sample"]
+    assert res.status == "ok" and m.accuracy == 1.0 and m.answered == 21
     # the first image alone taught the two refusals; every later request was accepted
     assert len(sent) == 21 + 2
     assert "max_tokens" in sent[0] and sent[1]["max_completion_tokens"] == 1024 and "temperature" in sent[1]
     assert all("temperature" not in b and "max_tokens" not in b for b in sent[2:])
-    assert [(a["param"], a["code"]) for a in res["adaptations"]] == [
+    assert [(a.param, a.code) for a in res.adaptations] == [
         ("max_tokens", "unsupported_parameter"), ("temperature", "unsupported_value")]
-    assert res["deviations"][0] == "train capped"
-    assert any("paper asked for temperature 0" in d for d in res["deviations"])
-    assert res["request"] == {"model": "gpt-5", "max_completion_tokens": 1024}
-    assert res["usage"]["reasoning_tokens"] == 21 * 300
+    assert res.deviations[0] == "train capped"
+    assert any("paper asked for temperature 0" in d for d in res.deviations)
+    assert res.request.model_dump() == {"model": "gpt-5", "max_completion_tokens": 1024}
+    assert res.usage.reasoning_tokens == 21 * 300
 
 
 def test_adaptations_are_remembered_per_endpoint_across_runs(tmp_path, env):
     split, truth = env
     with FakeOpenAI(correct(truth)) as srv:
         a = llm_experiment("a.llm.m", model="o4-mini", base_url=srv.base_url, per_class=1)
-        run_llm_experiment(a, split, RunStore(tmp_path / "r1"), options=llm_options(tmp_path))
+        ask(a, split, RunStore(tmp_path / "r1"), options=llm_options(tmp_path))
         refused = len(srv.requests) - 7
         b = llm_experiment("b.llm.m", model="o4-mini", base_url=srv.base_url, per_class=1, prompt="json")
         n0 = len(srv.requests)
-        res = run_llm_experiment(b, split, RunStore(tmp_path / "r2"), options=llm_options(tmp_path))
+        res = ask(b, split, RunStore(tmp_path / "r2"), options=llm_options(tmp_path))
         assert refused == 2 and len(srv.requests) - n0 == 7  # no refusal the second time
-    assert res["metrics"]["sample"]["accuracy"] == 1.0 and len(res["adaptations"]) == 2
+    assert res.metrics["sample"].accuracy == 1.0 and len(res.adaptations) == 2
 
 
 def test_reasoning_burns_the_budget_truncated_then_asked_again(tmp_path, env):
@@ -59,27 +59,27 @@ def test_reasoning_burns_the_budget_truncated_then_asked_again(tmp_path, env):
         srv.reasoning["medium"] = 1500  # more than the default 1024-token budget
         exp = llm_experiment(model="gpt-5-mini", base_url=srv.base_url, temperature=None,
                              token_param="max_completion_tokens", price_input_per_1m=0.25, price_output_per_1m=2.0)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+        res = ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         budgets = [q["body"]["max_completion_tokens"] for q in srv.requests]
     assert budgets.count(1024) == 21 and budgets.count(4096) == 21
-    m = res["metrics"]["sample"]
-    assert m["accuracy"] == 1.0 and m["truncated"] == 0 and res["usage"]["truncated_retries"] == 21
+    m = res.metrics["sample"]
+    assert m.accuracy == 1.0 and m.truncated == 0 and res.usage.truncated_retries == 21
     # both requests of every image are paid for: 1024 burnt + 1502 used
-    assert res["usage"]["completion_tokens"] == 21 * (1024 + 1502)
-    assert res["usage"]["estimated_cost_usd"] == pytest.approx(21 * (200 * 0.25 + (1024 + 1502) * 2.0) / 1e6)
+    assert res.usage.completion_tokens == 21 * (1024 + 1502)
+    assert res.usage.estimated_cost_usd == pytest.approx(21 * (200 * 0.25 + (1024 + 1502) * 2.0) / 1e6)
 
 
 def test_an_old_16_token_budget_is_recorded_as_truncated_not_unparsed(tmp_path, env):
     split, truth = env
     with FakeOpenAI(correct(truth)) as srv:
         exp = llm_experiment(model="gpt-5.1", base_url=srv.base_url, max_completion_tokens=16, temperature=None)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
-    m = res["metrics"]["sample"]
-    assert m["truncated"] == 21 and m["unparsed"] == 0 and res["unparsed"] == []
-    assert [row[-1] for row in m["confusion"]] == [3] * 7  # all in the no-answer column
+        res = ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+    m = res.metrics["sample"]
+    assert m.truncated == 21 and m.unparsed == 0 and res.unparsed == []
+    assert [row[-1] for row in m.confusion] == [3] * 7  # all in the no-answer column
     pred = (tmp_path / "r/s.llm.m/predictions.csv").read_text().splitlines()
     assert all(line.split(",")[5] == "truncated" and line.endswith(",length") for line in pred[1:])
-    assert res.get("status") is None  # final answers: a re-run does not pay for them again
+    assert res.status == "ok"  # final answers: a re-run does not pay for them again
 
 
 def test_responses_api_path(tmp_path, env):
@@ -88,7 +88,7 @@ def test_responses_api_path(tmp_path, env):
         srv.reasoning["low"] = 1100
         exp = llm_experiment(model="gpt-5-mini", base_url=srv.base_url, api="responses", reasoning_effort="low",
                              prompt="json", per_class=2)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+        res = ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         reqs = list(srv.requests)
     assert {q["kind"] for q in reqs} == {"responses"}
     first = reqs[0]["body"]
@@ -96,8 +96,8 @@ def test_responses_api_path(tmp_path, env):
     assert first["text"]["format"]["type"] == "json_schema" and first["text"]["format"]["name"] == "fer_answer"
     assert first["input"][0]["content"][1]["type"] == "input_image"
     # temperature 0 refused once; incomplete (max_output_tokens) answers asked again with 4096
-    assert res["adaptations"][0]["param"] == "temperature"
-    assert res["metrics"]["sample"]["accuracy"] == 1.0 and res["usage"]["truncated_retries"] == 14
+    assert res.adaptations[0].param == "temperature"
+    assert res.metrics["sample"].accuracy == 1.0 and res.usage.truncated_retries == 14
 
 
 @pytest.mark.parametrize("profile,path,model,kw", [
@@ -110,19 +110,19 @@ def test_providers(tmp_path, env, profile, path, model, kw):
     split, truth = env
     with FakeOpenAI(correct(truth), profile=profile) as srv:
         exp = llm_experiment(model=model, base_url=srv.root + path, per_class=1, **kw)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+        res = ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
         log = list(srv.http_log)
         reqs = list(srv.requests)
-    assert res["metrics"]["sample"]["accuracy"] == 1.0, res.get("error")
+    assert res.metrics["sample"].accuracy == 1.0, res.error
     if profile == "azure":
         assert all(p == "/openai/deployments/gpt-5-prod/chat/completions" for _, p in log)
         assert reqs[0]["auth"] == KEY  # api-key header, not Bearer
         assert "max_completion_tokens" in reqs[0]["body"]  # Azure takes the current name from the start
-        assert [a["param"] for a in res["adaptations"]] == ["temperature"]
+        assert [a.param for a in res.adaptations] == ["temperature"]
     else:
         assert all(p == path.rstrip("/") + "/chat/completions" for _, p in log)
         assert reqs[0]["auth"] == f"Bearer {KEY}" and reqs[0]["body"]["max_tokens"] == 1024
-        assert res["adaptations"] == [] and reqs[0]["body"]["temperature"] == 0
+        assert res.adaptations == [] and reqs[0]["body"]["temperature"] == 0
 
 
 def test_server_without_usage_counts_the_worst_case(tmp_path, env):
@@ -130,10 +130,10 @@ def test_server_without_usage_counts_the_worst_case(tmp_path, env):
     with FakeOpenAI(correct(truth), profile="local", usage=False) as srv:
         exp = llm_experiment(model="llava", base_url=srv.base_url, per_class=1, price_input_per_1m=1.0,
                              price_output_per_1m=1.0)
-        res = run_llm_experiment(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path, max_cost=1.0))
-    est = res["estimate"]["prompt_tokens_per_request"]
-    assert res["metrics"]["sample"]["accuracy"] == 1.0
-    assert res["usage"]["cost_this_run_usd"] == pytest.approx(7 * (est + 1024) / 1e6)
+        res = ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path, max_cost=1.0))
+    est = res.estimate.prompt_tokens_per_request
+    assert res.metrics["sample"].accuracy == 1.0
+    assert res.usage.cost_this_run_usd == pytest.approx(7 * (est + 1024) / 1e6)
 
 
 def test_default_token_param():
@@ -186,13 +186,13 @@ def test_changed_prompt_asks_every_image_again(tmp_path, env):
     split, truth = env
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(correct(truth)) as srv:
-        run_llm_experiment(llm_experiment(model="m", base_url=srv.base_url), split, store, options=llm_options(tmp_path))
+        ask(llm_experiment(model="m", base_url=srv.base_url), split, store, options=llm_options(tmp_path))
         assert len(srv.requests) == 21
-        run_llm_experiment(llm_experiment(model="m", base_url=srv.base_url), split, store, options=llm_options(tmp_path))
+        ask(llm_experiment(model="m", base_url=srv.base_url), split, store, options=llm_options(tmp_path))
         assert len(srv.requests) == 21  # same config: all from the journal
-        res = run_llm_experiment(llm_experiment(model="m", base_url=srv.base_url, prompt="json"), split, store,
+        res = ask(llm_experiment(model="m", base_url=srv.base_url, prompt="json"), split, store,
                                  options=llm_options(tmp_path))
-        assert len(srv.requests) == 42 and res["usage"]["resumed_answers"] == 0
+        assert len(srv.requests) == 42 and res.usage.resumed_answers == 0
 
 
 def test_changed_images_under_the_same_ids_are_asked_again(tmp_path, env):
@@ -200,11 +200,11 @@ def test_changed_images_under_the_same_ids_are_asked_again(tmp_path, env):
     store = RunStore(tmp_path / "r")
     with FakeOpenAI(lambda n, sha, body: Reply("happy")) as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1)
-        run_llm_experiment(exp, split, store, options=llm_options(tmp_path, no_cache=True))
+        ask(exp, split, store, options=llm_options(tmp_path, no_cache=True))
         test = split.test.subset(np.arange(len(split.test.ids)))
         test.images = 255 - test.images
         flipped = dataclasses.replace(split, test=test)
-        run_llm_experiment(exp, flipped, store, options=llm_options(tmp_path, no_cache=True))
+        ask(exp, flipped, store, options=llm_options(tmp_path, no_cache=True))
         assert len(srv.requests) == 14
 
 

@@ -49,5 +49,6 @@ class Outcome:
     predictions: tuple[list[str], list[list]] | None = None  # header, rows
     model_payload: dict | None = None  # model.pt
     files: dict[str, bytes] = field(default_factory=dict)  # figures
-    written: list[str] = field(default_factory=list)  # files the handler wrote itself that the result vouches for
+    arrays: dict[str, dict[str, Any]] = field(default_factory=dict)  # <name>.npz: name -> arrays (an LLM's sample)
+    kept: list[str] = field(default_factory=list)  # files already in the folder the result vouches for (--eval-only)
     checkpoint: Checkpoint | None = None  # removed once the result is stored

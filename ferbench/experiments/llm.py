@@ -11,9 +11,11 @@ def run_llm(exp: LLMExperiment, ctx: Context) -> Outcome:
     from ..llm.query import run_llm_experiment
 
     res = run_llm_experiment(exp, ctx.split, ctx.store, console=ctx.console, options=ctx.options.llm)
-    status, error, reason = res.pop("status", "ok"), res.pop("error", None), res.pop("reason", None)
-    written = ["predictions.csv"] if "metrics" in res else []
-    return Outcome(res, status=status, error=error, reason=reason, written=written)
+    fields = res.fields.model_dump()
+    if res.deviations is not None:
+        fields["deviations"] = res.deviations
+    return Outcome(fields, status=res.status, error=res.error, reason=res.reason, predictions=res.predictions,
+                   arrays={"sample_images": res.images} if res.images is not None else {})
 
 
 def _preflight(exps: list[LLMExperiment], options: RunOptions) -> None:
@@ -29,9 +31,11 @@ def _prepare(store: RunStore, exps: list[LLMExperiment], options: RunOptions) ->
 
 
 def _estimate(exp: LLMExperiment, split: SplitData) -> dict:
+    from ..llm.prompts import get_prompt
     from ..llm.query import estimate_llm_experiment
 
-    return estimate_llm_experiment(exp, split)
+    prompt, fmt = get_prompt(exp.llm.prompt)  # the plan shows what would be asked
+    return {**estimate_llm_experiment(exp, split).model_dump(), "prompt": prompt, "response_format": fmt}
 
 
 LLM = ExperimentKind("llm", run_llm, preflight=_preflight, prepare=_prepare,

@@ -97,4 +97,4 @@ def _reevaluate(exp: TrainExperiment, ctx: Context) -> Outcome:
                   deviations=[d for d in previous.deviations if AUTOCAST_MARK not in d]
                   + autocast_deviation(autocast, exp.train.amp))
     # model.pt is unchanged: the new result vouches for the same file.
-    return Outcome(fields, predictions=predictions, files=files, written=["model.pt"])
+    return Outcome(fields, predictions=predictions, files=files, kept=["model.pt"])

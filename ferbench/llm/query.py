@@ -24,6 +24,8 @@ from ..data.dataset import FERData
 from ..data.splits import SplitData
 from ..errors import FerbenchError
 from ..metrics import min_detectable_difference, summarize
+from ..schema.results import (EvalMetrics, LLMAdaptation, LLMBatch, LLMEstimate, LLMFields, LLMRequest, LLMSample,
+                              LLMUsage, UnparsedAnswer)
 from ..store import RunStore
 from .batch import BatchRunner
 from .cache import ResponseCache, cache_key
@@ -82,6 +84,19 @@ class LLMRunOptions:
                 self.spend.add_past(exp.id, _num(past.get("usd")) + _num(past.get("pending_usd")))
 
 
+@dataclass
+class LLMRun:
+    """What one LLM experiment produced; the kind's handler hands it to the store (nothing here writes
+    a result file: predictions.csv and the sample's images travel in ``predictions`` and ``images``)."""
+    fields: LLMFields
+    status: str = "ok"
+    error: str | None = None
+    reason: str | None = None
+    deviations: list[str] | None = None  # None: the experiment's own
+    predictions: tuple[list[str], list[list]] | None = None  # header, rows
+    images: dict[str, np.ndarray] | None = None  # the sampled images (ids, images), for the report
+
+
 def _num(v) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 else 0.0
 
@@ -122,11 +137,11 @@ def _sample(exp, split):
     return part, idx, notes
 
 
-def estimate_llm_experiment(exp, split: SplitData) -> dict:
+def estimate_llm_experiment(exp, split: SplitData) -> LLMEstimate:
     """What an LLM experiment would send and cost; sends nothing (for dry runs and cost checks)."""
     ep, cfg = exp.llm_endpoint, exp.llm
     _, idx, _ = _sample(exp, split)
-    prompt, fmt = get_prompt(cfg.prompt)
+    prompt, _ = get_prompt(cfg.prompt)
     n = len(idx)
     pt = prompt_tokens_estimate(prompt, cfg.image_size, ep.detail)
     ct, why = expected_completion_tokens(ep)
@@ -137,21 +152,30 @@ def estimate_llm_experiment(exp, split: SplitData) -> dict:
         a, b = cost_usd(ep, pt * n_sync, c * n_sync), cost_usd(ep, pt * n_batch, c * n_batch, batch=True)
         return None if a is None else a + b
 
-    return {"requests": n, "batch_requests": n_batch, "prompt": prompt, "response_format": fmt,
-            "prompt_tokens_per_request": pt, "completion_tokens_per_request": ct, "completion_assumption": why,
-            "estimated_prompt_tokens": pt * n, "estimated_completion_tokens": ct * n,
-            "estimated_cost_usd": total(ct), "max_cost_usd": total(ep.max_completion_tokens),
-            "prices_per_1m": None if not ep.priced else [ep.price_input_per_1m, ep.price_output_per_1m],
-            "batch_price_factor": ep.batch_price_factor if ep.batch else None}
+    return LLMEstimate(requests=n, batch_requests=n_batch, prompt_tokens_per_request=pt,
+                       completion_tokens_per_request=ct, completion_assumption=why,
+                       estimated_prompt_tokens=pt * n, estimated_completion_tokens=ct * n,
+                       estimated_cost_usd=total(ct), max_cost_usd=total(ep.max_completion_tokens),
+                       prices_per_1m=None if not ep.priced else [ep.price_input_per_1m, ep.price_output_per_1m],
+                       batch_price_factor=ep.batch_price_factor if ep.batch else None)
 
 
 def _usd(v: float | None) -> str:
     return "unpriced" if v is None else f"${v:,.2f}" if v >= 1 else f"${v:.4f}"
 
 
+def _dry_run_reason(ep, est: LLMEstimate) -> str:
+    return (f"dry run: {est.requests} requests would be sent to {ep.model}"
+            + (f" ({est.batch_requests} through the Batch API)" if ep.batch else "")
+            + f", ~{est.estimated_prompt_tokens:,} prompt + ~{est.estimated_completion_tokens:,} completion "
+              f"tokens, estimated cost {_usd(est.estimated_cost_usd)} (at most {_usd(est.max_cost_usd)}); "
+              f"completion tokens {est.completion_assumption}")
+
+
 def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
-                       options: LLMRunOptions | None = None) -> dict:
-    """Ask ``exp``'s endpoint about its sample; the result dict (see the module docstring of result fields).
+                       options: LLMRunOptions | None = None) -> LLMRun:
+    """Ask ``exp``'s endpoint about its sample. Writes only its resume state (the answers journal, spend
+    and adaptations); the result fields, predictions and sample images come back for the store.
     One :class:`LLMRunOptions` per run carries the flags and the run's spend cap (None: the defaults)."""
     opts = options or LLMRunOptions()
     log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
@@ -159,40 +183,36 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     part, idx, notes = _sample(exp, split)
     prompt, fmt = get_prompt(cfg.prompt)
     base_url = _base_url(ep)
-    sample_info = {"split": cfg.sample.split, "per_class": cfg.sample.per_class, "seed": cfg.sample.seed,
-                   "n": len(idx), "ids": part.ids[idx].tolist(), "notes": notes,
-                   "image": f"{cfg.image_size}x{cfg.image_size} PNG (grayscale"
-                            + (", bicubic upscale)" if cfg.image_size != 48 else ", original)")}
+    sample = LLMSample(split=cfg.sample.split, per_class=cfg.sample.per_class, seed=cfg.sample.seed, n=len(idx),
+                       ids=part.ids[idx].tolist(), notes=notes,
+                       image=f"{cfg.image_size}x{cfg.image_size} PNG (grayscale"
+                             + (", bicubic upscale)" if cfg.image_size != 48 else ", original)"))
     est = estimate_llm_experiment(exp, split)
-    base = {"endpoint": {**ep.model_dump(), "base_url": base_url}, "prompt": prompt, "response_format": fmt,
-            "sample": sample_info, "estimate": {k_: v for k_, v in est.items() if k_ not in ("prompt", "response_format")}}
+    base = LLMFields(endpoint=ep.model_copy(update={"base_url": base_url}), prompt=prompt, response_format=fmt,
+                     sample=sample, estimate=est)
     if opts.dry_run:
-        return {**base, "status": "skipped", "reason": (
-            f"dry run: {est['requests']} requests would be sent to {ep.model}"
-            + (f" ({est['batch_requests']} through the Batch API)" if ep.batch else "")
-            + f", ~{est['estimated_prompt_tokens']:,} prompt + ~{est['estimated_completion_tokens']:,} completion "
-              f"tokens, estimated cost {_usd(est['estimated_cost_usd'])} (at most {_usd(est['max_cost_usd'])}); "
-              f"completion tokens {est['completion_assumption']}")}
+        return LLMRun(base, "skipped", reason=_dry_run_reason(ep, est))
     try:
         check_max_cost([exp], opts.max_cost)
     except FerbenchError as exc:
-        return {**base, "status": "failed", "error": str(exc)}
+        return LLMRun(base, "failed", error=str(exc))
     key = os.environ.get(ep.api_key_env)
     if not key:
-        return {**base, "status": "skipped",
-                "reason": f"${ep.api_key_env} is not set: LLM comparison with {ep.model} skipped "
-                          f"(set it, and OPENAI_BASE_URL or base_url for a non-OpenAI server, to run it)"}
-    log(f"  {ep.label or ep.model}: {est['requests']} image(s)"
-        + (f", {est['batch_requests']} through the Batch API" if ep.batch else "")
-        + f"; estimated cost {_usd(est['estimated_cost_usd'])}, at most {_usd(est['max_cost_usd'])}"
+        return LLMRun(base, "skipped", reason=f"${ep.api_key_env} is not set: LLM comparison with {ep.model} skipped "
+                                              f"(set it, and OPENAI_BASE_URL or base_url for a non-OpenAI server, "
+                                              f"to run it)")
+    log(f"  {ep.label or ep.model}: {est.requests} image(s)"
+        + (f", {est.batch_requests} through the Batch API" if ep.batch else "")
+        + f"; estimated cost {_usd(est.estimated_cost_usd)}, at most {_usd(est.max_cost_usd)}"
         + (f" (--max-cost {opts.max_cost:g}, {_usd(opts.spend.remaining)} left)" if opts.max_cost is not None else ""),
         markup=False)
-    # The sampled images stay beside the answers so the report can show them.
-    store.write_arrays(exp.id, "sample_images", ids=part.ids[idx].astype(str), images=part.images[idx])
     pngs = {str(part.ids[i]): png_bytes(part.images[i], cfg.image_size) for i in idx}
     # bound to the config and to the very images: other data under the same ids never resumes
     h = exp.config_hash() + "-" + hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in pngs.values())).hexdigest()[:16]
-    return _Run(exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est).run(base, part, idx, list(split.classes))
+    out = _Run(exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est).run(base, part, idx, list(split.classes))
+    # The sampled images stay beside the answers so the report can show them.
+    out.images = {"ids": part.ids[idx].astype(str), "images": part.images[idx]}
+    return out
 
 
 class _Run:
@@ -218,15 +238,14 @@ class _Run:
         # money: earlier runs' spend on the answers resumed here counts against --max-cost
         self.journal = store.journal(exp.id, h)
         if opts.refresh:  # --refresh-llm: ask everything again
-            self.journal.path.unlink(missing_ok=True)
-            self.journal = store.journal(exp.id, h)
+            self.journal.clear()
         past = store.read_state(exp.id, SPEND_STATE)
         ok = past and past.get("config_hash") == h and not opts.refresh
         self.past_usd = _num(past.get("usd")) if ok else 0.0
         self.pending_usd = _num(past.get("pending_usd")) if ok else 0.0
         self.run_usd = 0.0
         opts.spend.add_past(exp.id, self.past_usd + self.pending_usd)
-        self.meter = Meter(ep, opts.spend, est["prompt_tokens_per_request"], on_spent=self._spent)
+        self.meter = Meter(ep, opts.spend, est.prompt_tokens_per_request, on_spent=self._spent)
 
     # --- bookkeeping -------------------------------------------------------------------------------
     def _spent(self, usd: float, ans) -> None:
@@ -307,7 +326,7 @@ class _Run:
         finally:
             pool.shutdown(wait=True)
 
-    def run(self, base: dict, part, idx, classes: list[str]) -> dict:
+    def run(self, base: LLMFields, part, idx, classes: list[str]) -> LLMRun:
         ep, opts = self.ep, self.opts
         done = self.journal.read()
         records: dict[str, dict] = {}
@@ -350,11 +369,12 @@ class _Run:
             with self.lock:
                 self._save_spend()
         if failure:
-            return {**base, "status": "failed", "error": failure, **self._extras(records, batch_info)}
+            return self._extras(records, LLMRun(base, "failed", error=failure))
         if pending:
-            return {**base, "status": "pending", "reason": (
+            base.batch = LLMBatch(**batch_info)
+            return self._extras(records, LLMRun(base, "pending", reason=(
                 f"Batch API job {pending} not finished after waiting {self.cfg.batch_wait:g} s; re-run to collect it "
-                "(nothing is sent again)"), "batch": batch_info, **self._extras(records, batch_info)}
+                "(nothing is sent again)")))
         return self._finish(base, part, idx, classes, records, batch_info)
 
     def _batch(self, batch: BatchRunner, st: dict | None, todo: list[str], records: dict):
@@ -419,8 +439,9 @@ class _Run:
         return None, info
 
     # --- result ------------------------------------------------------------------------------------
-    def _extras(self, records: dict, batch_info) -> dict:
-        ep = self.ep
+    def _extras(self, records: dict, out: LLMRun) -> LLMRun:
+        """``out`` with the usage, adaptations, request and deviations of this run filled in."""
+        ep, fields = self.ep, out.fields
         recs = list(records.values())
         pt = sum(int(r.get("prompt_tokens") or 0) for r in recs)
         ct = sum(int(r.get("completion_tokens") or 0) for r in recs)
@@ -430,22 +451,20 @@ class _Run:
             cost = sum(cost_usd(ep, int(r.get("prompt_tokens") or 0), int(r.get("completion_tokens") or 0),
                                 batch=r.get("via") == "batch") for r in recs)
         adapt = self.endpoint.adapt
-        return {
-            "usage": {"requests_sent": self.stats["attempts"], "cache_hits": self.stats["cache_hits"],
-                      "resumed_answers": sum(bool(r.get("resumed")) for r in recs),
-                      "truncated_retries": self.stats["truncated_retries"],
-                      "prompt_tokens": pt, "completion_tokens": ct, "reasoning_tokens": rt,
-                      "estimated_cost_usd": cost,
-                      "cost_this_run_usd": self.run_usd if ep.priced else None,
-                      "spent_usd_all_runs": (self.past_usd + self.run_usd) if ep.priced else None,
-                      "via_batch": sum(r.get("via", "").startswith("batch") for r in recs)},
-            "adaptations": list(adapt.notes),
-            "request": {k_: v for k_, v in self.endpoint.body(None, ep.max_completion_tokens).items()
-                        if k_ not in ("messages", "input")},
-            "deviations": list(self.exp.deviations) + [_deviation(n) for n in adapt.notes],
-        }
+        fields.usage = LLMUsage(
+            requests_sent=self.stats["attempts"], cache_hits=self.stats["cache_hits"],
+            resumed_answers=sum(bool(r.get("resumed")) for r in recs), truncated_retries=self.stats["truncated_retries"],
+            prompt_tokens=pt, completion_tokens=ct, reasoning_tokens=rt, estimated_cost_usd=cost,
+            cost_this_run_usd=self.run_usd if ep.priced else None,
+            spent_usd_all_runs=(self.past_usd + self.run_usd) if ep.priced else None,
+            via_batch=sum(r.get("via", "").startswith("batch") for r in recs))
+        fields.adaptations = [LLMAdaptation(**n) for n in adapt.notes]
+        fields.request = LLMRequest(**{k_: v for k_, v in self.endpoint.body(None, ep.max_completion_tokens).items()
+                                       if k_ not in ("messages", "input")})
+        out.deviations = list(self.exp.deviations) + [_deviation(n) for n in adapt.notes]
+        return out
 
-    def _finish(self, base, part, idx, classes, records, batch_info) -> dict:
+    def _finish(self, base: LLMFields, part, idx, classes, records, batch_info) -> LLMRun:
         k = len(classes)
         rows, y_pred, unparsed = [], [], []
         for i in idx:
@@ -463,8 +482,6 @@ class _Run:
             rows.append([iid, where, int(part.labels[i]), pred, rec.get("text") or "", status,
                          rec.get("error") or "", rec.get("finish_reason") or ""])
             y_pred.append(pred)
-        self.store.write_predictions(self.exp.id, ["id", "split", "true", "predicted", "raw", "status", "error",
-                                                   "finish_reason"], rows)
         y_true = part.labels[idx]
         y_pred_a = np.array(y_pred, dtype=np.int64)
         metrics = summarize(y_true, y_pred_a, num_classes=k, no_answer_column=True)
@@ -473,18 +490,21 @@ class _Run:
                        errors=counts["error"] + counts["not_sent"], not_sent=counts["not_sent"],
                        answered=counts["ok"] + counts["unparsed"] + counts["truncated"],
                        min_detectable_difference=min_detectable_difference(len(rows), metrics["accuracy"]))
-        result = {**base, "metrics": {"sample": metrics}, "unparsed": unparsed, **self._extras(records, batch_info)}
+        base.metrics = {"sample": EvalMetrics.model_validate(metrics)}
+        base.unparsed = [UnparsedAnswer(**u) for u in unparsed]
         if batch_info:
-            result["batch"] = batch_info
+            base.batch = LLMBatch(**batch_info)
+        out = LLMRun(base, predictions=(["id", "split", "true", "predicted", "raw", "status", "error",
+                                         "finish_reason"], rows))
         if counts["not_sent"] and self.opts.max_cost is not None and any(
                 "max-cost" in (r[6] or "") for r in rows):
-            result.update(status="failed", error=f"stopped at --max-cost {self.opts.max_cost}: "
-                                                 f"{counts['not_sent']} image(s) were not sent")
+            out.status, out.error = "failed", (f"stopped at --max-cost {self.opts.max_cost}: "
+                                               f"{counts['not_sent']} image(s) were not sent")
         elif metrics["errors"]:
             # Not complete: a re-run asks again for exactly these images (received answers are kept).
-            result.update(status="failed", error=f"{metrics['errors']} of {len(rows)} image(s) got no answer "
-                                                 "(see predictions.csv); re-run to retry them")
-        return result
+            out.status, out.error = "failed", (f"{metrics['errors']} of {len(rows)} image(s) got no answer "
+                                               "(see predictions.csv); re-run to retry them")
+        return self._extras(records, out)
 
 
 def _resumed(iid: str, old, key: str) -> dict | None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import operator
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, TypeAdapter, model_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, model_serializer, model_validator
 
 from .experiment import MODEL_KINDS, LLMExperiment, LoadExperiment, TrainExperiment
+from .llm import EndpointConfig
 from .base import StrictRecord as _Strict
 
 RESULT_FORMAT = 2
@@ -44,11 +45,18 @@ Loss = Annotated[float, BeforeValidator(_number)]  # a diverged training run hon
 
 
 class SplitInfo(_Strict):
+    """What a result records about its split (the one summary of a split: a Ray worker sends it back)."""
     description: str
     sizes: dict[str, int]
     classes: list[str]
     leaky: bool = False
     notes: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, split) -> "SplitInfo":
+        """From a :class:`ferbench.data.splits.SplitData` (or anything with its fields and ``sizes()``)."""
+        return cls(description=split.description, sizes=split.sizes(), classes=list(split.classes),
+                   leaky=split.leaky, notes=list(split.notes))
 
 
 class PerClass(_Strict):
@@ -289,21 +297,79 @@ class UnparsedAnswer(_Strict):
     raw: str  # the model's text (cut to the client's bound), escaped wherever it is shown
 
 
-class LLMResult(_ResultBase):
-    """One LLM endpoint asked about every image of the study's sample."""
-    kind: Literal["llm"]
-    config: LLMExperiment
-    endpoint: dict[str, Any] = Field(default_factory=dict)
+class LLMAdaptation(_Strict):
+    """A request change an endpoint forced (it refused a field with a 400), as the run applied it."""
+    param: str
+    code: str | None = None
+    action: str
+    server_said: str = ""
+
+    @property
+    def description(self) -> str:
+        return f"{self.param}: {self.action}"
+
+
+class LLMRequest(_Strict):
+    """The request fields as actually sent, without the prompt and the image; a field not sent is absent."""
+    model: str
+    max_tokens: Count | None = None
+    max_completion_tokens: Count | None = None
+    max_output_tokens: Count | None = None  # Responses API
+    temperature: Number | None = None
+    reasoning_effort: str | None = None
+    reasoning: dict[str, str] | None = None  # Responses API: {effort}
+    response_format: dict[str, Any] | None = None  # a JSON schema, passed on as sent
+    text: dict[str, Any] | None = None  # Responses API: the JSON schema
+
+    @model_serializer(mode="wrap")
+    def _sent_only(self, handler):
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+class LLMEstimate(_Strict):
+    """Requests, tokens and cost of an LLM experiment estimated before anything is sent."""
+    requests: Count
+    batch_requests: Count = 0
+    prompt_tokens_per_request: Count
+    completion_tokens_per_request: Count
+    completion_assumption: str = ""
+    estimated_prompt_tokens: Count
+    estimated_completion_tokens: Count
+    estimated_cost_usd: NonNegative | None = None  # None: unpriced
+    max_cost_usd: NonNegative | None = None
+    prices_per_1m: list[NonNegative] | None = None  # [input, output]
+    batch_price_factor: NonNegative | None = None
+
+
+class LLMBatch(_Strict):
+    """The Batch API job of an LLM experiment."""
+    batch_id: str
+    status: str
+    requests: Count
+    input_file_id: str | None = None
+    cost_usd: NonNegative | None = None  # once settled, priced endpoints only
+    failed_lines: Count | None = None  # once settled
+
+
+class LLMFields(_Strict):
+    """What an LLM experiment adds to the common result fields (built by ferbench.llm.query)."""
+    endpoint: EndpointConfig | None = None  # base_url as resolved (suite, else the provider's variable)
     prompt: str | None = None
-    response_format: dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None  # the JSON schema asked for, if any
     sample: LLMSample | None = None
     metrics: dict[Literal["sample"], EvalMetrics] = Field(default_factory=dict)
     usage: LLMUsage = Field(default_factory=LLMUsage)
     unparsed: list[UnparsedAnswer] = Field(default_factory=list)
-    adaptations: list[dict[str, Any]] = Field(default_factory=list)  # request changes the endpoint forced
-    request: dict[str, Any] | None = None  # the request fields as actually sent (no messages)
-    estimate: dict[str, Any] | None = None  # requests, tokens and cost estimated before sending
-    batch: dict[str, Any] | None = None  # the Batch API job (id, status, lines)
+    adaptations: list[LLMAdaptation] = Field(default_factory=list)  # request changes the endpoint forced
+    request: LLMRequest | None = None
+    estimate: LLMEstimate | None = None
+    batch: LLMBatch | None = None
+
+
+class LLMResult(_ResultBase, LLMFields):
+    """One LLM endpoint asked about every image of the study's sample."""
+    kind: Literal["llm"]
+    config: LLMExperiment
 
 
 ExperimentResult = Annotated[Union[ModelResult, LLMResult], Field(discriminator="kind")]
