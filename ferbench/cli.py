@@ -132,16 +132,16 @@ def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, li
     """Run every experiment of SUITE not already complete, then write the report."""
     from .experiments import RunOptions
     from .llm.query import LLMRunOptions
-    from .runner import RunInterrupted, run_suite
+    from .runner import RunInterrupted, RunRequest, run_suite
 
     out = _stderr if as_json else console
     options = RunOptions(eval_only=eval_only, force=force, dry_run=dry_run,
-                         llm=LLMRunOptions(no_cache=no_cache, refresh=refresh_llm, dry_run=dry_run, max_cost=max_cost))
-    overrides = _overrides(no_pretrained, epochs, seed, limit)
+                         llm=LLMRunOptions(no_cache=no_cache, refresh=refresh_llm, max_cost=max_cost))
+    request = RunRequest(profile=profile, data=data, results_dir=results_dir, only=only, device=device,
+                         overrides=_overrides(no_pretrained, epochs, seed, limit), options=options,
+                         skip_bad=skip_bad, executor=executor, address=address, threads=threads)
     try:
-        s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
-                      overrides=overrides, options=options, skip_bad=skip_bad, executor=executor,
-                      address=address, console=out, threads=threads)
+        s = run_suite(suite, request, console=out)
     except FerbenchError as exc:
         _fail(exc)
     except RunInterrupted as exc:

@@ -11,42 +11,26 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
 from . import figures
 from .data import FERData, load_data, resolve_data_spec
 from .data.cache import check_cache_writable
-from .data.splits import SplitData
 from .environment import busy_cpu_hint, environment
-from .errors import DiskFullError, FerbenchError, StoreError
+from .errors import FerbenchError, StoreError
 from .executors.context import PlannedExperiment, RunContext, SplitCache
-from .experiments import KINDS, ExperimentKind, Outcome, RunOptions, experiment_kind
+from .executors.recorder import Recorder, RunSummary
+from .experiments import KINDS, ExperimentKind, RunOptions, experiment_kind
 from .progress import RunProgress
-from .schema.results import RESULT, ExperimentResult, RunHeader, StudyMeta
-from .store import RunStore, sha256_file
+from .schema.results import RunHeader, StudyMeta
+from .store import RunStore
 from .suite import Experiment, LoadedSuite, Overrides, expand, load_suite, resolve_profile
 from .suite.expansion import result_key, run_folder_name  # noqa: F401 - light, for `ferbench list` too
-
-
-@dataclass
-class RunSummary:
-    run_dir: Path
-    done: list[str] = field(default_factory=list)
-    reused: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    pending: list[str] = field(default_factory=list)  # Batch API jobs still running: the next run collects them
-    results: list[ExperimentResult] = field(default_factory=list)
-    plan: list[PlannedExperiment] = field(default_factory=list)
-    report: Path | None = None
-    seconds: float = 0.0
 
 
 def _data_fingerprint(spec: str, data: FERData) -> str:
@@ -162,62 +146,6 @@ def _print_estimates(plan: list[PlannedExperiment], console: Console) -> None:
                   + (f"; {untimed} without an estimate" if untimed else ""))
 
 
-def _base_fields(exp: Experiment, h: str, profile: str, device: str, split: SplitData | None) -> dict:
-    return {"id": exp.id, "study": exp.study, "kind": exp.kind, "label": exp.label,
-            "config": exp.model_dump(mode="json"), "config_hash": h, "seed": exp.seed, "fold": exp.fold,
-            "deviations": exp.deviations, "profile": profile, "device": device,
-            "split": None if split is None else {"description": split.description, "sizes": split.sizes(),
-                                                 "classes": list(split.classes), "leaky": split.leaky,
-                                                 "notes": split.notes}}
-
-
-def store_outcome(store: RunStore, base: dict, outcome: Outcome, seconds: float) -> ExperimentResult:
-    """Write what an experiment produced; result.json last, vouching for the files by digest. The
-    handler's fields win over the base ones (a Ray worker's own device replaces the driver's)."""
-    eid = base["id"]
-    files = {}
-    if outcome.predictions is not None:
-        files["predictions.csv"] = store.write_predictions(eid, *outcome.predictions)
-    if outcome.model_payload is not None:
-        files["model.pt"] = store.save_model(eid, outcome.model_payload)
-    for name, data in outcome.files.items():
-        store.write_file(eid, name, data)
-    for name, arrays in outcome.arrays.items():
-        files[f"{name}.npz"] = store.write_arrays(eid, name, **arrays)
-    for name in outcome.kept:
-        digest = sha256_file(store.exp_dir(eid) / name)
-        if digest is not None:
-            files[name] = digest
-    result = RESULT.validate_python({
-        **base, **outcome.fields, "status": outcome.status, "error": outcome.error, "reason": outcome.reason,
-        "files": files, "wall_seconds": seconds,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    store.write_result(result)
-    if outcome.checkpoint is not None:
-        outcome.checkpoint.remove()  # complete: model.pt holds the weights
-    return result
-
-
-def store_failure(store: RunStore, base: dict, exc: BaseException, seconds: float,
-                  trace: str | None = None) -> ExperimentResult:
-    msg = str(exc) if isinstance(exc, FerbenchError) else f"{type(exc).__name__}: {exc}"
-    store.write_error(base["id"], trace or traceback.format_exc())
-    result = RESULT.validate_python({**base, "status": "failed", "error": msg, "wall_seconds": seconds,
-                                     "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    store.write_result(result)
-    return result
-
-
-def status_line(r: ExperimentResult) -> str:
-    if r.status == "failed":
-        return f"[red]FAILED[/] {escape((r.error or '').splitlines()[0] if r.error else '')}"
-    if r.status in ("skipped", "pending"):
-        return f"[yellow]{r.status}[/] {escape(r.reason or '')}"
-    part, m = r.headline_split, r.headline
-    acc = f"{part} acc {m.accuracy:.4f} [{m.accuracy_ci[0]:.3f}, {m.accuracy_ci[1]:.3f}]" if m else ""
-    return f"[green]ok[/] {acc} ({r.wall_seconds:.1f} s)"
-
-
 class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C during a run; the message says what was kept and that a re-run resumes (the CLI exits 130)."""
 
@@ -232,47 +160,6 @@ def interrupted_note(store: RunStore, summary: RunSummary, in_flight: list[str])
     return (f"interrupted: {done} experiment(s) finished this run and are kept"
             + (f"; {'; '.join(kept)}" if kept else "")
             + f". Running the same command again resumes from there ({store.root}).")
-
-
-class _Recorder:
-    """Writes what the executor reports through the store and keeps the display and summary current."""
-
-    def __init__(self, run: RunContext, bar: RunProgress, summary: RunSummary):
-        self.run, self.bar, self.summary = run, bar, summary
-        self.in_flight: list[str] = []  # experiments started and not yet finished (for an interrupt's note)
-
-    def started(self, item: PlannedExperiment):
-        exp = item.exp
-        self.in_flight.append(exp.id)
-        if item.why_rerun and item.why_rerun != "config changed":
-            self.bar.line(f"[yellow]{escape(exp.id)}: stored result not reused: {escape(item.why_rerun)}[/]")
-        return self.bar.started(exp.id, exp.train.epochs if exp.kind == "train" else None)
-
-    def finished(self, item: PlannedExperiment, outcome: Outcome | None, error: BaseException | None,
-                 seconds: float, split: SplitData | None, trace: str | None = None) -> None:
-        if item.exp.id in self.in_flight:
-            self.in_flight.remove(item.exp.id)
-        if isinstance(error, DiskFullError):
-            raise error  # run-wide: every later write would fail too; one message, and no result recorded
-        run = self.run
-        base = _base_fields(item.exp, item.config_hash, run.profile, str(run.device), split)
-        try:
-            result = store_outcome(run.store, base, outcome, seconds) if error is None else \
-                store_failure(run.store, base, error, seconds, trace)
-        except ValidationError as exc:  # the outcome did not fit the result contract: record it, go on
-            result = store_failure(run.store, base, exc, seconds)
-        training = getattr(result, "training", None)
-        if training is not None and training.checkpoint_discarded:
-            self.bar.line(f"[yellow]{escape(item.exp.id)}: {escape(training.checkpoint_discarded)}[/]")
-        s = self.summary
-        {"ok": s.done, "failed": s.failed, "pending": s.pending}.get(result.status, s.skipped).append(item.exp.id)
-        s.results.append(result)
-        self.bar.finished(item.exp.id, result.status, status_line(result))
-
-    def reused(self, item: PlannedExperiment) -> None:
-        self.summary.reused.append(item.exp.id)
-        self.summary.results.append(item.reuse)
-        self.bar.reused(item.exp.id)
 
 
 def _cpu_device():
@@ -297,7 +184,7 @@ def _execute(run: RunContext, executor_, summary: RunSummary) -> None:
     """Hand the experiments to run to the executor; the recorder stores what it reports."""
     weights = {p.exp.id: p.seconds for p in summary.plan if p.seconds is not None}
     with RunProgress(run.console, len(summary.plan), weights=weights or None) as bar:
-        recorder = _Recorder(run, bar, summary)
+        recorder = Recorder(run, bar, summary)
         for item in summary.plan:
             if item.reuse is not None:
                 recorder.reused(item)
@@ -307,52 +194,74 @@ def _execute(run: RunContext, executor_, summary: RunSummary) -> None:
             raise RunInterrupted(interrupted_note(run.store, summary, recorder.in_flight)) from None
 
 
-def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | None = None,
-              results_dir: str | Path = "results", only: str | None = None, device: str = "auto",
-              overrides: Overrides = Overrides(), options: RunOptions = RunOptions(), skip_bad: bool = False,
-              executor: str = "local", address: str | None = None, console: Console | None = None,
-              report: bool = True, threads: str | int | None = None) -> RunSummary:
+@dataclass(frozen=True)
+class RunRequest:
+    """What `ferbench run` was asked besides the suite file: its command-line options, typed, one object."""
+    profile: str = "paper"
+    data: str | None = None  # --data; else $FERBENCH_DATA, else the suite's data:
+    results_dir: str | Path = "results"
+    only: str | None = None  # glob over experiment ids
+    device: str = "auto"
+    overrides: Overrides = field(default_factory=Overrides)
+    options: RunOptions = field(default_factory=RunOptions)  # eval-only, force, dry run, the LLM options
+    skip_bad: bool = False
+    executor: str = "local"  # local | ray
+    address: str | None = None  # a Ray cluster
+    report: bool = True
+    threads: str | int | None = None
+
+
+def _header(suite: LoadedSuite, suite_path, req: RunRequest, exps: list[Experiment], splits: SplitCache,
+            data: tuple[str, str, FERData, str], device: str, threads: tuple[int, str]) -> RunHeader:
+    spec, origin, fer, fp = data
+    return RunHeader(
+        suite=suite.name, description=suite.config.description, suite_file=str(suite_path), profile=req.profile,
+        profile_description=resolve_profile(suite, req.profile).description,
+        overrides={k: v for k, v in vars(req.overrides).items() if v is not None},
+        data={"source": spec, "origin": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp,
+              "skipped_unreadable": fer.skipped},
+        device=device, environment=environment(), started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        experiments=[e.id for e in exps], studies=_study_meta(suite, splits, exps),
+        suite_studies=[st.name for st in suite.studies],
+        threads={"requested": None if req.threads is None else str(req.threads), "used": threads[0],
+                 "why": threads[1]})
+
+
+def run_suite(suite_path: str | Path, request: RunRequest = RunRequest(), console: Console | None = None) -> RunSummary:
     from .engine import select_device
     from .executors import make_executor
 
+    req, options = request, request.options
     console = console or Console()
     t_start = time.perf_counter()
     suite = load_suite(suite_path)
-    prof = resolve_profile(suite, profile)
-    exps = expand(suite, profile, only, overrides)
+    resolve_profile(suite, req.profile)  # an unknown profile fails before anything else
+    exps = expand(suite, req.profile, req.only, req.overrides)
     if not exps:
-        raise FerbenchError(f"no experiment of suite {suite.name!r} matches --only {only!r}")
+        raise FerbenchError(f"no experiment of suite {suite.name!r} matches --only {req.only!r}")
     check_cache_writable()  # before anything writes to it: one line, not a traceback from a cache writer
     for kind, mine in _by_kind(exps):
         if kind.preflight is not None:
             kind.preflight(mine, options)  # e.g. an unenforceable LLM spend cap fails before anything is trained
-    executor_ = make_executor(executor, address, console, device=device) if not options.dry_run else None
-    spec, origin = resolve_data_spec(data, suite.config.data, suite.dir)
-    store = RunStore(Path(results_dir) / run_folder_name(suite.name, profile, overrides))
-    console.print(f"[bold]ferbench[/] suite [cyan]{escape(suite.name)}[/], profile [cyan]{escape(profile)}[/], "
+    executor_ = None if options.dry_run else make_executor(req.executor, req.address, console, device=req.device)
+    spec, origin = resolve_data_spec(req.data, suite.config.data, suite.dir)
+    store = RunStore(Path(req.results_dir) / run_folder_name(suite.name, req.profile, req.overrides))
+    console.print(f"[bold]ferbench[/] suite [cyan]{escape(suite.name)}[/], profile [cyan]{escape(req.profile)}[/], "
                   f"{len(exps)} experiment(s); data {escape(spec)} (from {origin}); results {escape(str(store.root))}")
-    fer = load_data(spec, skip_bad=skip_bad, progress=console)
+    fer = load_data(spec, skip_bad=req.skip_bad, progress=console)
     if fer.skipped:
         console.print(f"[yellow]skipped {len(fer.skipped)} unreadable image(s) (--skip-bad); listed in run.json[/]")
     # Under Ray the driver trains nothing: it neither checks --device against its own hardware (the
     # cluster's is checked when it connects) nor takes a GPU's memory for the whole run.
-    dev = select_device(device) if executor == "local" else _cpu_device()
-    n_threads, why_threads = _set_threads(threads)
-    if executor == "local" and threads is None and (hint := busy_cpu_hint(dev.type)):
+    local = req.executor == "local"
+    dev = select_device(req.device) if local else _cpu_device()
+    threads = _set_threads(req.threads)
+    if local and req.threads is None and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
     splits = SplitCache(fer, suite.dir)
     fp = _data_fingerprint(spec, fer)
-    header = RunHeader(
-        suite=suite.name, description=suite.config.description, suite_file=str(suite_path), profile=profile,
-        profile_description=prof.description,
-        overrides={k: v for k, v in vars(overrides).items() if v is not None},
-        data={"source": spec, "origin": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp,
-              "skipped_unreadable": fer.skipped},
-        device=str(dev) if executor == "local" else f"{executor} ({device})", environment=environment(),
-        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        experiments=[e.id for e in exps], studies=_study_meta(suite, splits, exps),
-        suite_studies=[st.name for st in suite.studies],
-        threads={"requested": None if threads is None else str(threads), "used": n_threads, "why": why_threads})
+    header = _header(suite, suite_path, req, exps, splits, (spec, origin, fer, fp),
+                     str(dev) if local else f"{req.executor} ({req.device})", threads)
     summary = RunSummary(store.root)
     with store.lock():
         _keep_earlier(header, _check_same_data(store, header))
@@ -360,23 +269,26 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
             if kind.prepare is not None:
                 kind.prepare(store, mine, options)  # e.g. what earlier runs spent counts against --max-cost
         summary.plan = plan_experiments(store, exps, fp, options)
-        estimate_times(summary.plan, splits, dev, console, remote=executor != "local")
-        if not options.dry_run:  # a dry run prints them in its plan table
-            _print_estimates(summary.plan, console)
-        if options.dry_run:
+        estimate_times(summary.plan, splits, dev, console, remote=not local)
+        if options.dry_run:  # the plan table shows the estimates, and nothing runs
             _dry_run_estimates(summary.plan, splits)
             summary.seconds = time.perf_counter() - t_start
             return summary
+        _print_estimates(summary.plan, console)
         store.write_run(header)
         figures.sample_grid(fer.images, fer.labels, fer.classes, store.root / "figures" / "samples.png",
                             title="Sample images per class")
-        _execute(RunContext(store, splits, dev, profile, options, console, fer), executor_, summary)
-        summary.seconds = time.perf_counter() - t_start
-        header.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        header.wall_seconds = summary.seconds
-        store.write_run(header)
-        if report:
-            from .report import render_report
-
-            summary.report = render_report(store.root)
+        _execute(RunContext(store, splits, dev, req.profile, options, console, fer), executor_, summary)
+        _finish(store, header, summary, t_start, req.report)
     return summary
+
+
+def _finish(store: RunStore, header: RunHeader, summary: RunSummary, t_start: float, report: bool) -> None:
+    summary.seconds = time.perf_counter() - t_start
+    header.finished = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    header.wall_seconds = summary.seconds
+    store.write_run(header)
+    if report:
+        from .report import render_report
+
+        summary.report = render_report(store.root)

@@ -373,13 +373,13 @@ def llm_options(tmp_path, **kw):
     return LLMRunOptions(cache_dir=tmp_path / "cache", sleep=lambda s: None, **kw)
 
 
-def ask(exp, split, store, options=None, console=None):
+def ask(exp, split, store, options=None, console=None, dry_run=False):
     """Run one LLM experiment as a run does (its kind's handler, then the store writes result.json,
     predictions.csv and the sample's images); the stored, typed LLMResult."""
+    from ferbench.executors.recorder import base_fields, split_info, store_outcome
     from ferbench.experiments import Context, RunOptions, run_experiment
-    from ferbench.runner import _base_fields, store_outcome
 
     ctx = Context(split=split, device="cpu", store=store, config_hash=exp.config_hash(),
-                  options=RunOptions(llm=options), console=console)
+                  options=RunOptions(dry_run=dry_run, llm=options), console=console)
     outcome = run_experiment(exp, ctx)
-    return store_outcome(store, _base_fields(exp, exp.config_hash(), "test", "cpu", split), outcome, 0.0)
+    return store_outcome(store, base_fields(exp, exp.config_hash(), "test", "cpu", split_info(split)), outcome, 0.0)

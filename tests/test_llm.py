@@ -235,7 +235,7 @@ def test_dry_run_sends_nothing_and_estimates(tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_KEY", SECRET)
     with FakeOpenAI() as srv:
         exp = llm_experiment(model="m", base_url=srv.base_url, price_input_per_1m=2.0, price_output_per_1m=8.0)
-        res = ask(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path, dry_run=True))
+        res = ask(exp, synthetic_split(), RunStore(tmp_path / "r"), options=_opts(tmp_path), dry_run=True)
         assert not srv.http_log
     est = res.estimate
     # prompt: ceil(len/4) + 12 framing + 85 image tokens (48 px, low detail); 8 completion tokens (no reasoning)

@@ -25,6 +25,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from ..errors import FerbenchError
+from ..schema.results import SplitInfo
 
 try:
     import ray
@@ -38,23 +39,6 @@ BATCH_EVENT_SECONDS = 1.0  # batch losses from a worker are sent at most this of
 
 class RemoteExperimentError(FerbenchError):
     """An experiment failed on a Ray worker; the message is the one a local run would record."""
-
-
-@dataclass
-class SplitSummary:
-    """What the result of an experiment records about its split (the images stay on the worker)."""
-    description: str
-    classes: tuple[str, ...]
-    leaky: bool
-    notes: list[str]
-    sizes_: dict[str, int]
-
-    def sizes(self) -> dict[str, int]:
-        return dict(self.sizes_)
-
-    @classmethod
-    def of(cls, split) -> SplitSummary:
-        return cls(split.description, tuple(split.classes), split.leaky, list(split.notes), split.sizes())
 
 
 @dataclass
@@ -72,7 +56,7 @@ class TaskResult:
     error: str | None = None  # the message a local run records for the exception
     trace: str | None = None
     seconds: float = 0.0
-    split: SplitSummary | None = None
+    split: SplitInfo | None = None  # what the result records of the split (the images stay on the worker)
     node: str | None = None
     sees_run_folder: bool = True  # False: this node has its own disk, not the driver's results folder
 
@@ -173,12 +157,12 @@ def run_task(item, data_box: list, spec: TaskSpec, res: Resources, events) -> Ta
             outcome.model_payload = _cpu_payload(outcome.model_payload)
         # The result records where it ran: this worker's device, not the driver's.
         outcome.fields = {**outcome.fields, "device": str(device)}
-        return TaskResult(outcome, seconds=time.perf_counter() - t0, split=SplitSummary.of(split), node=node,
+        return TaskResult(outcome, seconds=time.perf_counter() - t0, split=SplitInfo.of(split), node=node,
                           sees_run_folder=shared)
     except Exception as exc:  # recorded by the driver as the experiment's failure, like a local run
         msg = str(exc) if isinstance(exc, FerbenchError) else f"{type(exc).__name__}: {exc}"
         return TaskResult(None, msg, f"on Ray node {node}:\n{traceback.format_exc()}", time.perf_counter() - t0,
-                          SplitSummary.of(split) if split is not None else None, node=node, sees_run_folder=shared)
+                          SplitInfo.of(split) if split is not None else None, node=node, sees_run_folder=shared)
 
 
 def run_gpu_task(item, data_box: list, spec: TaskSpec, res: Resources, events) -> TaskResult:

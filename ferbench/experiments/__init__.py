@@ -1,8 +1,9 @@
 """Experiment kinds (train, load, llm), each one :class:`ExperimentKind` in one table.
 
 A kind's ``run`` computes and returns an :class:`Outcome`; it writes nothing but its own resume state
-(training checkpoints, the LLM answers journal). The runner hands the outcome to the store, on this
-machine or, with the Ray executor, after it travelled back from a worker. The optional hooks let a
+(training checkpoints, the LLM answers journal). The executors' recorder (``executors/recorder.py``)
+hands the outcome to the store, on this machine or, with the Ray executor, after it travelled back
+from a worker. The optional hooks let a
 kind take part in a run without the runner naming it: ``preflight`` (before anything runs: refuse
 an unenforceable setting), ``prepare`` (under the run folder's lock, before planning), ``forced``
 (re-run although a complete result is stored) and ``estimate`` (a dry run's plan-table entry).

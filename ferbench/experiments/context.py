@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..data.splits import SplitData
 from ..store import Checkpoint, RunStore
+
+if TYPE_CHECKING:
+    from ..llm.query import LLMRunOptions
 
 
 @dataclass(frozen=True)
@@ -13,8 +16,8 @@ class RunOptions:
     """How a run treats its experiments (from the command line)."""
     eval_only: bool = False  # re-evaluate trained experiments from model.pt
     force: bool = False  # re-run experiments that are complete
-    dry_run: bool = False  # list what would run; train nothing, send nothing
-    llm: Any = None  # ferbench.llm.query.LLMRunOptions: cache, refresh, the run-wide --max-cost spend
+    dry_run: bool = False  # list what would run; train nothing, send nothing (the one --dry-run flag)
+    llm: LLMRunOptions | None = None  # cache, refresh, the run-wide --max-cost spend (None: the defaults)
 
 
 @dataclass(frozen=True)

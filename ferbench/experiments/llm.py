@@ -10,7 +10,8 @@ from .context import Context, ExperimentKind, Outcome, RunOptions
 def run_llm(exp: LLMExperiment, ctx: Context) -> Outcome:
     from ..llm.query import run_llm_experiment
 
-    res = run_llm_experiment(exp, ctx.split, ctx.store, console=ctx.console, options=ctx.options.llm)
+    res = run_llm_experiment(exp, ctx.split, ctx.store, console=ctx.console, options=ctx.options.llm,
+                             dry_run=ctx.options.dry_run)
     fields = res.fields.model_dump()
     if res.deviations is not None:
         fields["deviations"] = res.deviations

@@ -65,7 +65,6 @@ class LLMRunOptions:
     """
     no_cache: bool = False
     refresh: bool = False
-    dry_run: bool = False
     max_cost: float | None = None
     cache_dir: Path | None = None
     sleep: Callable[[float], None] = time.sleep
@@ -173,10 +172,11 @@ def _dry_run_reason(ep, est: LLMEstimate) -> str:
 
 
 def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
-                       options: LLMRunOptions | None = None) -> LLMRun:
+                       options: LLMRunOptions | None = None, dry_run: bool = False) -> LLMRun:
     """Ask ``exp``'s endpoint about its sample. Writes only its resume state (the answers journal, spend
     and adaptations); the result fields, predictions and sample images come back for the store.
-    One :class:`LLMRunOptions` per run carries the flags and the run's spend cap (None: the defaults)."""
+    One :class:`LLMRunOptions` per run carries the flags and the run's spend cap (None: the defaults);
+    ``dry_run`` (the run's --dry-run) estimates and sends nothing."""
     opts = options or LLMRunOptions()
     log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
     ep, cfg = exp.llm_endpoint, exp.llm
@@ -190,7 +190,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     est = estimate_llm_experiment(exp, split)
     base = LLMFields(endpoint=ep.model_copy(update={"base_url": base_url}), prompt=prompt, response_format=fmt,
                      sample=sample, estimate=est)
-    if opts.dry_run:
+    if dry_run:
         return LLMRun(base, "skipped", reason=_dry_run_reason(ep, est))
     try:
         check_max_cost([exp], opts.max_cost)

@@ -19,7 +19,7 @@ import torch
 from conftest import RAY_STORE_BYTES
 from rich.console import Console
 
-from ferbench.runner import run_suite
+from ferbench.runner import RunRequest, run_suite
 
 ROUNDS = 3
 SUITE = """name: scale
@@ -35,7 +35,7 @@ studies:
 
 def _run(suite, results, executor: str) -> float:
     t0 = time.perf_counter()
-    s = run_suite(suite, results_dir=results, device="cpu", executor=executor, report=False,
+    s = run_suite(suite, RunRequest(results_dir=results, device="cpu", executor=executor, report=False),
                   console=Console(quiet=True))
     assert len(s.done) == 4 and not s.failed
     return time.perf_counter() - t0
