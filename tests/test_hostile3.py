@@ -18,31 +18,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_hostile import SUITE as TWO_MLPS  # the helpers of the first hostile-input tests
+from test_hostile import cli
+from test_hostile import write_suite as _write_suite
 
 from ferbench.cli import main
 from ferbench.leaderboard import collect
 from ferbench.store import load_run
 
-SUITE = """name: t
-data: synthetic:700:1
-defaults: {epochs: 1, batch_size: 32}
-studies:
-  - name: s
-    split: {kind: official, train_per_class: 10, eval_per_class: 5}
-    experiments:
-      - {model: mlp, label: a}
-"""
-
-
-def cli(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
+SUITE = TWO_MLPS.replace("      - {model: mlp, label: b}\n", "")  # the same suite with one experiment, s.a
 
 
 def write_suite(folder: Path, text: str = SUITE, name: str = "suite.yaml") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    p = folder / name
-    p.write_text(text)
-    return p
+    return _write_suite(folder, text, name)
 
 
 @pytest.fixture(scope="module")
