@@ -266,3 +266,30 @@ def test_key_echoed_in_an_error_or_an_answer_is_redacted(tmp_path, monkeypatch):
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f
     assert "[redacted]" in (tmp_path / "r/s.llm.m2/predictions.csv").read_text()
+
+
+def test_an_llm_result_stored_before_the_typed_fields_reads_and_is_written_back_the_same(tmp_path, monkeypatch):
+    """Endpoint, request, estimate, batch and adaptations were dicts in result.json; the typed fields read
+    those files (no format bump, no re-run) and write exactly the same JSON (a field not sent stays absent)."""
+    from fake_openai import correct, truth_by_sha
+
+    monkeypatch.setenv("FAKE_KEY", SECRET)
+    split, store = synthetic_split(), RunStore(tmp_path / "r")
+    with FakeOpenAI(correct(truth_by_sha(synthetic_split()))) as srv:
+        res = ask(llm_experiment(model="m", base_url=srv.base_url, per_class=1), split, store, options=_opts(tmp_path))
+    raw = json.loads((tmp_path / "r/s.llm.m/result.json").read_text())
+    old = {"request": {"model": "m", "max_tokens": 1024, "temperature": 0.0},  # as the dict code wrote them
+           "batch": {"batch_id": "batch_1", "status": "completed", "requests": 6, "input_file_id": "file-1",
+                     "cost_usd": None, "failed_lines": 0},
+           "adaptations": [{"param": "temperature", "code": "unsupported_value", "action": "drop (server default)",
+                            "server_said": "only the default (1) is supported"}],
+           "estimate": {"requests": 7, "batch_requests": 6, "prompt_tokens_per_request": 151,
+                        "completion_tokens_per_request": 8, "completion_assumption": "assumed: a one-word answer",
+                        "estimated_prompt_tokens": 1057, "estimated_completion_tokens": 56, "estimated_cost_usd": None,
+                        "max_cost_usd": None, "prices_per_1m": None, "batch_price_factor": 0.5}}
+    assert {k: raw[k] for k in ("request", "estimate")} == {"request": old["request"], "estimate": raw["estimate"]}
+    assert set(raw["estimate"]) == set(old["estimate"]) and set(raw["endpoint"]) == set(EndpointConfig.model_fields)
+    (tmp_path / "r/s.llm.m/result.json").write_text(json.dumps({**raw, **old}))
+    back = store.read_result("s.llm.m")
+    assert back.adaptations[0].description == "temperature: drop (server default)" and back.batch.requests == 6
+    assert back.model_dump(mode="json") == {**raw, **old} and res.status == "ok"
