@@ -12,7 +12,7 @@ def run_llm(exp: LLMExperiment, ctx: Context) -> Outcome:
 
     res = run_llm_experiment(exp, ctx.split, ctx.store, console=ctx.console, options=ctx.options.llm,
                              dry_run=ctx.options.dry_run)
-    fields = res.fields.model_dump()
+    fields = dict(res.fields)  # the typed fields themselves: the store's result validation takes them as they are
     if res.deviations is not None:
         fields["deviations"] = res.deviations
     return Outcome(fields, status=res.status, error=res.error, reason=res.reason, predictions=res.predictions,
