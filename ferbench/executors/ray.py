@@ -21,11 +21,17 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
 from ..errors import FerbenchError
 from ..schema.results import SplitInfo
+
+if TYPE_CHECKING:
+    from ..data.splits import SplitData
+    from ..experiments import Outcome, RunOptions
+    from .context import PlannedExperiment
 
 try:
     import ray
@@ -46,13 +52,13 @@ class TaskSpec:
     """What every task of one run shares besides the dataset."""
     store_root: str  # absolute: a worker's working directory need not be the driver's
     profile: str
-    options: object  # RunOptions without the LLM options (those stay in the driver)
+    options: RunOptions  # without the LLM options (those stay in the driver)
     device: str  # the --device asked for: auto, cpu, cuda, mps
 
 
 @dataclass
 class TaskResult:
-    outcome: object | None  # Outcome
+    outcome: Outcome | None
     error: str | None = None  # the message a local run records for the exception
     trace: str | None = None
     seconds: float = 0.0
@@ -199,7 +205,7 @@ class _Events:
 
 @dataclass
 class _Flight:
-    item: object
+    item: PlannedExperiment
     submitted: float
     started: float | None = None
     progress: object = None
@@ -267,10 +273,10 @@ class _Tracker:
 @dataclass
 class _LLMJob:
     """An LLM experiment computing in a driver thread; the main thread records it when done."""
-    item: object
+    item: PlannedExperiment
     t0: float = field(default_factory=time.perf_counter)
-    split: object = None
-    outcome: object = None
+    split: SplitData | None = None
+    outcome: Outcome | None = None
     error: BaseException | None = None
     trace: str | None = None
     seconds: float = 0.0
