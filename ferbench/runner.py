@@ -321,6 +321,10 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     if not exps:
         raise FerbenchError(f"no experiment of suite {suite.name!r} matches --only {only!r}")
     check_cache_writable()  # before anything writes to it: one line, not a traceback from a cache writer
+    if any(e.split.face_detect == "mtcnn" for e in exps):
+        from .data.faces import require
+
+        require()  # a study asks for MTCNN: without facenet-pytorch it fails here, never silently skips it
     for kind, mine in _by_kind(exps):
         if kind.preflight is not None:
             kind.preflight(mine, options)  # e.g. an unenforceable LLM spend cap fails before anything is trained

@@ -81,6 +81,9 @@ class SplitConfig(_Strict):
     # Further datasets (paths or named specs such as rafdb:PATH, relative to the suite) whose test partition
     # every model of the study is also scored on, on the classes the model and the dataset share.
     cross: list[str] = Field(default_factory=list, max_length=8)
+    # Re-detect faces before splitting (ferbench.data.faces): images without a face are dropped, the rest
+    # cropped to it. 'mtcnn' needs facenet-pytorch; a run that asks for it without it fails before training.
+    face_detect: Literal["none", "mtcnn"] = "none"
 
     @field_validator("kind")
     @classmethod
@@ -272,6 +275,7 @@ class ProfileConfig(_Strict):
     max_folds: int | None = Field(None, gt=0)
     augmented_copies: int | None = Field(None, gt=0)
     monitor_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)  # per-epoch validation subset (TrainConfig.monitor_per_class)
+    face_detect: bool = True  # false: a study's face re-detection (split face_detect) is skipped, as a deviation
     train: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesConfig | None = None  # Ray executor: every model experiment's default request
 
@@ -281,16 +285,18 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     "quick": ProfileConfig(
         description="sized for a 2-core CPU: at most 4 epochs, at most 1,000 training images per class, "
                     "224-px models run at 64 px (at 48 px when trained from scratch), 1 CV fold, 2 augmented "
-                    "copies, per-epoch validation on 300 images per class, BatchNorm running statistics with "
+                    "copies, no MTCNN face re-detection, per-epoch validation on 300 images per class, BatchNorm running statistics with "
                     "torch's momentum 0.1 instead of Keras' 0.99 for so short a run; full validation and test "
                     "sets for every reported number",
         max_epochs=4, train_per_class=1000, max_input_size=64, scratch_input_size=48, max_folds=1,
-        augmented_copies=2, monitor_per_class=300, train={"eval_batch_size": 128, "bn_momentum": 0.1}),
+        augmented_copies=2, monitor_per_class=300, face_detect=False,
+        train={"eval_batch_size": 128, "bn_momentum": 0.1}),
     "smoke": ProfileConfig(
         description="seconds per experiment, for CI: 1 epoch, 30 training and 20 evaluation images per class, "
-                    "32-px inputs for large models, no pretrained weights, no torch.compile, 1 fold, 1 augmented copy",
+                    "32-px inputs for large models, no pretrained weights, no torch.compile, 1 fold, 1 augmented copy, "
+                    "no face re-detection",
         max_epochs=1, train_per_class=30, eval_per_class=20, max_input_size=32, pretrained=False, max_folds=1,
-        augmented_copies=1, train={"compile": False}),
+        augmented_copies=1, face_detect=False, train={"compile": False}),
 }
 
 

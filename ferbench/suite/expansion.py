@@ -64,6 +64,9 @@ def _study_split(st: StudyConfig, prof: ProfileConfig, ov: Overrides) -> tuple[S
     if split.kind == "augmented" and prof.augmented_copies and prof.augmented_copies < split.copies:
         dev.append(f"{prof.augmented_copies} augmented copies instead of {split.copies}")
         split.copies = prof.augmented_copies
+    if split.face_detect != "none" and not prof.face_detect:
+        dev.append(f"no {split.face_detect.upper()} face re-detection (profile): every image is used")
+        split.face_detect = "none"
     folds = split.fold_list()
     if prof.max_folds and len(folds) > prof.max_folds:
         dev.append(f"{prof.max_folds} of {len(folds)} CV folds run")
