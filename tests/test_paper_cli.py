@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from click.testing import CliRunner
 
 from ferbench.cli import main
 from ferbench.environment import busy_cpu_hint, choose_threads
+from ferbench.report.baselines import load_baselines
 from ferbench.report.citations import bibtex, cite_text
 from ferbench.report.format import count_text
 from ferbench.report.latex import tex_escape
@@ -85,12 +85,12 @@ def test_tex_escape_is_ascii_and_inert():
 
 def test_every_study_has_a_real_citation():
     for f in sorted((REPO / "ferbench/baselines").glob("*.yaml")):
-        b = yaml.safe_load(f.read_text())
-        c = b["citation"]
-        assert c["title"] and c["venue"] and isinstance(c["authors"], list) and c["key"], f.name
-        assert c["year"] is None or 2000 < c["year"] < 2100
+        b = load_baselines(f.stem)
+        c = b.citation
+        assert c.title and c.venue and isinstance(c.authors, list) and c.key, f.name
+        assert c.year is None or 2000 < c.year < 2100
         assert "shared/papers" not in cite_text(b) and "shared/papers" not in bibtex(b)
-        assert bibtex(b).isascii() and bibtex(b).startswith(f"@misc{{{c['key']},")
+        assert bibtex(b).isascii() and bibtex(b).startswith(f"@misc{{{c.key},")
 
 
 def test_threads_choice(monkeypatch):

@@ -18,7 +18,8 @@ import yaml
 from click.testing import CliRunner
 
 from ferbench.cli import main
-from ferbench.report.baselines import count_text, other_text, per_class_text, reported_text, timing_text
+from ferbench.report.baselines import (count_text, load_baselines, other_text, per_class_text, reported_text,
+                                       timing_text)
 from ferbench.report.format import md_escape
 from ferbench.report.protocol import LABELS, SETTINGS, fmt, parse_input, same
 from ferbench.schema.suite import STUDY_NAMES
@@ -107,24 +108,25 @@ def baseline_numbers(paper: str) -> list[tuple[str, str, list[str]]]:
     """(where in the file, the number as the report prints it, words that share its line) for every
     numeric leaf of ferbench/baselines/<paper>.yaml; a numeric leaf under a key this check does not
     know is returned with needle None, so a new key cannot slip past."""
-    b = _baselines(paper)
+    b, typed = _baselines(paper), load_baselines(paper)  # raw: every leaf, typed: what the formatters take
     out = []
     for key, val in b.items():
         if key in ("paper", "title", "file", "leaky", "notes", "contradictions"):
             continue  # text; contradictions are printed whole
         for i, e in enumerate(val) if isinstance(val, list) else []:
             where = f"{paper}.{key}[{i}]"
+            t = getattr(typed, key)[i] if key in type(typed).model_fields else None
             if key == "reported":
                 out.append((where, reported_text(e["value"]), [e["model"]]))
             elif key == "per_class_reported":
-                out.append((where, per_class_text(e), [e["model"], e["class"], e["metric"]]))
+                out.append((where, per_class_text(t), [e["model"], e["class"], e["metric"]]))
             elif key == "confusion_reported":
-                out.append((where, count_text(e), [e["model"]]))
+                out.append((where, count_text(t), [e["model"]]))
             elif key == "timing":
                 out.append((where, timing_text(e["seconds_per_epoch"]), [e["model"]]))
             elif key == "other_reported":
                 if _is_num(e["value"]):
-                    out.append((where, other_text(e), [e["quantity"]]))
+                    out.append((where, other_text(t), [e["quantity"]]))
             elif key == "protocol":
                 label = LABELS[e["setting"]]
                 out += [(f"{where}.value", fmt(v), [label]) for v in _leaves(e.get("value"))]
@@ -393,8 +395,10 @@ def test_same_and_fmt():
                                          if p.name.endswith(".yaml")))
 def test_every_baselines_file_fits_its_schema(paper):
     from ferbench.report.baselines import load_baselines
+    from ferbench.schema.baselines import Baselines
 
-    assert load_baselines(paper)["paper"] == paper
+    base = load_baselines(paper)  # the report reads the typed model, never the raw dict
+    assert isinstance(base, Baselines) and base.paper == paper
 
 
 def test_a_misspelt_baselines_key_fails_naming_file_and_key(monkeypatch):

@@ -98,8 +98,8 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
     if study.leaky:
         blocks.append(Paragraph("Run with the paper's augment-then-split order: copies of one face are in train "
                                 "and test, so val/test numbers are inflated.", strong="Leaky split.", style="leak"))
-    for n in (base or {}).get("notes", []):
-        blocks.append(Paragraph(n, strong="From the paper:", style="leak" if base.get("leaky") else "warn"))
+    for n in base.notes if base else []:
+        blocks.append(Paragraph(n, strong="From the paper:", style="leak" if base.leaky else "warn"))
     if base:
         blocks += contradiction_blocks(base)
     tables = [accuracy_table(study, run), cross_table(study, run)]

@@ -12,7 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import FerbenchError
-from ..schema.baselines import Baselines
+from ..schema.baselines import Baselines, ConfusionReported, OtherReported, PerClassReported, Reported
 from ..schema.results import EvalMetrics, LLMResult, ModelResult, StudyMeta
 from ..store import RunData
 from .document import Bullets, Paragraph
@@ -27,7 +27,7 @@ RATES = ("precision", "recall", "f1", "accuracy")
 MARK = "⚠"
 
 
-def load_baselines(paper: str | None) -> dict | None:
+def load_baselines(paper: str | None) -> Baselines | None:
     """The paper's baselines file, checked against :class:`~ferbench.schema.baselines.Baselines`
     (an unknown or misspelt key, a wrong type: one error naming the file and the key path)."""
     if not paper:
@@ -37,11 +37,10 @@ def load_baselines(paper: str | None) -> dict | None:
         return None
     raw = yaml.safe_load(f.read_text())
     try:
-        Baselines.model_validate(raw)
+        return Baselines.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10])
         raise FerbenchError(f"baselines file ferbench/baselines/{paper}.yaml does not fit its format: {problems}") from None
-    return raw
 
 
 # --- formatters: the report prints every baseline number through one of these ---------------------------
@@ -67,19 +66,18 @@ def plain(v) -> str:
     return f"{v:,}" if isinstance(v, int) else f"{v:g}"
 
 
-def per_class_text(e: dict) -> str:
-    v = e["value"]
-    return RELATIONS[e.get("relation", "=")] + (pct_exact(v) if e["metric"] in RATES else plain(v))
+def per_class_text(e: PerClassReported) -> str:
+    return RELATIONS[e.relation] + (pct_exact(e.value) if e.metric in RATES else plain(e.value))
 
 
-def count_text(e: dict) -> str:
-    return plain(e["count"]) + (f" of {plain(e['of'])}" if e.get("of") is not None else "")
+def count_text(e: ConfusionReported) -> str:
+    return plain(e.count) + (f" of {plain(e.of)}" if e.of is not None else "")
 
 
-def other_text(e: dict) -> str:
-    v = e["value"]
+def other_text(e: OtherReported) -> str:
+    v = e.value
     body = " > ".join(map(str, v)) if isinstance(v, list) else plain(v)
-    return RELATIONS[e.get("relation", "=")] + body + (f" {e['unit']}" if e.get("unit") else "")
+    return RELATIONS[e.relation] + body + (f" {e.unit}" if e.unit else "")
 
 
 def timing_text(v: float) -> str:
@@ -96,19 +94,18 @@ def measured_text(x) -> str:
 
 # --- contradictions --------------------------------------------------------------------------------------
 
-def mark(e: dict) -> str:
+def mark(e: Reported | PerClassReported | ConfusionReported | OtherReported) -> str:
     """The marker next to a number the paper contradicts elsewhere ('' when none)."""
-    return f"{MARK} {e['contradiction']}" if e.get("contradiction") else ""
+    return f"{MARK} {e.contradiction}" if e.contradiction else ""
 
 
-def contradiction_blocks(base: dict) -> list:
-    cs = base.get("contradictions") or []
+def contradiction_blocks(base: Baselines) -> list:
+    cs = base.contradictions
     if not cs:
         return []
     return [Paragraph(f"Each number marked {MARK} <id> in the tables below is affected by the entry of that id.",
                       strong="Where the paper contradicts itself.", style="warn"),
-            Bullets([f"{MARK} {c['id']}: {' '.join(str(c['text']).split())} (where: {', '.join(map(str, c['where']))})"
-                     for c in cs])]
+            Bullets([f"{MARK} {c.id}: {' '.join(c.text.split())} (where: {', '.join(c.where)})" for c in cs])]
 
 
 # --- matching a paper's model name to this run's results -------------------------------------------------
@@ -154,21 +151,21 @@ def metric_value(r: ModelResult, metric: str, part: str | None = None) -> tuple[
     return getattr(m, name), getattr(m, f"{name}_ci", None)
 
 
-def reported_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
+def reported_table(study: StudyMeta, run: RunData, base: Baselines) -> Table | None:
     rows = []
-    for b in base.get("reported", []):
-        r = _match(run, study, b["model"])
-        part = b.get("compare_split") or ("val" if b["metric"].startswith("val_") else "test")
-        name = b["metric"].removeprefix("val_")
-        what = ("val " if b["metric"].startswith("val_") else "") + METRIC_NAMES.get(name, name)
-        source = f"{b['source']} ({b['split']})"
-        val, ci = metric_value(r, b["metric"], part) if r is not None else (None, None)
+    for b in base.reported:
+        r = _match(run, study, b.model)
+        part = b.compare_split or ("val" if b.metric.startswith("val_") else "test")
+        name = b.metric.removeprefix("val_")
+        what = ("val " if b.metric.startswith("val_") else "") + METRIC_NAMES.get(name, name)
+        source = f"{b.source} ({b.split})"
+        val, ci = metric_value(r, b.metric, part) if r is not None else (None, None)
         m = _part(r, part)
         mine = f"{part}, {m.n:,} images" if m is not None else _missing(r, part)
-        inside = DASH if not ci or val is None else ("yes" if ci[0] <= b["value"] <= ci[1] else "no")
-        diff = Num(None, DASH) if val is None else Num(100 * (val - b["value"]), f"{100 * (val - b['value']):+.2f}")
-        rows.append([b["model"], what, Num(100 * b["value"], reported_text(b["value"])), Num.pct(val), CI.of(ci),
-                     diff, inside, source, b.get("split_note", b["split"]), mine, mark(b)])
+        inside = DASH if not ci or val is None else ("yes" if ci[0] <= b.value <= ci[1] else "no")
+        diff = Num(None, DASH) if val is None else Num(100 * (val - b.value), f"{100 * (val - b.value):+.2f}")
+        rows.append([b.model, what, Num(100 * b.value, reported_text(b.value)), Num.pct(val), CI.of(ci),
+                     diff, inside, source, b.split_note if b.split_note is not None else b.split, mine, mark(b)])
     if not rows:
         return None
     return Table(f"{study.name}_reported", "Reproduced vs reported",
@@ -177,17 +174,17 @@ def reported_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
                  paper_columns=[0, 1, 2, 3, 4, 5, 6, 7])
 
 
-def timing_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
-    if not base.get("timing"):
+def timing_table(study: StudyMeta, run: RunData, base: Baselines) -> Table | None:
+    if not base.timing:
         return None
     rows = []
-    for b in base["timing"]:
-        r = _match(run, study, b["model"])
+    for b in base.timing:
+        r = _match(run, study, b.model)
         mine = r.timing.seconds_per_epoch if r and r.timing else None
-        rows.append([b["model"], Num(b["seconds_per_epoch"], timing_text(b["seconds_per_epoch"])),
+        rows.append([b.model, Num(b.seconds_per_epoch, timing_text(b.seconds_per_epoch)),
                      Num.of(mine, "{:,.1f}"),
-                     Num(None, DASH) if not mine else Num(b["seconds_per_epoch"] / mine,
-                                                          f"{b['seconds_per_epoch'] / mine:,.0f}x"), b["source"]])
+                     Num(None, DASH) if not mine else Num(b.seconds_per_epoch / mine,
+                                                          f"{b.seconds_per_epoch / mine:,.0f}x"), b.source])
     return Table(f"{study.name}_timing", "Seconds per epoch: reported vs this run",
                  ["model", "reported s/epoch", "this run s/epoch", "reported / this run", "source"], rows,
                  "Different hardware, data sizes and profiles; the ratio shows the order of magnitude only.")
@@ -208,29 +205,29 @@ def _per_class_value(m: EvalMetrics, metric: str, i: int):
     return getattr(m.per_class, metric)[i]
 
 
-def per_class_numbers_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
+def per_class_numbers_table(study: StudyMeta, run: RunData, base: Baselines) -> Table | None:
     """Every per-class number the paper gives (``per_class_reported``) beside this run's."""
     rows = []
-    for e in base.get("per_class_reported", []):
-        part = e.get("compare_split") or e["split"]
-        rate = e["metric"] in RATES
+    for e in base.per_class_reported:
+        part = e.compare_split or e.split
+        rate = e.metric in RATES
         unit = "%" if rate else "images"
-        _, m, why = _metrics_for(run, study, e["model"], part)
-        rep = Num(100 * e["value"] if rate else e["value"], per_class_text(e))
-        if e["class"] not in study.classes:
-            why = f"class {e['class']} not in this study"
+        _, m, why = _metrics_for(run, study, e.model, part)
+        rep = Num(100 * e.value if rate else e.value, per_class_text(e))
+        if e.class_ not in study.classes:
+            why = f"class {e.class_} not in this study"
         mine = None
         if why is None:
-            mine = _per_class_value(m, e["metric"], study.classes.index(e["class"]))
+            mine = _per_class_value(m, e.metric, study.classes.index(e.class_))
             if mine is not None and rate:
                 mine = 100 * mine
-        rel = e.get("relation", "=")
+        rel = e.relation
         diff = Num(None, DASH) if mine is None or rel not in ("=", "~") else \
             Num(mine - rep.value, f"{mine - rep.value:+.2f}" if rate else f"{mine - rep.value:+,}")
-        rows.append([e["model"], e["class"], f"{e['metric']} ({unit})", rep,
+        rows.append([e.model, e.class_, f"{e.metric} ({unit})", rep,
                      Num(None, why or DASH) if mine is None else Num(mine, f"{mine:.2f}" if rate else f"{mine:,}"),
-                     diff, DASH if mine is None else _holds(rel, mine, rep.value), e["source"],
-                     e["split"] + (f" ({e['split_note']})" if e.get("split_note") else ""),
+                     diff, DASH if mine is None else _holds(rel, mine, rep.value), e.source,
+                     e.split + (f" ({e.split_note})" if e.split_note else ""),
                      f"{part}, {m.n:,} images" if m is not None else DASH, mark(e)])
     if not rows:
         return None
@@ -242,18 +239,19 @@ def per_class_numbers_table(study: StudyMeta, run: RunData, base: dict) -> Table
                  paper_columns=[0, 1, 2, 3, 4, 5, 6, 7])
 
 
-def _confusion_count(m: EvalMetrics, classes: list[str], e: dict) -> tuple[int | None, int | None, str | None]:
+def _confusion_count(m: EvalMetrics, classes: list[str],
+                     e: ConfusionReported) -> tuple[int | None, int | None, str | None]:
     """(reproduced count, images it is out of, why not)."""
     cm = m.confusion
     k = len(classes)
     idx = {c: i for i, c in enumerate(classes)}
-    if "pair" in e:
-        a, b = e["pair"]
+    if e.pair is not None:
+        a, b = e.pair
         if a not in idx or b not in idx:
             return None, None, "class not in this study"
         i, j = idx[a], idx[b]
         return cm[i][j] + cm[j][i], sum(cm[i]) + sum(cm[j]), None
-    act, pred = e["actual"], e["predicted"]
+    act, pred = e.actual, e.predicted
     if (act != "*" and act not in idx) or (pred != "*" and pred not in idx):
         return None, None, "class not in this study"
     rows = range(k) if act == "*" else [idx[act]]
@@ -261,21 +259,21 @@ def _confusion_count(m: EvalMetrics, classes: list[str], e: dict) -> tuple[int |
     return sum(cm[i][j] for i in rows for j in cols), sum(sum(cm[i]) for i in rows), None
 
 
-def confusion_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
+def confusion_table(study: StudyMeta, run: RunData, base: Baselines) -> Table | None:
     rows = []
-    for e in base.get("confusion_reported", []):
-        _, m, why = _metrics_for(run, study, e["model"], e["split"])
+    for e in base.confusion_reported:
+        _, m, why = _metrics_for(run, study, e.model, e.split)
         mine = of = None
         if m is not None:
             mine, of, why = _confusion_count(m, study.classes, e)
-        if "pair" in e:
-            actual, predicted = f"{e['pair'][0]} ↔ {e['pair'][1]}", "(either way: direction unstated)"
+        if e.pair is not None:
+            actual, predicted = f"{e.pair[0]} ↔ {e.pair[1]}", "(either way: direction unstated)"
         else:
-            actual, predicted = ("any class" if e["actual"] == "*" else e["actual"],
-                                 "any class" if e["predicted"] == "*" else e["predicted"])
-        rows.append([e["model"], actual, predicted, Num(e["count"], count_text(e)),
+            actual, predicted = ("any class" if e.actual == "*" else e.actual,
+                                 "any class" if e.predicted == "*" else e.predicted)
+        rows.append([e.model, actual, predicted, Num(e.count, count_text(e)),
                      Num(None, why or DASH) if mine is None else Num(mine, f"{mine:,}"),
-                     Num(None, DASH) if of is None else Num(of, f"{of:,}"), e["source"], e["split"], mark(e)])
+                     Num(None, DASH) if of is None else Num(of, f"{of:,}"), e.source, e.split, mark(e)])
     if not rows:
         return None
     return Table(f"{study.name}_confusion_reported", "Confusion-matrix counts: reported vs reproduced",
@@ -304,7 +302,7 @@ def _history(r: ModelResult, key: str, sel: str):
     return getattr(rec, key, None) if rec is not None else None
 
 
-def resolve(path: str, e: dict, run: RunData, study: StudyMeta) -> tuple[object, str | None]:
+def resolve(path: str, e: OtherReported, run: RunData, study: StudyMeta) -> tuple[object, str | None]:
     """(this run's value at ``path``, why there is none)."""
     if path.startswith("data.counts."):
         usage, what = path.split(".")[2:4]
@@ -312,7 +310,7 @@ def resolve(path: str, e: dict, run: RunData, study: StudyMeta) -> tuple[object,
         parts = list(counts.values()) if usage == "all" else [counts.get(usage, {})]
         return sum(sum(p.values()) if what == "total" else p.get(what, 0) for p in parts), None
     if path == "llm.sample.n":
-        r = _match_llm(run, study, e.get("model"))
+        r = _match_llm(run, study, e.model)
         if r is None:
             return None, "no LLM in this run"
         if "sample" in r.metrics:
@@ -322,7 +320,7 @@ def resolve(path: str, e: dict, run: RunData, study: StudyMeta) -> tuple[object,
         return None, _missing(r, "sample")
     if path.startswith("rank("):
         metric = path[5:-1]
-        names = e["value"]
+        names = e.value
         got = []
         for n in names:
             r = _match(run, study, n)
@@ -331,9 +329,9 @@ def resolve(path: str, e: dict, run: RunData, study: StudyMeta) -> tuple[object,
                 return None, f"{n} not scored in this run"
             got.append((v, n))
         return [n for _, n in sorted(got, key=lambda t: -t[0])], None
-    r = _match(run, study, e["model"]) if e.get("model") else None
+    r = _match(run, study, e.model) if e.model else None
     if r is None:
-        return None, "not run" if e.get("model") else "needs a model"
+        return None, "not run" if e.model else "needs a model"
     v = _lookup(r, path)
     return v, None if v is not None else f"{path}: not recorded"
 
@@ -351,11 +349,11 @@ def _lookup(r: ModelResult, path: str):
     return getattr(obj, rest, None) if obj is not None else None
 
 
-def other_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
+def other_table(study: StudyMeta, run: RunData, base: Baselines) -> Table | None:
     rows = []
-    for e in base.get("other_reported", []):
-        path = e.get("compare")
-        rel = e.get("relation", "=")
+    for e in base.other_reported:
+        path = e.compare
+        rel = e.relation
         if not path:
             mine, cell, holds = None, "not comparable", DASH
         else:
@@ -364,15 +362,15 @@ def other_table(study: StudyMeta, run: RunData, base: dict) -> Table | None:
                 cell, holds = why, DASH
             elif isinstance(mine, list):
                 cell = " > ".join(mine)
-                holds = "same order" if mine == e["value"] else "different order"
+                holds = "same order" if mine == e.value else "different order"
             else:
-                cell, holds = measured_text(mine), _holds(rel, mine, e["value"])
-                if rel == "=" and isinstance(e["value"], int) and isinstance(mine, int):
-                    holds = "same" if mine == e["value"] else "differs"
-        value = e["value"] if isinstance(e["value"], (int, float)) and not isinstance(e["value"], bool) else None
-        rows.append([e["quantity"], e.get("model", DASH), Num(value, other_text(e)),
+                cell, holds = measured_text(mine), _holds(rel, mine, e.value)
+                if rel == "=" and isinstance(e.value, int) and isinstance(mine, int):
+                    holds = "same" if mine == e.value else "differs"
+        value = e.value if isinstance(e.value, (int, float)) and not isinstance(e.value, bool) else None
+        rows.append([e.quantity, e.model if e.model is not None else DASH, Num(value, other_text(e)),
                      Num(mine if isinstance(mine, (int, float)) else None, cell), holds, path or DASH,
-                     e["source"] + (f" ({e['split']})" if e.get("split") else ""), mark(e)])
+                     e.source + (f" ({e.split})" if e.split else ""), mark(e)])
     if not rows:
         return None
     return Table(f"{study.name}_other_reported", "Every other number the paper reports",

@@ -11,6 +11,7 @@ import numpy as np
 from .. import figures
 from ..llm.compare import pairwise_mcnemar
 from ..metrics import accuracy_ci, mcnemar_exact, min_detectable_difference
+from ..schema.baselines import Baselines
 from ..schema.results import StudyMeta
 from ..store import RunData
 from .document import Figure, Grid, Paragraph, TableBlock, Tile
@@ -177,7 +178,7 @@ def llm_vs_best_network(study: StudyMeta, run: RunData) -> list[LLMVersusNetwork
     return out
 
 
-def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: dict | None) -> tuple[list, list[Figure]]:
+def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: Baselines | None) -> tuple[list, list[Figure]]:
     """(blocks in report order, figures) of the LLM comparison of ``study``; empty without LLM experiments."""
     llms = run.llms(study.name)
     if not llms:
@@ -196,13 +197,13 @@ def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: dict | None)
         grid = _grid(study, run, rows, ids, fig_dir) if len(ids) <= 100 else None
         if grid is not None:
             blocks.append(grid)
-    st = (base or {}).get("sample_table")
+    st = base.sample_table if base else None
     if st:
-        cols = st["columns"]
+        cols = st.columns
         order = [cols.index(c) for c in study.classes if c in cols]
-        rep = [[m, *(Num(v[i], f"{v[i]:.0f}") for i in order), Num(v[-1], f"{v[-1]:.2f}")] for m, v in st["rows"].items()]
+        rep = [[m, *(Num(v[i], f"{v[i]:.0f}") for i in order), Num(v[-1], f"{v[-1]:.2f}")] for m, v in st.rows.items()]
         blocks.append(TableBlock(Table(f"{study.name}_llm_reported",
-                                       f"Reported on the paper's own 35 images ({st['source']}, % per class)",
+                                       f"Reported on the paper's own 35 images ({st.source}, % per class)",
                                        ["model", *study.classes, "overall %"], rep,
                                        "The paper's images are not published; its sample differs from ours.")))
     for t in (usage_table(study, run), unparsed_table(study, run)):

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from ..schema.baselines import Baselines, ProtocolRow
 from ..schema.results import LLMResult, ModelResult, StudyMeta
 from ..schema.train import AugmentConfig
 from ..store import RunData
@@ -109,22 +110,22 @@ def same(paper, ran) -> bool:
 
 # --- which protocol row applies to which experiment ---------------------------------------------------
 
-def rows_for_study(base: dict, study: str) -> list[dict]:
-    return [r for r in base.get("protocol", []) if not r.get("studies") or study in r["studies"]]
+def rows_for_study(base: Baselines, study: str) -> list[ProtocolRow]:
+    return [r for r in base.protocol if not r.studies or study in r.studies]
 
 
-def pick_row(rows: list[dict], setting: str, label: str, model: str | None) -> dict | None:
+def pick_row(rows: list[ProtocolRow], setting: str, label: str, model: str | None) -> ProtocolRow | None:
     """The row for one experiment: one naming its label, else its model, else one naming no model."""
-    rs = [r for r in rows if r["setting"] == setting]
-    for hits in ([r for r in rs if label in r.get("models", [])],
-                 [r for r in rs if model and model in r.get("models", [])],
-                 [r for r in rs if not r.get("models")]):
+    rs = [r for r in rows if r.setting == setting]
+    for hits in ([r for r in rs if label in (r.models or [])],
+                 [r for r in rs if model and model in (r.models or [])],
+                 [r for r in rs if not r.models]):
         if hits:
             return hits[0]
     return None
 
 
-def protocol_baseline(study: StudyMeta, load) -> dict | None:
+def protocol_baseline(study: StudyMeta, load) -> Baselines | None:
     """The baselines whose protocol covers ``study``: its paper's, or (a study without a paper, such as
     a cross-validation companion) the one whose rows name it under ``studies``."""
     from ..schema.suite import STUDY_NAMES
@@ -133,7 +134,7 @@ def protocol_baseline(study: StudyMeta, load) -> dict | None:
         return load(study.paper)
     for p in STUDY_NAMES:
         base = load(p)
-        if base and any(study.name in r.get("studies", []) for r in base.get("protocol", [])):
+        if base and any(study.name in (r.studies or []) for r in base.protocol):
             return base
     return None
 
@@ -174,7 +175,7 @@ def parse_input(text: str | None) -> tuple[int, int, list[float], list[float]] |
 _SUBSAMPLED = re.compile(r"^train subsampled per class: [\d,]+ of ([\d,]+) images")
 
 
-def _size(setting: str, value, row: dict, r) -> Ran:
+def _size(setting: str, value, row: ProtocolRow, r) -> Ran:
     part = setting[:-5]
     if r.split is None:
         return Ran("not recorded", None, "not recorded (the experiment did not run)")
@@ -183,8 +184,8 @@ def _size(setting: str, value, row: dict, r) -> Ran:
     counts = dict(zip(r.split.classes, m.per_class.support)) if m is not None and n else None
     text = fmt_setting(setting, n, counts)
     ok = same(value, n)
-    if ok and row.get("class_counts") and counts:
-        ok = all(counts.get(c) == k for c, k in row["class_counts"].items())
+    if ok and row.class_counts and counts:
+        ok = all(counts.get(c) == k for c, k in row.class_counts.items())
     if part == "train":
         full = next((int(g.group(1).replace(",", "")) for g in map(_SUBSAMPLED.match, r.split.notes) if g), None)
         if full is not None:
@@ -276,7 +277,7 @@ def _same_augment(paper: dict, ran: AugmentConfig) -> bool:
         return False
 
 
-def ferbench_side(setting: str, value, row: dict, r) -> Ran:
+def ferbench_side(setting: str, value, row: ProtocolRow, r) -> Ran:
     """What ``r`` ran for ``setting``, compared with the paper's ``value``."""
     if setting == "llm_sample":
         s = r.config.llm.sample
@@ -298,39 +299,39 @@ def ferbench_side(setting: str, value, row: dict, r) -> Ran:
     return _train(setting, value, r)
 
 
-def _why(setting: str, r, row: dict) -> str:
+def _why(setting: str, r, row: ProtocolRow) -> str:
     why = [d for d in r.deviations if any(k in d for k in DEVIATION_KEYS.get(setting, ()))]
-    if row.get("deviation"):
-        why.append(f"known deviation: {row['deviation']}")
+    if row.deviation:
+        why.append(f"known deviation: {row.deviation}")
     return "; ".join(why) or "not explained"
 
 
-def status(setting: str, row: dict, ran: Ran, r) -> str:
+def status(setting: str, row: ProtocolRow, ran: Ran, r) -> str:
     if ran.same is None:
         return ran.note
-    assumed = row.get("assumption")
-    if row.get("paper") is None:
-        return f"{SILENT} {assumed or fmt_setting(setting, row.get('value'))}" + \
+    assumed = row.assumption
+    if row.paper is None:
+        return f"{SILENT} {assumed or fmt_setting(setting, row.value)}" + \
             ("" if ran.same else f"; this run differs ({_why(setting, r, row)})")
     if ran.same:
         # A known deviation the value cannot express (e.g. no MTCNN re-detection) is still said.
-        return "same" + (f" in ferbench terms; known deviation: {row['deviation']}" if row.get("deviation") else "") \
+        return "same" + (f" in ferbench terms; known deviation: {row.deviation}" if row.deviation else "") \
             + (f"; where the paper is vague, ferbench assumes {assumed}" if assumed else "")
     return f"differs ({_why(setting, r, row)})" + (f"; ferbench assumes {assumed}" if assumed else "")
 
 
-def paper_text(row: dict) -> str:
-    said = row.get("paper")
-    return f"{said if said is not None else '(silent)'} — “{row.get('quote', '')}” ({row.get('section', '')})"
+def paper_text(row: ProtocolRow) -> str:
+    said = row.paper
+    return f"{said if said is not None else '(silent)'} — “{row.quote}” ({row.section})"
 
 
-def paper_terms(setting: str, row: dict) -> str:
-    return fmt_setting(setting, row.get("value"), row.get("class_counts"))
+def paper_terms(setting: str, row: ProtocolRow) -> str:
+    return fmt_setting(setting, row.value, row.class_counts)
 
 
 # --- the table -----------------------------------------------------------------------------------------
 
-def protocol_table(study: StudyMeta, run: RunData, base: dict) -> tuple[Table | None, list[str]]:
+def protocol_table(study: StudyMeta, run: RunData, base: Baselines) -> tuple[Table | None, list[str]]:
     """(the protocol table of ``study``, the evidence notes of its rows); (None, []) without rows."""
     rows = rows_for_study(base, study.name)
     if not rows:
@@ -339,8 +340,8 @@ def protocol_table(study: StudyMeta, run: RunData, base: dict) -> tuple[Table | 
     llms = [r for r in run.of_study(study.name) if isinstance(r, LLMResult)]
     seeds = n_seeds(models)
     body, evidence, used, explained = [], [], set(), set()
-    settings = [s for s in SETTINGS if any(r["setting"] == s for r in rows)]
-    settings += sorted({r["setting"] for r in rows} - set(settings))  # unknown settings still show
+    settings = [s for s in SETTINGS if any(r.setting == s for r in rows)]
+    settings += sorted({r.setting for r in rows} - set(settings))  # unknown settings still show
     for setting in settings:
         results = llms if setting == "llm_sample" else models
         groups: dict[tuple, list] = {}
@@ -351,7 +352,7 @@ def protocol_table(study: StudyMeta, run: RunData, base: dict) -> tuple[Table | 
                 key = (None, "–", st)
             else:
                 used.add(id(row))
-                ran = ferbench_side(setting, row.get("value"), row, r) if setting in SETTINGS else \
+                ran = ferbench_side(setting, row.value, row, r) if setting in SETTINGS else \
                     Ran("not compared", None, f"unknown setting {setting!r}: not compared")
                 st = status(setting, row, ran, r)
                 key = (id(row), ran.text, st)
@@ -360,18 +361,17 @@ def protocol_table(study: StudyMeta, run: RunData, base: dict) -> tuple[Table | 
             who = _who(members, results, seeds)
             body.append([LABELS.get(setting, setting), who, paper_text(row) if row else "–",
                          paper_terms(setting, row) if row else "–", ran.text, st])
-            if row is not None and row.get("evidence") and id(row) not in explained:
+            if row is not None and row.evidence and id(row) not in explained:
                 explained.add(id(row))
-                evidence.append(f"{LABELS.get(setting, setting)} ({who}): {row['evidence']}")
+                evidence.append(f"{LABELS.get(setting, setting)} ({who}): {row.evidence}")
         for row in rows:  # rows whose experiments are not in this run
-            if row["setting"] == setting and id(row) not in used:
+            if row.setting == setting and id(row) not in used:
                 what = "no LLM in this run" if setting == "llm_sample" else "not in this run"
-                body.append([LABELS.get(setting, setting), ", ".join(row.get("models", [])) or "all",
+                body.append([LABELS.get(setting, setting), ", ".join(row.models or []) or "all",
                              paper_text(row), paper_terms(setting, row), what, what])
-                if row.get("evidence"):
-                    evidence.append(f"{LABELS.get(setting, setting)}: {row['evidence']}")
-    c = base.get("citation") or {}
-    note = (f"Paper: {base.get('title', '')}" + (f" [{c['key']}]" if c.get("key") else "")
+                if row.evidence:
+                    evidence.append(f"{LABELS.get(setting, setting)}: {row.evidence}")
+    note = (f"Paper: {base.title}" + (f" [{base.citation.key}]" if base.citation.key else "")
             + ", its words quoted with their section. "
             "'In ferbench terms' is the paper's setting as ferbench names it; 'this run' is read from each "
             "experiment's recorded configuration after profile and command-line overrides, its split sizes "
