@@ -100,10 +100,11 @@ def _run_folder_options(f):
     return f
 
 
-def _overrides(no_pretrained, epochs, seed, limit):
+def _overrides(no_pretrained, epochs, seed, limit, sensitivity=False):
     from .suite import Overrides
 
-    return Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit)
+    return Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit,
+                     sensitivity=sensitivity or None)
 
 
 @main.command()
@@ -126,9 +127,11 @@ def _overrides(no_pretrained, epochs, seed, limit):
 @click.option("--threads", type=_Threads(), metavar="N|auto",
               help="CPU threads torch trains with: N, or auto (the cores free at the start). Default: torch's "
                    "default for this machine, the same whatever the load (reproducible). Recorded in run.json.")
+@click.option("--sensitivity", is_flag=True, help="Also run the studies' declared sensitivity sweeps (one unstated "
+              "setting changed at a time; same run folder, the recipe's results reused).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
 def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, limit, device, force, eval_only,
-        skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, threads, as_json):
+        skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, threads, sensitivity, as_json):
     """Run every experiment of SUITE not already complete, then write the report."""
     from .experiments import RunOptions
     from .llm.query import LLMRunOptions
@@ -137,7 +140,7 @@ def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, li
     out = _stderr if as_json else console
     options = RunOptions(eval_only=eval_only, force=force, dry_run=dry_run,
                          llm=LLMRunOptions(no_cache=no_cache, refresh=refresh_llm, dry_run=dry_run, max_cost=max_cost))
-    overrides = _overrides(no_pretrained, epochs, seed, limit)
+    overrides = _overrides(no_pretrained, epochs, seed, limit, sensitivity)
     try:
         s = run_suite(suite, profile=profile, data=data, results_dir=results_dir, only=only, device=device,
                       overrides=overrides, options=options, skip_bad=skip_bad, executor=executor,
@@ -507,14 +510,19 @@ def doctor(device, as_json):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-def report(run_dir):
+@click.option("--verdicts", is_flag=True, help="Also print the verdict on every number the papers report (Markdown; "
+              "the same table is tables/verdicts.csv).")
+def report(run_dir, verdicts):
     """Render report.md / report.html for RUN_DIR (results/<suite>)."""
-    from .report import render_report
+    from .report import render_report, verdicts_markdown
 
     try:
         p = render_report(Path(run_dir))
+        table = verdicts_markdown(Path(run_dir)) if verdicts else None
     except FerbenchError as exc:
         _fail(exc)
+    if table is not None:
+        click.echo(table)
     console.print(f"report: {p} and {p.with_suffix('.html')}")
 
 

@@ -347,7 +347,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     header = RunHeader(
         suite=suite.name, description=suite.config.description, suite_file=str(suite_path), profile=profile,
         profile_description=prof.description,
-        overrides={k: v for k, v in vars(overrides).items() if v is not None},
+        overrides={k: v for k, v in vars(overrides).items() if v is not None and k != "sensitivity"},
         data={"source": spec, "origin": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp,
               "skipped_unreadable": fer.skipped},
         device=str(dev) if executor == "local" else f"{executor} ({device})", environment=environment(),

@@ -101,7 +101,8 @@ def test_a_suite_asking_for_mtcnn_fails_before_training_when_it_is_missing(tmp_p
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.skipif(not faces.available(), reason="facenet-pytorch not installed (pip install --no-deps facenet-pytorch)")
+@pytest.mark.skipif(not faces.available(),
+                    reason="facenet-pytorch not installed (pip install --no-deps facenet-pytorch)")
 def test_real_mtcnn_runs_with_this_torch_and_returns_one_box_or_none_per_image():
     data = load_data("synthetic:70:1")
     det = faces.run_mtcnn(data.images[:6], faces.MTCNNSettings())

@@ -44,7 +44,8 @@ class MTCNNSettings:
 
     def describe(self) -> str:
         t = "/".join(f"{x:g}" for x in self.thresholds)
-        return f"MTCNN (facenet-pytorch), stage thresholds {t}, min face {self.min_face_size} px, pyramid {self.factor:g}"
+        return (f"MTCNN (facenet-pytorch), stage thresholds {t}, min face {self.min_face_size} px, "
+                f"pyramid {self.factor:g}")
 
 
 @dataclass

@@ -241,6 +241,35 @@ class ExperimentConfig(_Strict):
         return self
 
 
+MAX_SWEEP_SETTINGS = 10
+MAX_SWEEP_VALUES = 10
+
+
+class SensitivityConfig(_Strict):
+    """A declared sweep over the settings a paper is silent or vague on (run with ``--sensitivity``): each
+    listed value of each setting is tried on its own, every other setting kept at the study's recipe.
+    Setting names are TrainConfig fields (``lr``, ``batch_size``, ``epochs``, ``class_weights``,
+    ``restore_best`` ...) or ``augment.<field>`` (``augment.crop_scale``)."""
+    settings: dict[str, list[Any]] = Field(min_length=1, max_length=MAX_SWEEP_SETTINGS)
+    one_at_a_time: Literal[True] = True  # the only design: which single assumption moves the number
+    models: list[str] | None = Field(None, min_length=1)  # labels of the study's trained experiments; default all
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, v):
+        from .train import AugmentConfig, TrainConfig
+
+        for name, values in v.items():
+            field, _, sub = name.partition(".")
+            known = AugmentConfig.model_fields if field == "augment" and sub else TrainConfig.model_fields
+            if (sub or field) not in known or field == "augment" and not sub:
+                raise ValueError(unknown_name("sweep setting", name, sorted(TrainConfig.model_fields)
+                                              + [f"augment.{k}" for k in AugmentConfig.model_fields]))
+            if not 1 <= len(values) <= MAX_SWEEP_VALUES:
+                raise ValueError(f"sweep setting {name!r}: give 1 to {MAX_SWEEP_VALUES} values")
+        return v
+
+
 class StudyConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     paper: str | None = None  # short name of the study whose baselines apply
@@ -252,6 +281,7 @@ class StudyConfig(_Strict):
     experiments: list[ExperimentConfig] = Field(min_length=1, max_length=MAX_EXPERIMENTS_PER_STUDY)
     llm: LLMConfig | None = None
     notes: list[str] = Field(default_factory=list)
+    sensitivity: SensitivityConfig | None = None  # expanded only with --sensitivity
 
     @field_validator("paper")
     @classmethod
@@ -259,6 +289,16 @@ class StudyConfig(_Strict):
         if v is not None and v not in STUDY_NAMES:
             raise ValueError(unknown_name("paper", v, STUDY_NAMES))
         return v
+
+    @model_validator(mode="after")
+    def _sweep_names_labels(self):
+        if self.sensitivity is not None and self.sensitivity.models is not None:
+            labels = {ex.label or m for ex in self.experiments if not isinstance(ex.model, UserModelConfig)
+                      for m in ([ex.model] if isinstance(ex.model, str) else ex.model)}
+            for name in self.sensitivity.models:
+                if name not in labels:
+                    raise ValueError(unknown_name("sensitivity model", name, sorted(labels)))
+        return self
 
 
 class ProfileConfig(_Strict):
@@ -285,8 +325,8 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     "quick": ProfileConfig(
         description="sized for a 2-core CPU: at most 4 epochs, at most 1,000 training images per class, "
                     "224-px models run at 64 px (at 48 px when trained from scratch), 1 CV fold, 2 augmented "
-                    "copies, no MTCNN face re-detection, per-epoch validation on 300 images per class, BatchNorm running statistics with "
-                    "torch's momentum 0.1 instead of Keras' 0.99 for so short a run; full validation and test "
+                    "copies, no MTCNN face re-detection, per-epoch validation on 300 images per class, BatchNorm "
+                    "running statistics with torch's momentum 0.1 instead of Keras' 0.99 for so short a run; full validation and test "
                     "sets for every reported number",
         max_epochs=4, train_per_class=1000, max_input_size=64, scratch_input_size=48, max_folds=1,
         augmented_copies=2, monitor_per_class=300, face_detect=False,
