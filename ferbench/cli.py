@@ -510,8 +510,8 @@ def doctor(device, as_json):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--verdicts", is_flag=True, help="Also print the verdict on every number the papers report (Markdown; "
-              "the same table is tables/verdicts.csv).")
+@click.option("--verdicts", is_flag=True, help="Also print the verdict on every number the five papers report (Markdown; "
+              "tables/verdicts.csv holds the rows of the studies in the run).")
 def report(run_dir, verdicts):
     """Render report.md / report.html for RUN_DIR (results/<suite>)."""
     from .report import render_report, verdicts_markdown

@@ -95,7 +95,11 @@ def test_every_reported_number_gets_a_verdict_from_the_recipe(swept):
     assert mlp["verdict"] == ("within" if lo <= 0.4071 <= hi else "outside")
     assert float(mlp["diff (pts)"]) == pytest.approx(100 * (acc - 0.4071), abs=1e-4)
     assert float(mlp["CI half-widths"]) == pytest.approx(abs(acc - 0.4071) / ((hi - lo) / 2), abs=1e-4)
-    assert "| llm_vs_nn | mlp" in verdicts_markdown(swept)  # what `ferbench report RUN --verdicts` prints
+    printed = verdicts_markdown(swept)  # what `ferbench report RUN --verdicts` prints: every paper's numbers
+    assert "| llm_vs_nn     | mlp " in printed and "| (cbam)        | kernel_cnn " in printed
+    others = sum(len(load_baselines(p).reported) for p in ("comparative", "cbam", "augmented", "three_class"))
+    assert printed.count("no study of this paper in this run") == others > 20
+    assert "(cbam)" not in {r["study"] for r in rows.values()}  # the report's own table: the run's studies only
 
 
 def test_the_sensitivity_table_names_the_setting_that_reproduces_or_the_closest(swept):

@@ -197,7 +197,7 @@ def render_report(run_dir: Path | str) -> Path:
 def verdicts_markdown(run_dir: Path | str) -> str:
     """The run's verdict table as Markdown (``ferbench report RUN --verdicts``)."""
     run = load_run(run_dir)
-    t = verdicts_table(run, run.header.studies, load_baselines)
+    t = verdicts_table(run, run.header.studies, load_baselines, every_paper=True)
     if t is None:
         return "no study of this run has a paper's reported numbers"
     return f"{t.title}\n\n{t.markdown()}\n\n{t.note}"

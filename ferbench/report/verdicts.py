@@ -98,9 +98,23 @@ def verdict_for(run: RunData, study: StudyMeta, base: Baselines, b: Reported) ->
     return v, r
 
 
-def verdicts_table(run: RunData, studies: list[StudyMeta], load) -> Table | None:
-    """One row per headline number of every study's paper: the run-level summary (``tables/verdicts.csv``,
-    ``ferbench report RUN --verdicts``)."""
+def _unrun_rows(studies: list[StudyMeta], load) -> list[list]:
+    """Rows for the papers no study of the run reproduces: every number 'not comparable: not run'."""
+    from ..schema.suite import STUDY_NAMES
+
+    rows = []
+    for p in [p for p in STUDY_NAMES if p not in {st.paper for st in studies}]:
+        for b in load(p).reported:
+            name = b.metric.removeprefix("val_")
+            rows.append([f"({p})", b.model, ("val " if b.metric.startswith("val_") else "") + name, Num.pct(b.value),
+                         Num.pct(None), CI.of(None), "not comparable", Num.of(None), Num.of(None),
+                         "not comparable: no study of this paper in this run", Num.of(None), DASH])
+    return rows
+
+
+def verdicts_table(run: RunData, studies: list[StudyMeta], load, every_paper: bool = False) -> Table | None:
+    """One row per headline number of every study's paper: the run-level summary (``tables/verdicts.csv``);
+    ``every_paper`` adds the papers no study of the run covers (``ferbench report RUN --verdicts``)."""
     rows = []
     for st in studies:
         base = load(st.paper) if st.paper else None
@@ -113,6 +127,7 @@ def verdicts_table(run: RunData, studies: list[StudyMeta], load) -> Table | None
                          Num.of(v.points, "{:+.2f}"), Num.of(v.half_widths, "{:.1f}"), v.text,
                          Num.of(r.wall_seconds if r is not None else None, "{:,.0f}"),
                          f"{part_of(b)}, {r.metrics[part_of(b)].n:,} images" if val is not None else DASH])
+    rows += _unrun_rows(studies, load) if every_paper else []
     if not rows:
         return None
     return Table("verdicts", "Verdicts: every headline number the papers report, against this run",
