@@ -100,10 +100,11 @@ def _run_folder_options(f):
     return f
 
 
-def _overrides(no_pretrained, epochs, seed, limit):
+def _overrides(no_pretrained, epochs, seed, limit, sensitivity=False):
     from .suite import Overrides
 
-    return Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit)
+    return Overrides(pretrained=False if no_pretrained else None, epochs=epochs, seed=seed, limit=limit,
+                     sensitivity=sensitivity or None)
 
 
 @main.command()
@@ -126,9 +127,11 @@ def _overrides(no_pretrained, epochs, seed, limit):
 @click.option("--threads", type=_Threads(), metavar="N|auto",
               help="CPU threads torch trains with: N, or auto (the cores free at the start). Default: torch's "
                    "default for this machine, the same whatever the load (reproducible). Recorded in run.json.")
+@click.option("--sensitivity", is_flag=True, help="Also run the studies' declared sensitivity sweeps (one unstated "
+              "setting changed at a time; same run folder, the recipe's results reused).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
 def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, limit, device, force, eval_only,
-        skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, threads, as_json):
+        skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, threads, sensitivity, as_json):
     """Run every experiment of SUITE not already complete, then write the report."""
     from .experiments import RunOptions
     from .llm.query import LLMRunOptions
@@ -138,7 +141,7 @@ def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, li
     options = RunOptions(eval_only=eval_only, force=force, dry_run=dry_run,
                          llm=LLMRunOptions(no_cache=no_cache, refresh=refresh_llm, max_cost=max_cost))
     request = RunRequest(profile=profile, data=data, results_dir=results_dir, only=only, device=device,
-                         overrides=_overrides(no_pretrained, epochs, seed, limit), options=options,
+                         overrides=_overrides(no_pretrained, epochs, seed, limit, sensitivity), options=options,
                          skip_bad=skip_bad, executor=executor, address=address, threads=threads)
     try:
         s = run_suite(suite, request, console=out)
@@ -314,6 +317,37 @@ def data():
     """Inspect FER2013 sources."""
 
 
+@data.command("faces")
+@_data_option("$FERBENCH_DATA.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def data_faces(data, as_json):
+    """MTCNN face re-detection (the augmented study's Data Cleaning): kept count beside the paper's 30,159.
+
+    Needs facenet-pytorch (pip install --no-deps facenet-pytorch). Detections are cached with the data.
+    """
+    import time
+
+    from .data import load_data, resolve_data_spec
+    from .data.faces import detect_faces, face_summary
+
+    try:
+        spec, _ = resolve_data_spec(data)
+        fer = load_data(spec, progress=None if as_json else _stderr)
+        t = time.perf_counter()
+        det, cached = detect_faces(fer.images, progress=None if as_json else
+                                   lambda i, n: click.echo(f"\rMTCNN {i:,}/{n:,}", nl=i == n, err=True))
+    except FerbenchError as exc:
+        _fail(exc)
+    info = {**face_summary(fer, det), "seconds": round(time.perf_counter() - t, 1), "cached": cached}
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    console.print(f"{escape(info['detector'])}\nkept {info['kept']:,} of {info['images']:,} images "
+                  f"(the paper kept {info['paper_kept']:,}); {info['seconds']} s" + (" (cached)" if cached else ""))
+    for c, text in info["per_class"].items():
+        console.print(f"  {c}: {text}")
+
+
 @data.command("info")
 @_data_option("$FERBENCH_DATA.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output (no progress display).")
@@ -476,14 +510,19 @@ def doctor(device, as_json):
 
 @main.command()
 @click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
-def report(run_dir):
+@click.option("--verdicts", is_flag=True, help="Also print the verdict on every number the five papers report (Markdown; "
+              "tables/verdicts.csv holds the rows of the studies in the run).")
+def report(run_dir, verdicts):
     """Render report.md / report.html for RUN_DIR (results/<suite>)."""
-    from .report import render_report
+    from .report import render_report, verdicts_markdown
 
     try:
         p = render_report(Path(run_dir))
+        table = verdicts_markdown(Path(run_dir)) if verdicts else None
     except FerbenchError as exc:
         _fail(exc)
+    if table is not None:
+        click.echo(table)
     console.print(f"report: {p} and {p.with_suffix('.html')}")
 
 

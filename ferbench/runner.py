@@ -217,7 +217,7 @@ def _header(suite: LoadedSuite, suite_path, req: RunRequest, exps: list[Experime
     return RunHeader(
         suite=suite.name, description=suite.config.description, suite_file=str(suite_path), profile=req.profile,
         profile_description=resolve_profile(suite, req.profile).description,
-        overrides={k: v for k, v in vars(req.overrides).items() if v is not None},
+        overrides={k: v for k, v in vars(req.overrides).items() if v is not None and k != "sensitivity"},
         data={"source": spec, "origin": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp,
               "skipped_unreadable": fer.skipped},
         device=device, environment=environment(), started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -240,6 +240,10 @@ def run_suite(suite_path: str | Path, request: RunRequest = RunRequest(), consol
     if not exps:
         raise FerbenchError(f"no experiment of suite {suite.name!r} matches --only {req.only!r}")
     check_cache_writable()  # before anything writes to it: one line, not a traceback from a cache writer
+    if any(e.split.face_detect == "mtcnn" for e in exps):
+        from .data.faces import require
+
+        require()  # a study asks for MTCNN: without facenet-pytorch it fails here, never silently skips it
     for kind, mine in _by_kind(exps):
         if kind.preflight is not None:
             kind.preflight(mine, options)  # e.g. an unenforceable LLM spend cap fails before anything is trained

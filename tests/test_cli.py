@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from ferbench.cli import main
 
 
-@pytest.mark.parametrize("args", [[], ["run"], ["validate"], ["data"], ["data", "info"], ["models"], ["report"],
-                                  ["list"], ["results"], ["bench"], ["doctor"]])
+@pytest.mark.parametrize("args", [[], ["run"], ["validate"], ["data"], ["data", "info"], ["data", "faces"], ["models"],
+                                  ["report"], ["list"], ["results"], ["bench"], ["doctor"]])
 def test_help_everywhere(args):
     r = CliRunner().invoke(main, [*args, "--help"])
     assert r.exit_code == 0 and "Usage:" in r.output

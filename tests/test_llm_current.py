@@ -35,7 +35,7 @@ def test_gpt5_with_default_settings_answers_every_image_and_records_adaptations(
     assert [(a.param, a.code) for a in res.adaptations] == [
         ("max_tokens", "unsupported_parameter"), ("temperature", "unsupported_value")]
     assert res.deviations[0] == "train capped"
-    assert any("paper asked for temperature 0" in d for d in res.deviations)
+    assert any("suite asked for temperature 0" in d for d in res.deviations)
     assert res.request.model_dump() == {"model": "gpt-5", "max_completion_tokens": 1024}
     assert res.usage.reasoning_tokens == 21 * 300
 

@@ -101,7 +101,8 @@ def test_markdown_has_every_section(run_dir):
         assert needle in md, needle
     assert re.search(r"\| dcnn_elu +\| happy +\| precision \(%\) +\| +91\.0 +\| +\d+\.\d\d +\|", md)
     row = next(line for line in md.splitlines() if line.startswith("| cnn ") and "Table 1 (test)" in line)
-    assert "55.49" in row and re.search(r"\| (yes|no) +\|", row)
+    assert "55.49" in row and re.search(r"\| (within the 95% CI|outside the 95% CI: [\d.]+ pts (below|above) "
+                                        r"\([\d.]+ CI half-widths\)|not comparable: [^|]+) +\|", row)
     for f in re.findall(r"\]\(<?([^)>]+\.png)>?\)", md):
         assert (run_dir / f).exists(), f
 

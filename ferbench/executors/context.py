@@ -34,14 +34,26 @@ class SplitCache:
     def __init__(self, data: FERData, suite_dir: Path | None = None):
         self.data, self.suite_dir = data, suite_dir  # suite_dir: where relative cross-dataset paths start
         self._cache: dict[str, SplitData] = {}
+        self._faced: tuple[FERData, str] | None = None
 
     def get(self, exp: Experiment) -> SplitData:
         key = json.dumps([exp.split.model_dump(mode="json"), exp.fold], sort_keys=True)
         if key not in self._cache:
-            kw = exp.split.model_dump(exclude={"folds", "cross"})
-            self._cache[key] = make_split(self.data, fold=exp.fold or 0, **kw)
+            kw = exp.split.model_dump(exclude={"folds", "cross", "face_detect"})
+            data, note = self._faces() if exp.split.face_detect == "mtcnn" else (self.data, None)
+            self._cache[key] = make_split(data, fold=exp.fold or 0, **kw)
+            self._cache[key].notes[:0] = [note] if note else []
             self._cache[key].cross = cross_test_sets(exp.split.cross, self.suite_dir)
         return self._cache[key]
+
+    def _faces(self) -> tuple[FERData, str]:
+        """The data after MTCNN face re-detection (detected once per run, cached on disk across runs)."""
+        if self._faced is None:
+            from ..data.faces import apply_faces, detect_faces, kept_note
+
+            det, _ = detect_faces(self.data.images)
+            self._faced = (apply_faces(self.data, det), kept_note(int(det.kept.sum()), len(self.data)))
+        return self._faced
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Prompt templates. ``paper`` is the llm_vs_nn study's prompt verbatim (section 6.5)."""
+"""Prompt templates. ``paper`` is the llm_vs_nn study's prompt verbatim (section 7, 'Neural Networks vs LLM')."""
 from __future__ import annotations
 
 from .. import CLASSES

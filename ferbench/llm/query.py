@@ -529,7 +529,7 @@ def _deviation(note: dict) -> str:
     p = note.get("param")
     if p == "temperature":
         return ("temperature not sent (server default): the endpoint refuses the configured value "
-                "(the paper asked for temperature 0)")
+                "(the suite asked for temperature 0)")
     if p == "max_tokens":
         return "completion budget sent as max_completion_tokens: the endpoint refuses max_tokens"
     if p == "max_completion_tokens":

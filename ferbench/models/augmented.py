@@ -25,7 +25,7 @@ _PAPER = "augmented, 'Model Building'"
 
 
 @register_model(ModelInfo("cnn3", "augmented", _PAPER + " / CNN Model", InputSpec(),
-                          notes="3 blocks of one conv3x3 32/64/128 + BN + ReLU + 2x2 pool + dropout 0.25 > dense512 > "
+                          notes="3 blocks of one conv3x3 ('same' padding) 32/64/128 + BN + ReLU + 2x2 pool + dropout 0.25 > dense512 > "
                           "dropout 0.5 > 7 softmax (dropout rates assumed)"))
 def cnn3(num_classes: int = 7) -> nn.Module:
     layers: list[nn.Module] = []
@@ -58,7 +58,7 @@ class _MobileNetTransfer(TransferNet):
                           notes="ImageNet MobileNetV2 (torchvision weights; 96x96 RGB input and ImageNet mean/std "
                           "assumed, the study scaled pixels to [0, 1]), GAP > dense128 > dropout 0.3 > 7 "
                           "(the head 'mirrors the ResNet approach'); head first with the base frozen, then "
-                          "the top N feature blocks unfrozen at a lower LR (N, epochs and LR not given)",
+                          "the top N feature blocks unfrozen at a lower LR while the head keeps its own (N, epochs and LR not given)",
                           cpu_bf16=False))  # depthwise conv backward is 0.64x fp32's speed under bf16 on AMX
 def mobilenet_v2_transfer(num_classes: int = 7, pretrained: bool = True, weights: str | None = None) -> nn.Module:
     from torchvision.models import mobilenet_v2

@@ -31,8 +31,9 @@ from .protocol import protocol_baseline, protocol_table
 from .study import accuracy_table, cv_table, export_tables, model_figures, per_class_table, seeds_table
 from .summary import not_run_line, ran, summary_table
 from .tables import Table
+from .verdicts import sensitivity_table, verdicts_table
 
-__all__ = ["build_document", "render_report"]
+__all__ = ["build_document", "render_report", "verdicts_markdown"]
 
 
 def _run_blocks(run: RunData) -> list:
@@ -53,8 +54,10 @@ def _run_blocks(run: RunData) -> list:
     if h.overrides:
         rows.append(["overrides", ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in h.overrides.items())])
     summary = summary_table(h.studies, run)
+    verdicts = verdicts_table(run, h.studies, load_baselines)
     blocks = [Heading(1, f"ferbench report: {h.suite}"), Paragraph(h.description) if h.description else None,
-              TableBlock(summary) if summary else None, TableBlock(Table("run", "Run", ["", ""], rows))]
+              TableBlock(summary) if summary else None, TableBlock(verdicts) if verdicts else None,
+              TableBlock(Table("run", "Run", ["", ""], rows))]
     if h.profile != "paper" or h.overrides:
         blocks.append(Paragraph(f"This run used the {h.profile} profile"
                                 + (" with command-line overrides" if h.overrides else "")
@@ -104,7 +107,7 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
         blocks += contradiction_blocks(base)
     tables = [accuracy_table(study, run), cross_table(study, run)]
     if base:
-        tables += [reported_table(study, run, base)]
+        tables += [reported_table(study, run, base), sensitivity_table(study, run, base)]
     tables += [per_class_table(study, run)]
     if base:
         tables += [per_class_numbers_table(study, run, base), confusion_table(study, run, base)]
@@ -189,3 +192,12 @@ def render_report(run_dir: Path | str) -> Path:
     files[root / "report.html"] = html
     atomic_write_many(files)  # all or nothing: never a report.md from one run and a report.html from another
     return root / "report.md"
+
+
+def verdicts_markdown(run_dir: Path | str) -> str:
+    """The run's verdict table as Markdown (``ferbench report RUN --verdicts``)."""
+    run = load_run(run_dir)
+    t = verdicts_table(run, run.header.studies, load_baselines, every_paper=True)
+    if t is None:
+        return "no study of this run has a paper's reported numbers"
+    return f"{t.title}\n\n{t.markdown()}\n\n{t.note}"

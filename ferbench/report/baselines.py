@@ -18,6 +18,7 @@ from ..store import RunData
 from .document import Bullets, Paragraph
 from .format import CI, DASH, Num
 from .tables import Table
+from .verdicts import recipe, verdict_for
 
 METRIC_NAMES = {"accuracy": "accuracy", "macro_f1": "macro F1", "weighted_f1": "weighted F1",
                 "macro_precision": "macro precision", "macro_recall": "macro recall",
@@ -111,8 +112,9 @@ def contradiction_blocks(base: Baselines) -> list:
 # --- matching a paper's model name to this run's results -------------------------------------------------
 
 def _match(run: RunData, study: StudyMeta, model: str) -> ModelResult | None:
-    """The first model result of the study that is the paper's ``model`` (by registry name or label)."""
-    return next((r for r in run.models(study.name) if model in (r.model, r.label)), None)
+    """The first model result of the study that is the paper's ``model`` (by registry name or label); a
+    sensitivity sweep's member never stands for the paper's model."""
+    return recipe(run, study, model)
 
 
 def _match_llm(run: RunData, study: StudyMeta, model: str | None) -> LLMResult | None:
@@ -162,14 +164,14 @@ def reported_table(study: StudyMeta, run: RunData, base: Baselines) -> Table | N
         val, ci = metric_value(r, b.metric, part) if r is not None else (None, None)
         m = _part(r, part)
         mine = f"{part}, {m.n:,} images" if m is not None else _missing(r, part)
-        inside = DASH if not ci or val is None else ("yes" if ci[0] <= b.value <= ci[1] else "no")
+        verdict = verdict_for(run, study, base, b)[0].text
         diff = Num(None, DASH) if val is None else Num(100 * (val - b.value), f"{100 * (val - b.value):+.2f}")
         rows.append([b.model, what, Num(100 * b.value, reported_text(b.value)), Num.pct(val), CI.of(ci),
-                     diff, inside, source, b.split_note if b.split_note is not None else b.split, mine, mark(b)])
+                     diff, verdict, source, b.split_note if b.split_note is not None else b.split, mine, mark(b)])
     if not rows:
         return None
     return Table(f"{study.name}_reported", "Reproduced vs reported",
-                 ["model", "metric", "reported %", "reproduced %", "95% CI", "diff (pts)", "reported inside CI?",
+                 ["model", "metric", "reported %", "reproduced %", "95% CI", "diff (pts)", "verdict",
                   "source", "paper's images", "ferbench's images", "contradiction"], rows,
                  paper_columns=[0, 1, 2, 3, 4, 5, 6, 7])
 

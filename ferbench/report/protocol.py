@@ -18,32 +18,35 @@ from ..schema.train import AugmentConfig
 from ..store import RunData
 from .study import label_of, n_seeds
 from .tables import Table
+from .verdicts import is_variant
 
 SETTINGS = ("data_release", "train_size", "val_size", "test_size", "input", "normalization", "architecture",
             "optimizer", "lr", "batch_size", "epochs", "early_stopping", "schedule", "augmentation",
-            "class_weights", "loss", "reported_epoch", "framework", "llm_sample")
+            "class_weights", "loss", "reported_epoch", "framework", "llm_sample", "llm_query")
 LABELS = {"data_release": "data release", "train_size": "train size", "val_size": "val size",
           "test_size": "test size", "input": "input size, channels", "normalization": "normalization",
           "architecture": "architecture", "optimizer": "optimizer", "lr": "learning rate",
           "batch_size": "batch size", "epochs": "epochs", "early_stopping": "early stopping",
           "schedule": "LR schedule", "augmentation": "augmentation", "class_weights": "class weights",
           "loss": "loss", "reported_epoch": "epoch reported", "framework": "framework defaults",
-          "llm_sample": "LLM sample"}
+          "llm_sample": "LLM sample", "llm_query": "LLM query"}
+LLM_SETTINGS = ("llm_sample", "llm_query")
 TRAINING = {"optimizer", "lr", "batch_size", "epochs", "early_stopping", "schedule", "augmentation",
             "class_weights", "loss", "reported_epoch", "framework"}
 
 # Which of the deviations a run records (ferbench/suite/expansion.py) explain a difference in a setting.
 DEVIATION_KEYS = {
-    "data_release": ("augmented copies",),
-    "train_size": ("train capped", "--limit", "augmented copies"),
-    "val_size": ("val/test capped", "--limit", "augmented copies"),
-    "test_size": ("val/test capped", "--limit", "augmented copies"),
+    "train_size": ("train capped", "--limit", "augmented copies", "face re-detection"),
+    "val_size": ("val/test capped", "--limit", "augmented copies", "face re-detection"),
+    "test_size": ("val/test capped", "--limit", "augmented copies", "face re-detection"),
     "input": (" px instead of",),
     "architecture": ("ImageNet weights",),
     "epochs": ("epoch",),
     "reported_epoch": ("epoch",),
     "augmentation": ("augmented copies",),
     "llm_sample": ("LLM sample",),
+    "llm_query": ("temperature not sent", "completion budget", "reasoning"),
+    "data_release": ("augmented copies", "face re-detection"),
 }
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # ferbench.models.adapter's constants (torch-free copy; tested equal)
@@ -183,6 +186,8 @@ def _size(setting: str, value, row: ProtocolRow, r) -> Ran:
     m = r.metrics.get(part) if isinstance(r, ModelResult) else None
     counts = dict(zip(r.split.classes, m.per_class.support)) if m is not None and n else None
     text = fmt_setting(setting, n, counts)
+    if row.per_fold and r.fold is not None and r.fold < len(row.per_fold):
+        value = row.per_fold[r.fold]  # k-fold sizes differ by one image between folds
     ok = same(value, n)
     if ok and row.class_counts and counts:
         ok = all(counts.get(c) == k for c, k in row.class_counts.items())
@@ -283,6 +288,12 @@ def ferbench_side(setting: str, value, row: ProtocolRow, r) -> Ran:
         s = r.config.llm.sample
         ran = {k: getattr(s, k) for k in (value if isinstance(value, dict) else ("split", "per_class"))}
         return Ran(fmt(ran), same(value, ran))
+    if setting == "llm_query":
+        ep, cfg = r.config.llm_endpoint, r.config.llm
+        have = {"model": ep.model, "temperature": ep.temperature, "max_completion_tokens": ep.max_completion_tokens,
+                "detail": ep.detail, "prompt": cfg.prompt, "image_size": cfg.image_size}
+        ran = {k: have.get(k) for k in (value if isinstance(value, dict) else have)}
+        return Ran(fmt(ran), same(value, ran))
     if setting == "data_release":
         split = r.config.split
         keys = list(value) if isinstance(value, dict) else ["kind"]
@@ -326,6 +337,8 @@ def paper_text(row: ProtocolRow) -> str:
 
 
 def paper_terms(setting: str, row: ProtocolRow) -> str:
+    if row.per_fold:
+        return " / ".join(fmt(v) for v in row.per_fold) + " (folds 1-" + str(len(row.per_fold)) + ")"
     return fmt_setting(setting, row.value, row.class_counts)
 
 
@@ -336,14 +349,17 @@ def protocol_table(study: StudyMeta, run: RunData, base: Baselines) -> tuple[Tab
     rows = rows_for_study(base, study.name)
     if not rows:
         return None, []
-    models = [r for r in run.of_study(study.name) if isinstance(r, ModelResult)]
+    # A sensitivity sweep's members change one setting on purpose: the table is about the recipe.
+    models = [r for r in run.of_study(study.name) if isinstance(r, ModelResult) and not is_variant(r)]
     llms = [r for r in run.of_study(study.name) if isinstance(r, LLMResult)]
     seeds = n_seeds(models)
     body, evidence, used, explained = [], [], set(), set()
     settings = [s for s in SETTINGS if any(r.setting == s for r in rows)]
     settings += sorted({r.setting for r in rows} - set(settings))  # unknown settings still show
     for setting in settings:
-        results = llms if setting == "llm_sample" else models
+        # a skipped LLM sent no request: its query settings did not run
+        results = models if setting not in LLM_SETTINGS else \
+            [r for r in llms if setting == "llm_sample" or r.status != "skipped"]
         groups: dict[tuple, list] = {}
         for r in results:
             row = pick_row(rows, setting, r.label, getattr(r, "model", None))
@@ -366,7 +382,7 @@ def protocol_table(study: StudyMeta, run: RunData, base: Baselines) -> tuple[Tab
                 evidence.append(f"{LABELS.get(setting, setting)} ({who}): {row.evidence}")
         for row in rows:  # rows whose experiments are not in this run
             if row.setting == setting and id(row) not in used:
-                what = "no LLM in this run" if setting == "llm_sample" else "not in this run"
+                what = "no LLM in this run" if setting in LLM_SETTINGS else "not in this run"
                 body.append([LABELS.get(setting, setting), ", ".join(row.models or []) or "all",
                              paper_text(row), paper_terms(setting, row), what, what])
                 if row.evidence:

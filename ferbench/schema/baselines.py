@@ -102,6 +102,7 @@ class ProtocolRow(Strict):
     evidence: str | None = None
     deviation: str | None = None
     class_counts: dict[str, int] | None = None
+    per_fold: list[int] | None = None  # k-fold sizes: the value for each fold (0-based), where folds differ
 
 
 class Baselines(Strict):

@@ -21,7 +21,7 @@ MODEL_KINDS = ("train", "load")  # a model scored on the study's test set: every
 
 # Settings added after results were stored: at their default they leave the hash as it was, so
 # adding an option does not make every stored result run again.
-_HASHED_ONLY_WHEN_SET = (("train", "deterministic", False),)
+_HASHED_ONLY_WHEN_SET = (("train", "deterministic", False), ("split", "face_detect", "none"))
 
 
 class _ExperimentBase(BaseModel):
@@ -38,11 +38,24 @@ class _ExperimentBase(BaseModel):
     def config_hash(self) -> str:
         """Hash of everything that determines the result (not the id, the deviation text or the
         Ray resources it was scheduled with)."""
-        d = self.model_dump(mode="json", exclude={"deviations", "resources"})
+        d = self.model_dump(mode="json", exclude={"deviations", "resources", "variant"})
         for section, name, default in _HASHED_ONLY_WHEN_SET:
             if isinstance(d.get(section), dict) and d[section].get(name) == default:
                 del d[section][name]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Variant(BaseModel):
+    """A sensitivity-sweep experiment: the study's recipe for ``of`` with one setting changed."""
+    model_config = ConfigDict(extra="forbid")
+    of: str  # the label of the recipe's experiment
+    setting: str  # a TrainConfig field or augment.<field>
+    value: Any
+
+    @property
+    def text(self) -> str:
+        v = "/".join(map(str, self.value)) if isinstance(self.value, (list, tuple)) else self.value
+        return f"{self.setting}={str(v).lower() if isinstance(v, bool) or v is None else v}"
 
 
 class TrainExperiment(_ExperimentBase):
@@ -53,6 +66,7 @@ class TrainExperiment(_ExperimentBase):
     model_args: dict[str, Any] = Field(default_factory=dict)
     train: TrainConfig
     resources: ResourcesConfig | None = None  # Ray executor scheduling (not hashed)
+    variant: Variant | None = None  # a sensitivity sweep's member (not hashed: its train config says it all)
 
 
 class LoadExperiment(_ExperimentBase):

@@ -27,7 +27,7 @@ class EndpointConfig(_Strict):
         "'chat': /chat/completions (every compatible server). 'responses': OpenAI's Responses API /responses."))
     api_key_env: str = Field("OPENAI_API_KEY", description="NAME of the environment variable holding the key.")
     temperature: float | None = Field(0.0, ge=0, le=2, description=(
-        "Sampling temperature (the paper used 0). None: not sent (server default). Reasoning models refuse "
+        "Sampling temperature (0: repeatable answers; the llm_vs_nn paper states none). None: not sent (server default). Reasoning models refuse "
         "anything but their default; ferbench then drops it once, and records that deviation."))
     max_completion_tokens: int = Field(1024, gt=0, le=200_000, description=(
         "Completion budget per request, hidden reasoning tokens included. An answer cut off empty by it is "

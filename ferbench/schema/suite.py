@@ -81,6 +81,9 @@ class SplitConfig(_Strict):
     # Further datasets (paths or named specs such as rafdb:PATH, relative to the suite) whose test partition
     # every model of the study is also scored on, on the classes the model and the dataset share.
     cross: list[str] = Field(default_factory=list, max_length=8)
+    # Re-detect faces before splitting (ferbench.data.faces): images without a face are dropped, the rest
+    # cropped to it. 'mtcnn' needs facenet-pytorch; a run that asks for it without it fails before training.
+    face_detect: Literal["none", "mtcnn"] = "none"
 
     @field_validator("kind")
     @classmethod
@@ -238,6 +241,35 @@ class ExperimentConfig(_Strict):
         return self
 
 
+MAX_SWEEP_SETTINGS = 10
+MAX_SWEEP_VALUES = 10
+
+
+class SensitivityConfig(_Strict):
+    """A declared sweep over the settings a paper is silent or vague on (run with ``--sensitivity``): each
+    listed value of each setting is tried on its own, every other setting kept at the study's recipe.
+    Setting names are TrainConfig fields (``lr``, ``batch_size``, ``epochs``, ``class_weights``,
+    ``restore_best`` ...) or ``augment.<field>`` (``augment.crop_scale``)."""
+    settings: dict[str, list[Any]] = Field(min_length=1, max_length=MAX_SWEEP_SETTINGS)
+    one_at_a_time: Literal[True] = True  # the only design: which single assumption moves the number
+    models: list[str] | None = Field(None, min_length=1)  # labels of the study's trained experiments; default all
+
+    @field_validator("settings")
+    @classmethod
+    def _known_settings(cls, v):
+        from .train import AugmentConfig, TrainConfig
+
+        for name, values in v.items():
+            field, _, sub = name.partition(".")
+            known = AugmentConfig.model_fields if field == "augment" and sub else TrainConfig.model_fields
+            if (sub or field) not in known or field == "augment" and not sub:
+                raise ValueError(unknown_name("sweep setting", name, sorted(TrainConfig.model_fields)
+                                              + [f"augment.{k}" for k in AugmentConfig.model_fields]))
+            if not 1 <= len(values) <= MAX_SWEEP_VALUES:
+                raise ValueError(f"sweep setting {name!r}: give 1 to {MAX_SWEEP_VALUES} values")
+        return v
+
+
 class StudyConfig(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     paper: str | None = None  # short name of the study whose baselines apply
@@ -249,6 +281,7 @@ class StudyConfig(_Strict):
     experiments: list[ExperimentConfig] = Field(min_length=1, max_length=MAX_EXPERIMENTS_PER_STUDY)
     llm: LLMConfig | None = None
     notes: list[str] = Field(default_factory=list)
+    sensitivity: SensitivityConfig | None = None  # expanded only with --sensitivity
 
     @field_validator("paper")
     @classmethod
@@ -256,6 +289,16 @@ class StudyConfig(_Strict):
         if v is not None and v not in STUDY_NAMES:
             raise ValueError(unknown_name("paper", v, STUDY_NAMES))
         return v
+
+    @model_validator(mode="after")
+    def _sweep_names_labels(self):
+        if self.sensitivity is not None and self.sensitivity.models is not None:
+            labels = {ex.label or m for ex in self.experiments if not isinstance(ex.model, UserModelConfig)
+                      for m in ([ex.model] if isinstance(ex.model, str) else ex.model)}
+            for name in self.sensitivity.models:
+                if name not in labels:
+                    raise ValueError(unknown_name("sensitivity model", name, sorted(labels)))
+        return self
 
 
 class ProfileConfig(_Strict):
@@ -272,6 +315,7 @@ class ProfileConfig(_Strict):
     max_folds: int | None = Field(None, gt=0)
     augmented_copies: int | None = Field(None, gt=0)
     monitor_per_class: int | None = Field(None, gt=0, le=MAX_PER_CLASS)  # per-epoch validation subset (TrainConfig.monitor_per_class)
+    face_detect: bool = True  # false: a study's face re-detection (split face_detect) is skipped, as a deviation
     train: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesConfig | None = None  # Ray executor: every model experiment's default request
 
@@ -281,16 +325,18 @@ BUILTIN_PROFILES: dict[str, ProfileConfig] = {
     "quick": ProfileConfig(
         description="sized for a 2-core CPU: at most 4 epochs, at most 1,000 training images per class, "
                     "224-px models run at 64 px (at 48 px when trained from scratch), 1 CV fold, 2 augmented "
-                    "copies, per-epoch validation on 300 images per class, BatchNorm running statistics with "
-                    "torch's momentum 0.1 instead of Keras' 0.99 for so short a run; full validation and test "
+                    "copies, no MTCNN face re-detection, per-epoch validation on 300 images per class, BatchNorm "
+                    "running statistics with torch's momentum 0.1 instead of Keras' 0.99 for so short a run; full validation and test "
                     "sets for every reported number",
         max_epochs=4, train_per_class=1000, max_input_size=64, scratch_input_size=48, max_folds=1,
-        augmented_copies=2, monitor_per_class=300, train={"eval_batch_size": 128, "bn_momentum": 0.1}),
+        augmented_copies=2, monitor_per_class=300, face_detect=False,
+        train={"eval_batch_size": 128, "bn_momentum": 0.1}),
     "smoke": ProfileConfig(
         description="seconds per experiment, for CI: 1 epoch, 30 training and 20 evaluation images per class, "
-                    "32-px inputs for large models, no pretrained weights, no torch.compile, 1 fold, 1 augmented copy",
+                    "32-px inputs for large models, no pretrained weights, no torch.compile, 1 fold, 1 augmented copy, "
+                    "no face re-detection",
         max_epochs=1, train_per_class=30, eval_per_class=20, max_input_size=32, pretrained=False, max_folds=1,
-        augmented_copies=1, train={"compile": False}),
+        augmented_copies=1, face_detect=False, train={"compile": False}),
 }
 
 

@@ -10,9 +10,11 @@ import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from ..errors import FerbenchError, SuiteError, unknown_name
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, MAX_SEED, check_number
-from ..schema.experiment import Experiment, LLMExperiment, LoadExperiment, TrainExperiment
+from ..schema.experiment import Experiment, LLMExperiment, LoadExperiment, TrainExperiment, Variant
 from ..schema.suite import (BUILTIN_PROFILES, MAX_EXPERIMENTS, ExperimentConfig, ProfileConfig, ResourcesConfig,
                             SplitConfig, StudyConfig, UserModelConfig, safe_id_part)
 from ..schema.train import TrainConfig
@@ -26,6 +28,7 @@ class Overrides:
     epochs: int | None = None  # --epochs
     seed: int | None = None  # --seed (replaces the suite's seed list)
     limit: int | None = None  # --limit: images per class in every partition and the LLM sample
+    sensitivity: bool | None = None  # --sensitivity: add the studies' declared sweeps (same run folder)
 
     def __post_init__(self):
         # The suite's own limits, for flags and library callers alike (a flag must not skip them).
@@ -64,6 +67,9 @@ def _study_split(st: StudyConfig, prof: ProfileConfig, ov: Overrides) -> tuple[S
     if split.kind == "augmented" and prof.augmented_copies and prof.augmented_copies < split.copies:
         dev.append(f"{prof.augmented_copies} augmented copies instead of {split.copies}")
         split.copies = prof.augmented_copies
+    if split.face_detect != "none" and not prof.face_detect:
+        dev.append(f"no {split.face_detect.upper()} face re-detection (profile): every image is used")
+        split.face_detect = "none"
     folds = split.fold_list()
     if prof.max_folds and len(folds) > prof.max_folds:
         dev.append(f"{prof.max_folds} of {len(folds)} CV folds run")
@@ -156,6 +162,48 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
     return out
 
 
+def _value_text(v) -> str:
+    return safe_id_part("-".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v).lower() if
+                        isinstance(v, bool) or v is None else str(v))
+
+
+def _recipe_value(e: TrainExperiment, setting: str):
+    field, _, sub = setting.partition(".")
+    v = getattr(e.train, field)
+    v = getattr(v, sub) if sub else v
+    return Variant(of="", setting=setting, value=list(v) if isinstance(v, tuple) else v).text.partition("=")[2]
+
+
+def _sweep(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, recipe: list[TrainExperiment],
+           args: tuple) -> list[TrainExperiment]:
+    """The study's sensitivity sweep for the experiments of ``ex``: one setting changed at a time from the
+    recipe; a value the recipe (after the profile) already has adds nothing."""
+    sens = st.sensitivity
+    out: list[TrainExperiment] = []
+    for model in [ex.model] if isinstance(ex.model, str) else ex.model:
+        label = ex.label or model
+        base = next(e for e in recipe if e.model == model)
+        if sens.models is not None and label not in sens.models:
+            continue
+        for setting, values in sens.settings.items():
+            field, _, sub = setting.partition(".")
+            for value in values:
+                change = {field: {sub: value}} if sub else {field: value}
+                one = ex.model_copy(update={"model": model, "label": f"{label}+{setting}_{_value_text(value)}",
+                                            "train": _deep_merge(ex.train, change)})
+                try:
+                    exps = _model_experiments(suite, st, one, *args)
+                except ValidationError as exc:
+                    raise SuiteError(suite.path, [f"study {st.name}: sensitivity {setting}={value!r}: "
+                                                  f"{exc.errors()[0]['msg']}"]) from None
+                if exps and exps[0].train == base.train:
+                    continue
+                v = Variant(of=label, setting=setting, value=value)
+                dev = f"sensitivity sweep: {v.text} instead of the recipe's {_recipe_value(base, setting)}"
+                out += [e.model_copy(update={"variant": v, "deviations": [*e.deviations, dev]}) for e in exps]
+    return out
+
+
 def _llm_experiments(st: StudyConfig, split: SplitConfig, prof: ProfileConfig, ov: Overrides) -> list[LLMExperiment]:
     llm = st.llm.model_copy(deep=True)
     dev = []
@@ -201,7 +249,10 @@ def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
             if isinstance(ex.model, UserModelConfig):
                 exps.append(_load_experiment(suite, st, ex, split, prof, split_dev))
             else:
-                exps += _model_experiments(suite, st, ex, split, folds, seeds, prof, profile, overrides, split_dev)
+                mine = _model_experiments(suite, st, ex, split, folds, seeds, prof, profile, overrides, split_dev)
+                exps += mine
+                if overrides.sensitivity and st.sensitivity is not None:
+                    exps += _sweep(suite, st, ex, mine, (split, folds, seeds, prof, profile, overrides, split_dev))
             if len(exps) > MAX_EXPERIMENTS:
                 raise SuiteError(suite.path, [f"the suite expands to more than {MAX_EXPERIMENTS:,} experiments"])
         if st.llm is not None:
