@@ -15,11 +15,11 @@ import gzip
 import io
 import os
 import re
-import socket
 import stat
 import tarfile
 import zipfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
@@ -367,56 +367,47 @@ def _hf_to_data(dsd, where: str) -> FERData:
     return FERData(np.stack(images), np.array(labels), np.array(ids), np.array(usage), source=where)
 
 
-_TRUE = ("1", "true", "yes", "on")
 HF_LOCAL = ("pass a local copy instead: --data PATH to a folder written by Dataset.save_to_disk or "
             "holding its parquet files")
 
 
-def _hub_offline() -> str | None:
-    """Why the Hub cannot be asked now, or None: an offline variable is set, or its host (or the
-    HTTPS proxy) takes no connection within 3 s. Checked first because huggingface_hub retries an
-    unreachable host five times with backoff (~30 s of warnings) before giving up."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "FERBENCH_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in _TRUE:
-            return f"offline mode is on ({var}={os.environ[var]})"
-    from urllib.parse import urlparse
-    from urllib.request import getproxies, proxy_bypass
-
+@contextmanager
+def hub_offline():
+    """ferbench never downloads data: the Hub libraries' own offline switch is on while a dataset loads,
+    whatever the environment says, so an ``hf:`` id is served from the local Hugging Face cache or not
+    at all (no request, no retry)."""
+    import datasets
     from huggingface_hub import constants
 
-    url = urlparse(constants.ENDPOINT)
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    proxy = getproxies().get(url.scheme)
-    if proxy and not proxy_bypass(host):
-        purl = urlparse(proxy if "://" in proxy else f"http://{proxy}")
-        host, port = purl.hostname or host, purl.port or 8080
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
     try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as exc:
-        return f"the Hub cannot be reached: no connection to {host}:{port} ({exc})"
-    return None
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
+
+
+def hf_fetch_hint(ident: str, config: str = "") -> str:
+    """The command a user runs themself (with network) to put ``ident`` in the local cache."""
+    args = repr(ident) + (f", {config!r}" if config else "")
+    return f"python -c \"import datasets; datasets.load_dataset({args})\""
 
 
 def read_hf(spec: str) -> FERData:
-    """``hf:<id>[:config]`` from the Hub (or its cache), or a local save_to_disk / parquet folder."""
+    """``hf:<id>[:config]`` from the local Hugging Face cache (never the Hub), or a local save_to_disk /
+    parquet folder."""
     import datasets
 
     if spec.startswith("hf:"):
         ident, _, config = spec[3:].partition(":")
-        offline = _hub_offline()
-        hub_offline_mode = datasets.config.HF_HUB_OFFLINE  # set from the environment when datasets loaded
-        if offline and not hub_offline_mode:
-            # Without the library's own offline mode it would retry; tell the user how to use the cache.
-            raise DataError(f"cannot load Hugging Face dataset {ident!r}: {offline}. If it is in your Hugging Face "
-                            f"cache, run with HF_HUB_OFFLINE=1 to use that copy; or {HF_LOCAL}.")
         try:
-            dsd = datasets.load_dataset(ident, config or None)
+            with hub_offline():
+                dsd = datasets.load_dataset(ident, config or None)
         except Exception as exc:
-            if offline:
-                raise DataError(f"cannot load Hugging Face dataset {ident!r}: {offline} and it is not in the local "
-                                f"Hugging Face cache ({datasets.config.HF_DATASETS_CACHE}; datasets raised "
-                                f"{type(exc).__name__}); connect, or {HF_LOCAL}.") from None
-            raise DataError(f"cannot load Hugging Face dataset {ident!r}: {exc}") from None
+            raise DataError(f"Hugging Face dataset {ident!r} is not in the local Hugging Face cache "
+                            f"({datasets.config.HF_DATASETS_CACHE}; datasets raised {type(exc).__name__}) and "
+                            f"ferbench never downloads: fetch it yourself with {hf_fetch_hint(ident, config)}, "
+                            f"or {HF_LOCAL}") from None
         return _hf_to_data(dsd, spec)
     path = Path(spec)
     if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
@@ -431,7 +422,8 @@ def read_hf(spec: str) -> FERData:
         if split is None:
             raise DataError(f"{f}: parquet file names must start with the split (train/validation/test)")
         by_split.setdefault(split, []).append(str(f))
-    dsd = datasets.load_dataset("parquet", data_files=by_split)
+    with hub_offline():
+        dsd = datasets.load_dataset("parquet", data_files=by_split)
     return _hf_to_data(dsd, str(path))
 
 
