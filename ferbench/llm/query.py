@@ -45,7 +45,7 @@ from .cost import (
     expected_completion_tokens,
     prompt_tokens_estimate,
 )
-from .parse import parse_answer
+from .parse import contempt_folded, parse_answer
 from .prompts import get_prompt
 from .providers import provider
 from .sampler import stratified_sample
@@ -126,7 +126,7 @@ def estimate_llm_experiment(exp, split: SplitData) -> dict:
     """What an LLM experiment would send and cost; sends nothing (for dry runs and cost checks)."""
     ep, cfg = exp.llm_endpoint, exp.llm
     _, idx, _ = _sample(exp, split)
-    prompt, fmt = get_prompt(cfg.prompt)
+    prompt, fmt = get_prompt(cfg.prompt, split.classes)  # the options: the study's classes
     n = len(idx)
     pt = prompt_tokens_estimate(prompt, cfg.image_size, ep.detail)
     ct, why = expected_completion_tokens(ep)
@@ -157,7 +157,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
     ep, cfg = exp.llm_endpoint, exp.llm
     part, idx, notes = _sample(exp, split)
-    prompt, fmt = get_prompt(cfg.prompt)
+    prompt, fmt = get_prompt(cfg.prompt, split.classes)  # the options: the study's classes
     base_url = _base_url(ep)
     sample_info = {"split": cfg.sample.split, "per_class": cfg.sample.per_class, "seed": cfg.sample.seed,
                    "n": len(idx), "ids": part.ids[idx].tolist(), "notes": notes,
@@ -474,6 +474,10 @@ class _Run:
                        answered=counts["ok"] + counts["unparsed"] + counts["truncated"],
                        min_detectable_difference=min_detectable_difference(len(rows), metrics["accuracy"]))
         result = {**base, "metrics": {"sample": metrics}, "unparsed": unparsed, **self._extras(records, batch_info)}
+        folded = sum(r[3] >= 0 and contempt_folded(r[4], classes) for r in rows)
+        if folded:  # a 7-class study: recorded, never silent
+            result["sample"] = {**base["sample"], "notes": [*base["sample"]["notes"], (
+                f"{folded} answer(s) naming contempt scored as disgust: the study has no contempt class")]}
         if batch_info:
             result["batch"] = batch_info
         if counts["not_sent"] and self.opts.max_cost is not None and any(

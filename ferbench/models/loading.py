@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from ..labels import canonical_class
+from ..vocabulary import vocab_class
 from .adapter import FERModel, InputSpec
 from ._registry import count_parameters, create_model, list_models, model_info
 
@@ -127,7 +127,7 @@ class ChannelsLastInput(nn.Module):
 
 def class_index(model_classes: list[str], study_classes: tuple[str, ...], where: str) -> list[int] | None:
     """Positions of the study's classes among the model's outputs (None if already identical)."""
-    canon = [canonical_class(c) for c in model_classes]
+    canon = [vocab_class(c) for c in model_classes]
     if None in canon:
         bad = model_classes[canon.index(None)]
         raise ModelLoadError(f"{where}: unknown class {bad!r} in the model's class order")

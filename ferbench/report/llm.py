@@ -115,7 +115,8 @@ def usage_table(study: StudyMeta, run: RunData) -> Table | None:
         rows.append([r.label, r.status, *(Num(v, str(v)) for v in
                                            (u.requests_sent, u.cache_hits, u.prompt_tokens, u.completion_tokens)),
                      Num(cost, DASH if cost is None else f"${cost:.4f}"),
-                     "; ".join(str(a.get("description", a)) for a in r.adaptations), r.error or ""])
+                     "; ".join(str(a.get("description", a)) for a in r.adaptations),
+                     "; ".join(filter(None, [r.error or "", *(r.sample.notes if r.sample else [])]))])
     return Table(f"{study.name}_llm_usage", "LLM endpoints: requests, tokens, cost",
                  ["endpoint", "status", "requests", "cache hits", "prompt tok", "completion tok", "est. cost",
                   "adaptations", "note"], rows)

@@ -11,9 +11,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .. import CLASSES
 from ..errors import unknown_name
-from ..labels import canonical_class
+from ..vocabulary import VOCABULARY, vocab_class
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
 from .llm import LLMConfig
 from .base import Strict as _Strict
@@ -95,9 +94,9 @@ class SplitConfig(_Strict):
     @classmethod
     def _known_classes(cls, v):
         if v is not None:
-            bad = [c for c in v if canonical_class(c) is None]
+            bad = [c for c in v if vocab_class(c) is None]
             if bad:
-                raise ValueError(f"unknown class(es) {bad}; expected names from {', '.join(CLASSES)}")
+                raise ValueError(f"unknown class(es) {bad}; expected names from {', '.join(VOCABULARY)}")
             if len(v) < 2:
                 raise ValueError("a class subset needs at least 2 classes")
         return v
@@ -183,7 +182,7 @@ class UserModelConfig(_Strict):
             raise ValueError("a loaded model needs 'input: {size, channels, mean, std}'")
         if self.predictions and (self.input is not None or self.name or self.outputs != "auto" or self.layout != "auto"):
             raise ValueError("a predictions file is scored as it is: it takes no name, input, outputs or layout")
-        if self.classes and any(canonical_class(c) is None for c in self.classes):
+        if self.classes and any(vocab_class(c) is None for c in self.classes):
             raise ValueError(f"unknown class name in {self.classes}")
         return self
 
