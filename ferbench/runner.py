@@ -106,11 +106,13 @@ def _set_threads(requested: str | int | None) -> tuple[int, str]:
     return n, why
 
 
-def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions) -> list[PlannedExperiment]:
-    """Which experiments run and which stored results are reused (and why not, when not)."""
+def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions,
+                     cross: dict[str, str] | None = None) -> list[PlannedExperiment]:
+    """Which experiments run and which stored results are reused (and why not, when not). ``cross``:
+    {spec: content fingerprint} of every further test set the experiments are scored on."""
     out = []
     for exp in exps:
-        h = result_key(exp, fp)
+        h = result_key(exp, fp, cross)
         done, why = store.completed(exp.id, h)
         kind = experiment_kind(exp.kind)
         forced = options.force or (kind.forced is not None and kind.forced(exp, options))
@@ -340,12 +342,13 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         console.print(f"[yellow]note:[/] {hint}")
     splits = SplitCache(fer, suite.dir)
     fp = _data_fingerprint(spec, fer)
+    cross = {k: v for e in exps for k, v in splits.cross_fingerprints(e).items()}
     header = RunHeader(
         suite=suite.name, description=suite.config.description, suite_file=str(suite_path), profile=profile,
         profile_description=prof.description,
         overrides={k: v for k, v in vars(overrides).items() if v is not None},
         data={"source": spec, "origin": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp,
-              "skipped_unreadable": fer.skipped},
+              "skipped_unreadable": fer.skipped, "cross": cross},
         device=str(dev) if executor == "local" else f"{executor} ({device})", environment=environment(),
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         experiments=[e.id for e in exps], studies=_study_meta(suite, splits, exps),
@@ -357,7 +360,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
         for kind, mine in _by_kind(exps):
             if kind.prepare is not None:
                 kind.prepare(store, mine, options)  # e.g. what earlier runs spent counts against --max-cost
-        summary.plan = plan_experiments(store, exps, fp, options)
+        summary.plan = plan_experiments(store, exps, fp, options, header.data.cross)
         estimate_times(summary.plan, splits, dev, console, remote=executor != "local")
         if not options.dry_run:  # a dry run prints them in its plan table
             _print_estimates(summary.plan, console)

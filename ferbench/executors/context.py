@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ..data import FERData
-from ..data.cross import cross_test_sets
+from ..data.cross import content_fingerprint, cross_test_set, cross_test_sets
 from ..data.splits import SplitData, make_split
 from ..experiments import Context, Outcome, RunOptions, run_experiment
 from ..schema.results import ExperimentResult
@@ -34,13 +34,21 @@ class SplitCache:
     def __init__(self, data: FERData, suite_dir: Path | None = None):
         self.data, self.suite_dir = data, suite_dir  # suite_dir: where relative cross-dataset paths start
         self._cache: dict[str, SplitData] = {}
+        self._cross: dict[str, FERData] = {}  # further test sets by spec, read once per run
+
+    def cross_fingerprints(self, exp: Experiment) -> dict[str, str]:
+        """{spec: content fingerprint} of the experiment's further test sets (what its result is keyed by)."""
+        for spec in exp.split.cross:
+            if spec not in self._cross:
+                self._cross[spec] = cross_test_set(spec, self.suite_dir)
+        return {spec: content_fingerprint(self._cross[spec]) for spec in exp.split.cross}
 
     def get(self, exp: Experiment) -> SplitData:
         key = json.dumps([exp.split.model_dump(mode="json"), exp.fold], sort_keys=True)
         if key not in self._cache:
             kw = exp.split.model_dump(exclude={"folds", "cross"})
             self._cache[key] = make_split(self.data, fold=exp.fold or 0, **kw)
-            self._cache[key].cross = cross_test_sets(exp.split.cross, self.suite_dir)
+            self._cache[key].cross = cross_test_sets(exp.split.cross, self.suite_dir, self._cross)
         return self._cache[key]
 
 

@@ -42,6 +42,8 @@ class _ExperimentBase(BaseModel):
         for section, name, default in _HASHED_ONLY_WHEN_SET:
             if isinstance(d.get(section), dict) and d[section].get(name) == default:
                 del d[section][name]
+        if d["split"].get("cross"):  # keyed by the further test sets' content, not their paths (result_key)
+            del d["split"]["cross"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -317,6 +317,7 @@ class DataInfo(_Strict):
     images: int
     fingerprint: str
     skipped_unreadable: list[str] = Field(default_factory=list)
+    cross: dict[str, str] = Field(default_factory=dict)  # further test sets: {spec: content fingerprint}
 
 
 class StudyMeta(_Strict):

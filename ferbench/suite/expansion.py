@@ -7,6 +7,8 @@ deviation on the experiment it changes (the report lists them).
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,6 +227,11 @@ def run_folder_name(suite: str, profile: str, overrides: Overrides) -> str:
     return "-".join(parts + (["scratch"] if overrides.pretrained is False else []))
 
 
-def result_key(exp: Experiment, fingerprint: str) -> str:
-    """The config hash a stored result must carry to be reused: the experiment's settings and the data."""
-    return exp.config_hash() + fingerprint
+def result_key(exp: Experiment, fingerprint: str, cross: dict[str, str] | None = None) -> str:
+    """The config hash a stored result must carry to be reused: the experiment's settings and the data,
+    with the content fingerprints of its further test sets (``cross``: {spec: fingerprint}) where it has any."""
+    key = exp.config_hash() + fingerprint
+    if exp.split.cross:
+        fps = [(cross or {}).get(spec, "unknown") for spec in exp.split.cross]
+        key += "-x" + hashlib.sha256(json.dumps(fps).encode()).hexdigest()[:12]
+    return key
