@@ -7,7 +7,7 @@ import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable, Iterator, TextIO, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -16,6 +16,7 @@ from ...errors import DataError
 from ..dataset import FERData
 from ..sources import SIZE, _read_regular, decode_image
 
+T = TypeVar("T")
 MAX_LIST_BYTES = 512 * 1024 * 1024  # a label list or annotation CSV: AffectNet's training.csv is ~150 MB
 
 
@@ -30,6 +31,15 @@ def open_text(path: Path, what: str) -> TextIO:
         os.close(fd)
         raise DataError(f"{what} {path} is not a regular file of at most {MAX_LIST_BYTES:,} bytes")
     return io.TextIOWrapper(os.fdopen(fd, "rb"), encoding="utf-8", errors="replace", newline="")
+
+
+def parsed_lines(path: Path, what: str, parse: Callable[[str, str], T | None]) -> Iterator[tuple[int, T]]:
+    """(line number, parsed) for each line of a label list that ``parse(line, where)`` does not skip (None)."""
+    with open_text(path, what) as fh:
+        for no, line in enumerate(fh, start=1):
+            parsed = parse(line, f"{path} line {no}")
+            if parsed is not None:
+                yield no, parsed
 
 
 def need(path: Path, what: str, dataset: str, where: str) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from ...errors import DataError
 from ...vocabulary import CLASSES_7
 from ..dataset import FERData
-from ._common import Collector, need, open_text
+from ._common import Collector, need, parsed_lines
 
 LABELS, ORIGIN = Path("label", "label.lst"), Path("image", "origin")
 WHERE = ("ExpW is obtained from its authors (mmlab.ie.cuhk.edu.hk/projects/socialrelation/index.html); pass the "
@@ -49,12 +49,7 @@ def parse_line(line: str, where: str) -> tuple[str, str, tuple[int, int, int, in
 def read_expw(path: Path, skip_bad: bool = False, progress=None) -> FERData:
     labels = need(path / LABELS, "label/label.lst", "ExpW", WHERE)
     out = Collector("ExpW", CLASSES_7, str(path), skip_bad, progress)
-    with open_text(labels, "ExpW label list") as fh:
-        for no, line in enumerate(fh, start=1):
-            parsed = parse_line(line, f"{labels} line {no}")
-            if parsed is None:
-                continue
-            name, face, box, label = parsed
-            out.add_file(path / ORIGIN / name, label, f"{Path(name).stem}#{face}", "Training",
-                         group=Path(name).stem, box=box)
+    for _, (name, face, box, label) in parsed_lines(labels, "ExpW label list", parse_line):
+        out.add_file(path / ORIGIN / name, label, f"{Path(name).stem}#{face}", "Training", group=Path(name).stem,
+                     box=box)
     return out.build()

@@ -12,7 +12,7 @@ from pathlib import Path
 from ...errors import DataError
 from ...vocabulary import CLASSES_7, RAFDB_CODES
 from ..dataset import FERData
-from ._common import Collector, need, open_text
+from ._common import Collector, need, parsed_lines
 
 LABELS = Path("EmoLabel", "list_patition_label.txt")
 WHERE = ("RAF-DB is obtained from its authors (whdeng.cn/RAF/model1.html) under an academic licence; pass "
@@ -48,15 +48,10 @@ def read_rafdb(path: Path, skip_bad: bool = False, progress=None) -> FERData:
     if not aligned.is_dir() and not original.is_dir():
         raise DataError(f"RAF-DB needs its images in {aligned} or {original}; neither is there. {WHERE}")
     out = Collector("RAF-DB", CLASSES_7, str(path), skip_bad, progress)
-    with open_text(labels, "RAF-DB label list") as fh:
-        for no, line in enumerate(fh, start=1):
-            parsed = parse_line(line, f"{labels} line {no}")
-            if parsed is None:
-                continue
-            name, label, usage = parsed
-            stem = Path(name).stem
-            img = aligned / f"{stem}_aligned.jpg" if aligned.is_dir() else original / name
-            if not img.exists() and not skip_bad:
-                raise DataError(f"RAF-DB image {img} (named in {labels} line {no}) is missing")
-            out.add_file(img, label, stem, usage)
+    for no, (name, label, usage) in parsed_lines(labels, "RAF-DB label list", parse_line):
+        stem = Path(name).stem
+        img = aligned / f"{stem}_aligned.jpg" if aligned.is_dir() else original / name
+        if not img.exists() and not skip_bad:
+            raise DataError(f"RAF-DB image {img} (named in {labels} line {no}) is missing")
+        out.add_file(img, label, stem, usage)
     return out.build()
