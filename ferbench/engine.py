@@ -444,7 +444,7 @@ def _training_inputs(model: FERModel, cfg: TrainConfig, x_tr, x_va, dtype, devic
 
 
 def _train_epoch(loop: _Loop, step_fn, x_tr, y_tr, use_cache: bool, dtype, scaler, weight, device,
-                 on_batch) -> dict:
+                 on_batch, soft: torch.Tensor | None = None) -> dict:
     cfg, model = loop.cfg, loop.model
     model.train()
     n = len(x_tr)
@@ -458,7 +458,8 @@ def _train_epoch(loop: _Loop, step_fn, x_tr, y_tr, use_cache: bool, dtype, scale
         xb = x_tr[idx] if use_cache else training_batch(x_tr, idx, cfg, loop.aug_gen)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = step_fn(xb)
-            loss = F.cross_entropy(logits.float(), yb, weight=weight, label_smoothing=cfg.label_smoothing)
+            target = yb if soft is None else soft[idx]  # class probabilities: torch's soft-target cross-entropy
+            loss = F.cross_entropy(logits.float(), target, weight=weight, label_smoothing=cfg.label_smoothing)
         loop.opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(loop.opt)
@@ -487,8 +488,10 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
         val_images: np.ndarray | None, val_labels: np.ndarray | None, cfg: TrainConfig, *,
         device: torch.device, seed: int = 0, checkpoint=None,
         on_epoch: Callable[[dict], None] | None = None,
-        on_batch: Callable[[int, int, float], None] | None = None) -> FitResult:
-    """Train ``model`` in place; returns the history. With ``checkpoint`` (a
+        on_batch: Callable[[int, int, float], None] | None = None,
+        train_soft: np.ndarray | None = None) -> FitResult:
+    """Train ``model`` in place; returns the history. ``train_soft``: (N, classes) label distributions the
+    training loss is taken on instead of ``train_labels`` (which still give train_accuracy). With ``checkpoint`` (a
     :class:`ferbench.store.Checkpoint`), every epoch is saved there and an existing checkpoint is
     resumed from (its epoch, optimizer, schedule, RNG); an unreadable one restarts training."""
     seed_everything(seed)
@@ -498,6 +501,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     weight = torch.tensor(balanced_class_weights(train_labels, model.num_classes), dtype=torch.float32,
                           device=device) if cfg.class_weights else None
     x_tr, y_tr = to_device_images(train_images, device), torch.from_numpy(train_labels).to(device)
+    soft = torch.from_numpy(np.asarray(train_soft, dtype=np.float32)).to(device) if train_soft is not None else None
     has_val = val_images is not None and len(val_images) > 0
     x_va = to_device_images(val_images, device) if has_val else None
     y_va = torch.from_numpy(val_labels).to(device) if has_val else None
@@ -532,7 +536,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
             apply_freeze(model, cfg, epoch)
         t0 = time.perf_counter()
         rec = {"epoch": epoch + 1, **_train_epoch(loop, step_fn, x_tr, y_tr, use_cache, dtype, scaler, weight,
-                                                  device, on_batch)}
+                                                  device, on_batch, soft)}
         if has_val:
             model.eval()
             rec["val_loss"], rec["val_accuracy"] = _evaluate(eval_fn, x_va, y_va, cfg.eval_batch_size, dtype,

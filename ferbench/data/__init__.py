@@ -31,10 +31,12 @@ def resolve_data_spec(cli: str | None = None, suite: str | None = None,
     if os.environ.get("FERBENCH_DATA"):
         return os.environ["FERBENCH_DATA"], "$FERBENCH_DATA"
     if suite:
-        if suite_dir is not None and named_source(suite) is None and not Path(suite).is_absolute():
-            candidate = suite_dir / suite
-            suite = str(candidate) if candidate.exists() or not Path(suite).exists() else suite
-        return suite, "suite data:"
+        named = _datasets.split_named(suite)  # rafdb:PATH: the path is the suite's, as a plain one is
+        prefix, path = (f"{suite.partition(':')[0]}:", str(named[1])) if named else ("", suite)
+        if suite_dir is not None and (named or named_source(suite) is None) and not Path(path).is_absolute():
+            candidate = suite_dir / path
+            path = str(candidate) if candidate.exists() or not Path(path).exists() else path
+        return prefix + path, "suite data:"
     raise DataError("no FER2013 data given: looked at --data, $FERBENCH_DATA and the suite's 'data:' entry. "
                     + HOW_TO_GET + " For a dataset-free try-out use --data synthetic.")
 

@@ -133,6 +133,9 @@ def select_classes(data: FERData, classes: list[str] | None) -> FERData:
     lut[old] = np.arange(len(old))
     sub.labels = lut[sub.labels]
     sub.classes = tuple(canon)
+    if sub.soft is not None:  # the distribution over the kept classes, renormalized
+        soft = sub.soft[:, old]
+        sub.soft = (soft / np.maximum(soft.sum(1, keepdims=True), 1e-12)).astype(np.float32)
     return sub
 
 

@@ -26,11 +26,15 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
     if va is not None and exp.train.monitor_per_class:  # per-epoch validation on a fixed subset
         va = cap_per_class(va, per_class=exp.train.monitor_per_class, seed=exp.split.seed)
     progress = ctx.progress
+    if exp.train.soft_labels and tr.soft is None:
+        raise FerbenchError(f"train: {{soft_labels: true}} needs label distributions, and {tr.dataset} ({tr.source}) "
+                            "has none: FER+ has them (--data ferplus:PATH, any label mode)")
     try:
         fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,
                  va.labels if va is not None else None, exp.train, device=ctx.device, seed=exp.seed,
                  checkpoint=checkpoint, on_epoch=progress and (lambda rec: progress("epoch", rec)),
-                 on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))))
+                 on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))),
+                 train_soft=tr.soft if exp.train.soft_labels else None)
     except CheckpointUnusable as exc:
         if discarded is not None:
             raise  # the checkpoint is gone by now: cannot happen twice
@@ -46,6 +50,7 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
         training={"epochs_run": len(hist), "best_epoch": fr.best_epoch, "reported_epoch": fr.reported_epoch,
                   "stopped_early": fr.stopped_early, "resumed_from_epoch": fr.resumed_from_epoch,
                   "feature_cache": fr.feature_cache_used, "autocast": fr.autocast,
+                  "soft_labels": exp.train.soft_labels,
                   "checkpoint_discarded": fr.checkpoint_discarded or discarded},
         deviations=exp.deviations + autocast_deviation(fr.autocast, exp.train.amp) + (
             [f"compile: true not applied, trained eagerly (same math): {fr.compile_skipped}"]

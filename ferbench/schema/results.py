@@ -150,6 +150,8 @@ class TrainingInfo(_Strict):
     resumed_from_epoch: int | None = None
     feature_cache: bool = False
     eval_only: bool = False
+    # trained with cross-entropy on the dataset's label distributions (FER+'s votes), not its hard labels
+    soft_labels: bool = False
     checkpoint_discarded: str | None = None  # why an unreadable checkpoint was not resumed from
     # 'bfloat16' / 'float16': training steps ran under autocast; None: fp32; 'unknown': written before
     # ferbench recorded it (amp: auto then autocast on CUDA only)

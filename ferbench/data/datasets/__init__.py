@@ -54,14 +54,14 @@ DATASETS: dict[str, DatasetKind] = {
 AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "imagefolder", "jaffe")
 
 
-def _split_named(spec: str) -> tuple[str, Path] | None:
+def split_named(spec: str) -> tuple[str, Path] | None:
     prefix, sep, rest = spec.partition(":")
     return (prefix.lower(), Path(rest)) if sep and prefix.lower() in DATASETS else None
 
 
 def named_cache_key(spec: str, *, skip_bad: bool) -> str | None:
     """The array-cache key of a prefixed spec (``rafdb:PATH``): its path's, with the variant's name."""
-    named = _split_named(spec)
+    named = split_named(spec)
     if named is None or not named[1].exists():
         return None
     return source_key(str(named[1]), skip_bad=skip_bad, dataset=named[0])
@@ -70,7 +70,7 @@ def named_cache_key(spec: str, *, skip_bad: bool) -> str | None:
 def _read_named(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:
     """A prefixed spec: read through the same checked array cache as a recognised layout (the registry
     caches only unprefixed paths), under a key that carries the variant."""
-    name, path = _split_named(spec)
+    name, path = split_named(spec)
     if not path.exists():
         raise DataError(f"{DATASETS[name].title} path {path} does not exist")
     key = named_cache_key(spec, skip_bad=skip_bad)
