@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from .augment import augment_batch
 from .schema.train import AugmentConfig, TrainConfig  # noqa: F401 - re-exported
 from .models import FERModel
+from .models.adapter import image_batch
 from .models.keras import KERAS_ADAM_EPS, keras_plateau_kwargs
 
 # Subnormal floats (|x| < 1.2e-38) turn up in gradients within the first epoch; every operation on
@@ -216,8 +217,8 @@ class FitResult:
 
 
 def to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 48, 48) numpy -> uint8 (N, 1, 48, 48) tensor resident on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).to(device)
+    """uint8 (N, H, W) gray or (N, H, W, 3) RGB numpy -> uint8 (N, C, H, W) tensor resident on ``device``."""
+    return image_batch(images).to(device)
 
 
 def _as_float(xb: torch.Tensor) -> torch.Tensor:
@@ -577,11 +578,13 @@ def apply_freeze(model: FERModel, cfg: TrainConfig, epoch: int) -> None:
 
 @torch.inference_mode()
 def measure_inference(model: FERModel, device: torch.device, batch_size: int = 64, iters: int = 10,
-                      warmup: int = 3, amp: torch.dtype | None = None) -> dict:
-    """Inference speed on random 48x48 inputs at ``batch_size`` (under ``amp`` autocast, as evaluated):
-    ms per image and images/s."""
+                      warmup: int = 3, amp: torch.dtype | None = None,
+                      image_shape: tuple[int, ...] = (48, 48)) -> dict:
+    """Inference speed on random inputs of ``image_shape`` (one image's: (H, W) gray or (H, W, 3) RGB, the
+    study's) at ``batch_size`` (under ``amp`` autocast, as evaluated): ms per image and images/s."""
     model.eval().to(device)
-    x = torch.rand(batch_size, 1, 48, 48, device=device)
+    h, w, *c = image_shape
+    x = torch.rand(batch_size, c[0] if c else 1, h, w, device=device)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         for _ in range(warmup):
             model(x)

@@ -340,7 +340,7 @@ def run_suite(suite_path: str | Path, *, profile: str = "paper", data: str | Non
     n_threads, why_threads = _set_threads(threads)
     if executor == "local" and threads is None and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
-    splits = SplitCache(fer, suite.dir)
+    splits = SplitCache(fer, suite.dir, lambda inp: load_data(spec, skip_bad=skip_bad, progress=console, input=inp))
     fp = _data_fingerprint(spec, fer)
     cross = {k: v for e in exps for k, v in splits.cross_fingerprints(e).items()}
     header = RunHeader(

@@ -11,12 +11,13 @@ import numpy as np
 
 from ..errors import DataError
 from . import load_data
+from ..schema.study_input import DEFAULT_INPUT, StudyInput
 from .dataset import FERData
 
 
-def cross_test_set(spec: str, suite_dir: Path | None = None) -> FERData:
-    """The test partition of one further dataset (every image of one without partitions)."""
-    data = load_data(_relative(spec, suite_dir))
+def cross_test_set(spec: str, suite_dir: Path | None = None, input: StudyInput = DEFAULT_INPUT) -> FERData:
+    """The test partition of one further dataset (every image of one without partitions), at the study's input."""
+    data = load_data(_relative(spec, suite_dir), input=input)
     test = data.subset(data.where_usage("PrivateTest"))
     if len(test) == 0 and set(data.usage) == {"Training"}:
         test = data  # a set without partitions (CK+, JAFFE): every image is a test image elsewhere
@@ -31,7 +32,7 @@ def cross_test_sets(specs: list[str], suite_dir: Path | None, loaded: dict[str, 
     ``loaded``: test sets already read, by spec."""
     out: dict[str, FERData] = {}
     for spec in specs:
-        test = (loaded or {}).get(spec) or cross_test_set(spec, suite_dir)
+        test = loaded[spec] if loaded and spec in loaded else cross_test_set(spec, suite_dir)
         name, n = test.dataset, 2
         while name in out:
             name, n = f"{test.dataset} ({n})", n + 1

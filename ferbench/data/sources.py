@@ -29,6 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from .. import CLASSES
 from ..errors import DataError
 from ..labels import canonical_class
+from ..schema.study_input import DEFAULT_INPUT, StudyInput
 from .dataset import FERData
 from .registry import Reader, register_source
 
@@ -68,12 +69,12 @@ def _damaged(path: Path, exc: BaseException, images: int, reading: str | None, l
                      "against the source's")
 
 
-def decode_image(raw: bytes, name: str) -> np.ndarray:
-    """Decode one image file to uint8 48x48 grayscale, converting size and colour if needed."""
+def decode_image(raw: bytes, name: str, target: StudyInput = DEFAULT_INPUT) -> np.ndarray:
+    """Decode one image file to uint8 ``target`` (48x48 grayscale by default), converting size and colour."""
     try:
         with Image.open(io.BytesIO(raw)) as im:
             im.load()
-            return _to_canonical(im)
+            return _to_canonical(im, target)
     except DataError as exc:
         raise DataError(f"cannot decode image {name}: {exc}") from None
     except UnidentifiedImageError:
@@ -83,14 +84,40 @@ def decode_image(raw: bytes, name: str) -> np.ndarray:
         raise DataError(f"cannot decode image {name}: {why}") from None
 
 
-def _to_canonical(im: Image.Image) -> np.ndarray:
+def _to_canonical(im: Image.Image, target: StudyInput = DEFAULT_INPUT) -> np.ndarray:
     if im.mode.startswith("I") or im.mode == "F":
         im = _wide_to_8bit(im)
-    if im.mode != "L":
-        im = im.convert("L")
-    if im.size != (SIZE, SIZE):
-        im = im.resize((SIZE, SIZE), Image.Resampling.BILINEAR, reducing_gap=None)
+    mode = "L" if target.channels == 1 else "RGB"
+    if im.mode != mode:
+        im = im.convert(mode)
+    if im.size != (target.size, target.size):
+        im = im.resize((target.size, target.size), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(im, dtype=np.uint8)
+
+
+def conversions_to(size: tuple[int, int], mode: str, target: StudyInput) -> list[str]:
+    """What reading an image of ``size`` and PIL ``mode`` as ``target`` converts (bucketed, not per source
+    size: AffectNet's sizes all differ)."""
+    out = []
+    if target.channels == 1 and mode != "L":
+        out.append(f"{mode} -> gray (L)")
+    elif target.channels == 3 and mode != "RGB":
+        out.append(f"{'gray' if mode == 'L' else mode} -> RGB" + (" (channels replicated)" if mode == "L" else ""))
+    if size != (target.size, target.size):
+        out.append(f"resized to {target.size}x{target.size}")
+    return out
+
+
+def conform(data: FERData, target: StudyInput) -> FERData:
+    """``data`` (decoded at 48x48 gray: a CSV's pixels, a Hugging Face set) as ``target``, conversions counted."""
+    if data.images.shape[1:] == target.shape:
+        return data
+    first = data.images[0]
+    mode = "L" if first.ndim == 2 else "RGB"
+    for what in conversions_to((first.shape[1], first.shape[0]), mode, target):
+        data.conversions[what] = data.conversions.get(what, 0) + len(data)
+    data.images = np.stack([_to_canonical(Image.fromarray(img), target) for img in data.images])
+    return data
 
 
 def _wide_to_8bit(im: Image.Image) -> Image.Image:

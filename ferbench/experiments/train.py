@@ -8,6 +8,7 @@ from ..data.splits import cap_per_class
 from ..engine import CheckpointUnusable, dtype_from_name, fit, seed_everything
 from ..errors import FerbenchError
 from ..models import count_parameters, create_model, model_info
+from ..models.adapter import InputMismatch
 from ..schema.experiment import TrainExperiment
 from ..schema.suite import UserModelConfig
 from .context import Context, Outcome
@@ -20,8 +21,12 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
     split = ctx.split
     checkpoint = ctx.store.checkpoint(exp.id, ctx.config_hash)
     seed_everything(exp.seed)  # weight initialisation is part of what the seed fixes
-    model = create_model(exp.model, num_classes=len(split.classes), pretrained=exp.pretrained, weights=exp.weights,
-                         keras_defaults=exp.train.keras_defaults, **exp.model_args)
+    try:
+        model = create_model(exp.model, num_classes=len(split.classes), pretrained=exp.pretrained,
+                             weights=exp.weights, keras_defaults=exp.train.keras_defaults, study_input=exp.input,
+                             **exp.model_args)
+    except InputMismatch as exc:
+        raise FerbenchError(str(exc)) from None
     tr, va = split.train, split.val
     if va is not None and exp.train.monitor_per_class:  # per-epoch validation on a fixed subset
         va = cap_per_class(va, per_class=exp.train.monitor_per_class, seed=exp.split.seed)

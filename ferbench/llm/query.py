@@ -161,8 +161,10 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     base_url = _base_url(ep)
     sample_info = {"split": cfg.sample.split, "per_class": cfg.sample.per_class, "seed": cfg.sample.seed,
                    "n": len(idx), "ids": part.ids[idx].tolist(), "notes": notes,
-                   "image": f"{cfg.image_size}x{cfg.image_size} PNG (grayscale"
-                            + (", bicubic upscale)" if cfg.image_size != 48 else ", original)")}
+                   "image": f"{cfg.image_size}x{cfg.image_size} PNG "
+                            f"({'grayscale' if part.images.ndim == 3 else 'RGB'}"
+                            + (", original)" if cfg.image_size == part.images.shape[1] else ", bicubic upscale)"
+                               if cfg.image_size > part.images.shape[1] else ", bicubic downscale)")}
     est = estimate_llm_experiment(exp, split)
     base = {"endpoint": {**ep.model_dump(), "base_url": base_url}, "prompt": prompt, "response_format": fmt,
             "sample": sample_info, "estimate": {k_: v for k_, v in est.items() if k_ not in ("prompt", "response_format")}}

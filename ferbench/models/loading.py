@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ModelLoadError
 from ..vocabulary import vocab_class
-from .adapter import FERModel, InputSpec
+from .adapter import FERModel, InputSpec, image_batch
 from ._registry import count_parameters, create_model, list_models, model_info
 
 
@@ -300,5 +300,5 @@ def _dry_run(model: FERModel, n_classes: int, where: str, layout: str, probe: np
         raise ModelLoadError(f"{where}: wrong number of classes: the model outputs {out.shape[1]} scores but "
                              f"{n_classes} classes are declared")
     if probe is not None and len(probe):
-        out = torch.cat([out, model(torch.from_numpy(np.asarray(probe)).float().div(255).unsqueeze(1))])
+        out = torch.cat([out, model(image_batch(np.asarray(probe)).float().div(255))])
     return out.float()

@@ -184,6 +184,7 @@ class ModelInfoRecord(_Strict):
     weights: str | None = None
     keras_kernel_init: str = "glorot_uniform"
     cpu_bf16: bool = True
+    adapts_input: bool = False  # built for the study's input (in_chans, input_size)
 
 
 class _ResultBase(_Strict):

@@ -15,6 +15,7 @@ from ..errors import unknown_name
 from ..vocabulary import VOCABULARY, vocab_class
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
 from .llm import LLMConfig
+from .study_input import StudyInput
 from .base import Strict as _Strict
 
 STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
@@ -248,6 +249,8 @@ class StudyConfig(_Strict):
     experiments: list[ExperimentConfig] = Field(min_length=1, max_length=MAX_EXPERIMENTS_PER_STUDY)
     llm: LLMConfig | None = None
     notes: list[str] = Field(default_factory=list)
+    # The images' size and colour (default 48 px gray, FER2013's): e.g. {size: 100, channels: 3} for RAF-DB.
+    input: StudyInput = StudyInput()
 
     @field_validator("paper")
     @classmethod

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ...errors import DataError
 from ...vocabulary import CLASSES_7
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ..dataset import FERData
 from ._common import Collector, need, parsed_lines
 
@@ -46,9 +47,10 @@ def parse_line(line: str, where: str) -> tuple[str, str, tuple[int, int, int, in
     return parts[0], parts[1], (left, top, right, bottom), CLASSES_7[code]
 
 
-def read_expw(path: Path, skip_bad: bool = False, progress=None) -> FERData:
+def read_expw(path: Path, skip_bad: bool = False, progress=None,
+        input: StudyInput = DEFAULT_INPUT) -> FERData:
     labels = need(path / LABELS, "label/label.lst", "ExpW", WHERE)
-    out = Collector("ExpW", CLASSES_7, str(path), skip_bad, progress)
+    out = Collector("ExpW", CLASSES_7, str(path), skip_bad, progress, target=input)
     for _, (name, face, box, label) in parsed_lines(labels, "ExpW label list", parse_line):
         out.add_file(path / ORIGIN / name, label, f"{Path(name).stem}#{face}", "Training", group=Path(name).stem,
                      box=box)
