@@ -2,11 +2,13 @@
 
 Supported: the Kaggle image folder (``train/<class>/*.jpg``, ``test/<class>/*.jpg``), that folder
 as ``.zip`` / ``.tar.gz`` / ``.tgz`` (read in place), the challenge CSV ``fer2013.csv``
-(``emotion,pixels,Usage``), and Hugging Face datasets (``hf:<id>[:config]``, a ``save_to_disk``
-folder or a folder of parquet files).
+(``emotion,pixels,Usage``), and Hugging Face datasets (``hf:<id>[:config]`` from the local Hugging Face
+cache only, never downloaded; a ``save_to_disk`` folder or a folder of parquet files).
 
 Images that are not 48x48 grayscale are converted: colour is reduced to luminance (PIL "L")
 and the image is resized to 48x48 with bilinear filtering (with antialiasing when shrinking).
+A study that declares another input (:mod:`ferbench.schema.study_input`) gets them converted to it
+(:func:`conform`), each conversion counted.
 """
 from __future__ import annotations
 
@@ -110,7 +112,7 @@ def conversions_to(size: tuple[int, int], mode: str, target: StudyInput) -> list
 
 def conform(data: FERData, target: StudyInput) -> FERData:
     """``data`` (decoded at 48x48 gray: a CSV's pixels, a Hugging Face set) as ``target``, conversions counted."""
-    if data.images.shape[1:] == target.shape:
+    if len(data) == 0 or data.images.shape[1:] == target.shape:
         return data
     first = data.images[0]
     mode = "L" if first.ndim == 2 else "RGB"
