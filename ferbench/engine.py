@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from .augment import augment_batch
 from .schema.train import AugmentConfig, TrainConfig  # noqa: F401 - re-exported
 from .models import FERModel
+from .models.adapter import image_batch
 from .models.keras import KERAS_ADAM_EPS, keras_plateau_kwargs
 
 # Subnormal floats (|x| < 1.2e-38) turn up in gradients within the first epoch; every operation on
@@ -216,8 +217,8 @@ class FitResult:
 
 
 def to_device_images(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 (N, 48, 48) numpy -> uint8 (N, 1, 48, 48) tensor resident on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(images)).unsqueeze(1).to(device)
+    """uint8 (N, H, W) gray or (N, H, W, 3) RGB numpy -> uint8 (N, C, H, W) tensor resident on ``device``."""
+    return image_batch(images).to(device)
 
 
 def _as_float(xb: torch.Tensor) -> torch.Tensor:
@@ -444,7 +445,7 @@ def _training_inputs(model: FERModel, cfg: TrainConfig, x_tr, x_va, dtype, devic
 
 
 def _train_epoch(loop: _Loop, step_fn, x_tr, y_tr, use_cache: bool, dtype, scaler, weight, device,
-                 on_batch) -> dict:
+                 on_batch, soft: torch.Tensor | None = None) -> dict:
     cfg, model = loop.cfg, loop.model
     model.train()
     n = len(x_tr)
@@ -458,7 +459,8 @@ def _train_epoch(loop: _Loop, step_fn, x_tr, y_tr, use_cache: bool, dtype, scale
         xb = x_tr[idx] if use_cache else training_batch(x_tr, idx, cfg, loop.aug_gen)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             logits = step_fn(xb)
-            loss = F.cross_entropy(logits.float(), yb, weight=weight, label_smoothing=cfg.label_smoothing)
+            target = yb if soft is None else soft[idx]  # class probabilities: torch's soft-target cross-entropy
+            loss = F.cross_entropy(logits.float(), target, weight=weight, label_smoothing=cfg.label_smoothing)
         loop.opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(loop.opt)
@@ -487,8 +489,10 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
         val_images: np.ndarray | None, val_labels: np.ndarray | None, cfg: TrainConfig, *,
         device: torch.device, seed: int = 0, checkpoint=None,
         on_epoch: Callable[[dict], None] | None = None,
-        on_batch: Callable[[int, int, float], None] | None = None) -> FitResult:
-    """Train ``model`` in place; returns the history. With ``checkpoint`` (a
+        on_batch: Callable[[int, int, float], None] | None = None,
+        train_soft: np.ndarray | None = None) -> FitResult:
+    """Train ``model`` in place; returns the history. ``train_soft``: (N, classes) label distributions the
+    training loss is taken on instead of ``train_labels`` (which still give train_accuracy). With ``checkpoint`` (a
     :class:`ferbench.store.Checkpoint`), every epoch is saved there and an existing checkpoint is
     resumed from (its epoch, optimizer, schedule, RNG); an unreadable one restarts training."""
     seed_everything(seed)
@@ -498,6 +502,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
     weight = torch.tensor(balanced_class_weights(train_labels, model.num_classes), dtype=torch.float32,
                           device=device) if cfg.class_weights else None
     x_tr, y_tr = to_device_images(train_images, device), torch.from_numpy(train_labels).to(device)
+    soft = torch.from_numpy(np.asarray(train_soft, dtype=np.float32)).to(device) if train_soft is not None else None
     has_val = val_images is not None and len(val_images) > 0
     x_va = to_device_images(val_images, device) if has_val else None
     y_va = torch.from_numpy(val_labels).to(device) if has_val else None
@@ -532,7 +537,7 @@ def fit(model: FERModel, train_images: np.ndarray, train_labels: np.ndarray,
             apply_freeze(model, cfg, epoch)
         t0 = time.perf_counter()
         rec = {"epoch": epoch + 1, **_train_epoch(loop, step_fn, x_tr, y_tr, use_cache, dtype, scaler, weight,
-                                                  device, on_batch)}
+                                                  device, on_batch, soft)}
         if has_val:
             model.eval()
             rec["val_loss"], rec["val_accuracy"] = _evaluate(eval_fn, x_va, y_va, cfg.eval_batch_size, dtype,
@@ -573,11 +578,13 @@ def apply_freeze(model: FERModel, cfg: TrainConfig, epoch: int) -> None:
 
 @torch.inference_mode()
 def measure_inference(model: FERModel, device: torch.device, batch_size: int = 64, iters: int = 10,
-                      warmup: int = 3, amp: torch.dtype | None = None) -> dict:
-    """Inference speed on random 48x48 inputs at ``batch_size`` (under ``amp`` autocast, as evaluated):
-    ms per image and images/s."""
+                      warmup: int = 3, amp: torch.dtype | None = None,
+                      image_shape: tuple[int, ...] = (48, 48)) -> dict:
+    """Inference speed on random inputs of ``image_shape`` (one image's: (H, W) gray or (H, W, 3) RGB, the
+    study's) at ``batch_size`` (under ``amp`` autocast, as evaluated): ms per image and images/s."""
     model.eval().to(device)
-    x = torch.rand(batch_size, 1, 48, 48, device=device)
+    h, w, *c = image_shape
+    x = torch.rand(batch_size, c[0] if c else 1, h, w, device=device)
     with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
         for _ in range(warmup):
             model(x)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .models import FERModel
+from .models.adapter import image_batch
 
 
 def last_conv(model: nn.Module) -> nn.Conv2d | None:
@@ -28,14 +29,14 @@ def gradcam(model: FERModel, images: np.ndarray, device: torch.device,
     h2 = layer.register_full_backward_hook(lambda m, gi, go: store.__setitem__("grad", go[0]))
     try:
         model.eval().to(device)
-        x = torch.from_numpy(images).float().div(255).unsqueeze(1).to(device).requires_grad_(True)
+        x = image_batch(images).float().div(255).to(device).requires_grad_(True)
         logits = model(x)
         target = logits.argmax(1, keepdim=True) if classes is None else \
             torch.as_tensor(np.asarray(classes), dtype=torch.long, device=logits.device).view(-1, 1)
         logits.gather(1, target).sum().backward()
         w = store["grad"].mean((2, 3), keepdim=True)
         cam = F.relu((w * store["act"]).sum(1, keepdim=True))
-        cam = F.interpolate(cam, size=images.shape[1:], mode="bilinear", align_corners=False)[:, 0]
+        cam = F.interpolate(cam, size=images.shape[1:3], mode="bilinear", align_corners=False)[:, 0]
         cam = cam / cam.flatten(1).amax(1).clamp_min(1e-8)[:, None, None]
         return cam.detach().cpu().numpy()
     finally:

@@ -6,7 +6,8 @@ ALIASES: dict[str, str] = {
     "angry": "angry", "anger": "angry", "angered": "angry", "mad": "angry", "furious": "angry",
     "annoyed": "angry", "irritated": "angry", "rage": "angry",
     "disgust": "disgust", "disgusted": "disgust", "disgusting": "disgust", "revulsion": "disgust",
-    "contempt": "disgust",
+    # contempt is not here: it is its own class on 8-class sets (ferbench.vocabulary.vocab_class); only the
+    # LLM answer parser folds it into disgust, on a 7-class study, and counts each time it does.
     "fear": "fear", "fearful": "fear", "afraid": "fear", "scared": "fear", "frightened": "fear",
     "terrified": "fear", "anxious": "fear", "anxiety": "fear", "worried": "fear",
     "happy": "happy", "happiness": "happy", "joy": "happy", "joyful": "happy", "smiling": "happy",

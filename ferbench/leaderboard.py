@@ -74,7 +74,8 @@ def _recorded_data(store: RunStore) -> tuple[RunHeader | None, str]:
     return header, f"checked against the data run.json records: {d.source} ({d.images:,} images)"
 
 
-def _status(store: RunStore, exp: Experiment, fingerprint: str | None) -> ExperimentStatus:
+def _status(store: RunStore, exp: Experiment, fingerprint: str | None,
+            cross: dict[str, str] | None = None) -> ExperimentStatus:
     row = ExperimentStatus(exp.id, exp.study, exp.kind, _model_of(exp), "not run")
     try:
         stored = store.read_result(exp.id)
@@ -91,7 +92,7 @@ def _status(store: RunStore, exp: Experiment, fingerprint: str | None) -> Experi
         return row
     from .suite.expansion import result_key
 
-    done, why = store.completed(exp.id, result_key(exp, fingerprint))
+    done, why = store.completed(exp.id, result_key(exp, fingerprint, cross))
     if done is not None:
         row.status = "complete"
         if (m := done.headline) is not None:
@@ -125,7 +126,7 @@ def suite_status(suite_path: str | Path, *, profile: str = "paper", results_dir:
     header, note = _recorded_data(store)
     fp = header.data.fingerprint if header else None
     return SuiteStatus(store.root, header.data.source if header else None, note,
-                       [_status(store, e, fp) for e in exps])
+                       [_status(store, e, fp, header.data.cross if header else None) for e in exps])
 
 
 # --- ferbench results ------------------------------------------------------------------------------

@@ -90,11 +90,13 @@ def _set_threads(requested: str | int | None) -> tuple[int, str]:
     return n, why
 
 
-def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions) -> list[PlannedExperiment]:
-    """Which experiments run and which stored results are reused (and why not, when not)."""
+def plan_experiments(store: RunStore, exps: list[Experiment], fp: str, options: RunOptions,
+                     cross: dict[str, str] | None = None) -> list[PlannedExperiment]:
+    """Which experiments run and which stored results are reused (and why not, when not). ``cross``:
+    {spec: content fingerprint} of every further test set the experiments are scored on."""
     out = []
     for exp in exps:
-        h = result_key(exp, fp)
+        h = result_key(exp, fp, cross)
         done, why = store.completed(exp.id, h)
         kind = experiment_kind(exp.kind)
         forced = options.force or (kind.forced is not None and kind.forced(exp, options))
@@ -219,7 +221,8 @@ def _header(suite: LoadedSuite, suite_path, req: RunRequest, exps: list[Experime
         profile_description=resolve_profile(suite, req.profile).description,
         overrides={k: v for k, v in vars(req.overrides).items() if v is not None and k != "sensitivity"},
         data={"source": spec, "origin": origin, "counts": fer.counts(), "images": len(fer), "fingerprint": fp,
-              "skipped_unreadable": fer.skipped},
+              "skipped_unreadable": fer.skipped,
+              "cross": {k: v for e in exps for k, v in splits.cross_fingerprints(e).items()}},
         device=device, environment=environment(), started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         experiments=[e.id for e in exps], studies=_study_meta(suite, splits, exps),
         suite_studies=[st.name for st in suite.studies],
@@ -262,7 +265,7 @@ def run_suite(suite_path: str | Path, request: RunRequest = RunRequest(), consol
     threads = _set_threads(req.threads)
     if local and req.threads is None and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
-    splits = SplitCache(fer, suite.dir)
+    splits = SplitCache(fer, suite.dir, lambda inp: load_data(spec, skip_bad=skip_bad, progress=console, input=inp))
     fp = _data_fingerprint(spec, fer)
     header = _header(suite, suite_path, req, exps, splits, (spec, origin, fer, fp),
                      str(dev) if local else f"{req.executor} ({req.device})", threads)
@@ -272,7 +275,7 @@ def run_suite(suite_path: str | Path, request: RunRequest = RunRequest(), consol
         for kind, mine in _by_kind(exps):
             if kind.prepare is not None:
                 kind.prepare(store, mine, options)  # e.g. what earlier runs spent counts against --max-cost
-        summary.plan = plan_experiments(store, exps, fp, options)
+        summary.plan = plan_experiments(store, exps, fp, options, header.data.cross)
         estimate_times(summary.plan, splits, dev, console, remote=not local)
         if options.dry_run:  # the plan table shows the estimates, and nothing runs
             _dry_run_estimates(summary.plan, splits)

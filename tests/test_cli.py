@@ -272,7 +272,7 @@ def test_hf_id_offline_fails_fast_with_one_line():
     t0 = time.perf_counter()
     r = CliRunner().invoke(main, ["data", "info", "--data", "hf:nonexistent/x"])  # conftest: HF_HUB_OFFLINE=1
     assert r.exit_code == 1 and "Retry" not in r.output and len(r.output.splitlines()) == 1
-    assert "cannot load Hugging Face dataset 'nonexistent/x': offline mode is on" in r.output
+    assert "Hugging Face dataset 'nonexistent/x' is not in the local Hugging Face cache" in r.output
     assert time.perf_counter() - t0 < 30
 
 

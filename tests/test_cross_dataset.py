@@ -73,3 +73,27 @@ def test_cross_numbers_come_from_the_evidence(cross_run, tmp_path):
     assert "mlp on RAF-DB: not shown, its result.json and cross_predictions.csv disagree or the file is missing" in table
     row = next(line for line in table.splitlines() if line.startswith("| mlp "))
     assert row.count("–") == 6  # both further test sets dashed; its own test set still shown
+
+
+def test_cross_sets_are_keyed_by_content_not_path(tmp_path):
+    import shutil
+
+    from PIL import Image
+
+    write_fer2013_csv(tmp_path / "fer2013.csv", per_class=2)
+    write_rafdb(tmp_path / "raf", [("train_00001.jpg", 4)] + [(f"test_{k:04d}.jpg", k % 7 + 1) for k in range(1, 8)])
+
+    def run(cross: str):
+        (tmp_path / "x.yaml").write_text("name: x\ndata: fer2013.csv\ndefaults: {epochs: 1}\nstudies:\n  - name: s\n"
+                                         f"    split: {{kind: official, cross: [{cross}]}}\n"
+                                         "    experiments: [{model: mlp}]\n")
+        r = CliRunner().invoke(main, ["run", str(tmp_path / "x.yaml"), "--results-dir", str(tmp_path / "res")])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    assert "1 run" in run("raf")
+    shutil.move(tmp_path / "raf", tmp_path / "moved")
+    assert "1 reused" in run("moved")  # the same images elsewhere: not scored again
+    img = tmp_path / "moved/basic/Image/aligned/test_0001_aligned.jpg"
+    Image.new("RGB", (100, 100), (250, 0, 0)).save(img)
+    assert "1 run" in run("moved")  # one image changed: scored again

@@ -273,26 +273,53 @@ def test_load_data_progress_prints_one_line_per_decode(kaggle_folder):
     assert "decoded" not in out.getvalue()
 
 
-def test_hf_id_fails_fast_when_the_hub_is_unreachable(monkeypatch):
-    datasets = pytest.importorskip("datasets")
-    from ferbench.data import sources
+@pytest.fixture
+def no_network(monkeypatch):
+    """Online as far as the environment says, but every connection attempt fails and is recorded."""
+    import socket
 
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "FERBENCH_OFFLINE", "HTTPS_PROXY", "https_proxy"):
+    datasets = pytest.importorskip("datasets")
+    from huggingface_hub import constants
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "FERBENCH_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    attempts = []
 
-    def no_network(address, timeout):
-        assert timeout <= 3
-        raise OSError("[Errno -2] Name or service not known")
-    monkeypatch.setattr(sources.socket, "create_connection", no_network)
-    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("asked the Hub (it would retry)"))
-    with pytest.raises(DataError, match=r"'nonexistent/x': the Hub cannot be reached: no connection to "
-                                        r"huggingface\.co:443 .*run with HF_HUB_OFFLINE=1 to use that copy"):
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network attempted")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    return attempts
+
+
+def test_hf_id_never_downloads_and_names_the_fetch_command(no_network, tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(DataError, match=r"Hugging Face dataset 'nonexistent/x' is not in the local Hugging Face "
+                                        r"cache .* ferbench never downloads: fetch it yourself with python -c "
+                                        r"\"import datasets; datasets.load_dataset\('nonexistent/x'\)\""):
         load_data("hf:nonexistent/x")
+    assert no_network == []  # not one connection attempted, though no offline variable is set
+    from huggingface_hub import constants
+    assert constants.HF_HUB_OFFLINE is False  # the offline switch is ferbench's only while it loads
+
+
+def test_local_parquet_loads_with_the_network_refused(no_network, tmp_path):
+    import datasets
+
+    ds = datasets.Dataset.from_dict({"image": [np.zeros((48, 48), np.uint8).tolist()] * 2, "label": [3, 4]})
+    (tmp_path / "hf").mkdir()
+    ds.to_parquet(str(tmp_path / "hf" / "train-0.parquet"))
+    data = load_data(str(tmp_path / "hf"), use_cache=False)
+    assert list(data.labels) == [3, 4] and no_network == []
 
 
 def test_hf_id_offline_not_cached_says_so():
     pytest.importorskip("datasets")
-    with pytest.raises(DataError, match=r"'nonexistent/x': offline mode is on \(HF_HUB_OFFLINE=1\) and it is not "
-                                        r"in the local Hugging Face cache"):
+    with pytest.raises(DataError, match=r"'nonexistent/x' is not in the local Hugging Face cache"):
         load_data("hf:nonexistent/x")  # conftest sets HF_HUB_OFFLINE=1

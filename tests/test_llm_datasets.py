@@ -2,7 +2,11 @@
 contempt answers count as contempt where the dataset has it."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from dataset_layouts import write_ferplus, write_rafdb
 from ferbench.data import load_data
@@ -40,3 +44,76 @@ def test_rafdb_sample_comes_from_its_test_list(tmp_path):
     part = sample_partition(split, "test")
     idx, _ = stratified_sample(part.labels, part.ids, 1, 0, len(split.classes))
     assert len(idx) == 7 and all(i.startswith("test_") for i in part.ids[idx])
+
+
+def test_prompt_lists_the_study_classes():
+    from ferbench.llm.prompts import PROMPTS, get_prompt
+
+    seven, _ = get_prompt("paper", CLASSES_7)
+    assert seven == PROMPTS["paper"] and "contempt" not in seven  # FER2013: the paper's very words
+    assert "are: angry, contempt, disgust, fear, happy, neutral, sad, and surprise." in get_prompt("paper", CLASSES_8)[0]
+    text, fmt = get_prompt("json", CLASSES_8)
+    assert "contempt" in text and "contempt" in fmt["json_schema"]["schema"]["properties"]["emotion"]["enum"]
+
+
+def test_contempt_alias_is_no_trap_outside_llm_answers():
+    from ferbench.labels import canonical_class
+    from ferbench.schema.suite import SplitConfig
+    from ferbench.vocabulary import vocab_class
+
+    assert canonical_class("contempt") is None and vocab_class("Contempt") == "contempt"
+    assert SplitConfig(classes=["contempt", "neutral"]).classes == ["contempt", "neutral"]
+
+
+def _llm_study(tmp_path, data: Path, srv, answer_classes: str) -> dict:
+    import json
+
+    from click.testing import CliRunner
+
+    from ferbench.cli import main
+
+    llm = json.dumps({"endpoints": [{"model": "m", "base_url": srv.base_url, "api_key_env": "FAKE_KEY"}],
+                      "sample": {"per_class": 1}})
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: c\ndata: {data}\ndefaults: {{epochs: 1}}\nstudies:\n  - name: s\n"
+                     f"    split: {{kind: official{answer_classes}}}\n    experiments: [{{model: mlp}}]\n"
+                     f"    llm: {llm}\n")
+    r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res"), "--no-cache"])
+    assert r.exit_code == 0, r.output
+    return json.loads((tmp_path / "res/c/s.llm.m/result.json").read_text())
+
+
+def _ferplus_rows():
+    rows = []
+    for u in ("Training", "PublicTest", "PrivateTest"):
+        for k in range(8):
+            v = [0] * 10
+            v[k] = 10
+            rows.append((u, f"f{u}{k}.png", v))
+    return rows
+
+
+def test_an_8_class_study_asks_for_contempt_and_scores_it(tmp_path, monkeypatch):
+    from fake_openai import FakeOpenAI, Reply
+
+    monkeypatch.setenv("FAKE_KEY", "sk-test-" + "C" * 30)
+    data = write_ferplus(tmp_path / "fp", _ferplus_rows())
+    with FakeOpenAI(lambda n, sha, body: Reply("Contempt")) as srv:
+        res = _llm_study(tmp_path, data, srv, "")
+    prompt = json.dumps(srv.requests[0]["body"])
+    assert "contempt, disgust" in prompt
+    m = res["metrics"]["sample"]
+    assert m["n"] == 8 and m["accuracy"] == pytest.approx(1 / 8)  # the contempt image, scored as contempt
+    assert m["per_class"]["recall"][7] == 1.0 and m["unparsed"] == 0
+    assert not any("contempt" in n for n in res["sample"]["notes"])
+
+
+def test_a_7_class_study_folds_contempt_into_disgust_and_records_it(tmp_path, monkeypatch):
+    from fake_openai import FakeOpenAI, Reply
+
+    monkeypatch.setenv("FAKE_KEY", "sk-test-" + "C" * 30)
+    with FakeOpenAI(lambda n, sha, body: Reply("contempt")) as srv:
+        res = _llm_study(tmp_path, "synthetic:700:3", srv, ", eval_per_class: 2, train_per_class: 5")
+    assert "contempt" not in json.dumps(srv.requests[0]["body"])
+    assert res["metrics"]["sample"]["accuracy"] == pytest.approx(1 / 7)  # the disgust image
+    assert "7 answer(s) naming contempt scored as disgust: the study has no contempt class" in res["sample"]["notes"]

@@ -16,6 +16,8 @@ from ferbench.data.splits import make_split
 from ferbench.errors import DataError
 from ferbench.experiments.predictions import read_predictions_file
 
+from fake_openai import FakeOpenAI, Reply
+
 DATA = "synthetic:700:3"
 
 
@@ -37,11 +39,16 @@ def run_with_predictions(tmp_path_factory):
     rows.append(["not_in_this_set", "happy"])
     _write(tmp / "gpt4v.csv", rows)
     suite = tmp / "p.yaml"
-    suite.write_text(f"name: p\ndata: {DATA}\ndefaults: {{epochs: 1}}\nstudies:\n  - name: s\n"
-                     "    split: {kind: official, train_per_class: 10, eval_per_class: 6}\n"
-                     "    experiments:\n      - {model: mlp}\n"
-                     "      - {model: {predictions: gpt4v.csv}, label: gpt4v}\n")
-    r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp / "res")], catch_exceptions=False)
+    with FakeOpenAI(lambda n, sha, body: Reply("happy")) as srv, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FAKE_KEY", "sk-test-" + "P" * 30)
+        llm = json.dumps({"endpoints": [{"model": "m", "base_url": srv.base_url, "api_key_env": "FAKE_KEY"}],
+                          "sample": {"per_class": 2}})
+        suite.write_text(f"name: p\ndata: {DATA}\ndefaults: {{epochs: 1}}\nstudies:\n  - name: s\n"
+                         "    split: {kind: official, train_per_class: 10, eval_per_class: 6}\n"
+                         "    experiments:\n      - {model: mlp}\n"
+                         f"      - {{model: {{predictions: gpt4v.csv}}, label: gpt4v}}\n    llm: {llm}\n")
+        r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp / "res"), "--no-cache"],
+                               catch_exceptions=False)
     assert r.exit_code == 0, r.output
     right = sum(k % 3 != 0 for k in range(len(covered)))
     return tmp / "res/p", len(covered), len(test), right
@@ -63,6 +70,14 @@ def test_predictions_model_is_in_every_table_with_its_coverage(run_with_predicti
     assert f"| gpt4v (loaded) (predictions: {covered:,} of {total:,} test images) " in acc
     assert "| gpt4v " in md.split("### Per-class F1 on test")[1].split("###")[0]
     assert "Confusion matrix: gpt4v" in md
+    # the LLM sample: the file answers only some sampled images, and is shown with that coverage
+    sample_ids = json.loads((run_dir / "s.llm.m/result.json").read_text())["sample"]["ids"]
+    answered = {row[0].removeprefix("images/").removesuffix(".jpg") for row in csv.reader(open(run_dir.parent.parent
+                                                                                                / "gpt4v.csv"))}
+    n_cov = sum(i in answered for i in sample_ids)
+    assert 0 < n_cov < len(sample_ids)
+    table = md.split("### Per-class results on the LLM sample")[1].split("###")[0]
+    assert f"| gpt4v (loaded) (predictions: {n_cov:,} of {len(sample_ids):,} sample images) " in table
 
 
 def test_predictions_file_errors_are_one_line(tmp_path):

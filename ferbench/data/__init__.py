@@ -15,7 +15,8 @@ from . import datasets as _datasets  # noqa: F401 - registers the datasets' layo
 from . import synthetic as _synthetic  # noqa: F401 - registers the synthetic source
 from .dataset import USAGES, FERData
 from .registry import find_source, named_source
-from .sources import HOW_TO_GET
+from ..schema.study_input import DEFAULT_INPUT, StudyInput
+from .sources import HOW_TO_GET, conform
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,17 +32,21 @@ def resolve_data_spec(cli: str | None = None, suite: str | None = None,
     if os.environ.get("FERBENCH_DATA"):
         return os.environ["FERBENCH_DATA"], "$FERBENCH_DATA"
     if suite:
-        if suite_dir is not None and named_source(suite) is None and not Path(suite).is_absolute():
-            candidate = suite_dir / suite
-            suite = str(candidate) if candidate.exists() or not Path(suite).exists() else suite
-        return suite, "suite data:"
+        named = _datasets.split_named(suite)  # rafdb:PATH: the path is the suite's, as a plain one is
+        prefix, path = (f"{suite.partition(':')[0]}:", str(named[1])) if named else ("", suite)
+        if suite_dir is not None and (named or named_source(suite) is None) and not Path(path).is_absolute():
+            candidate = suite_dir / path
+            path = str(candidate) if candidate.exists() or not Path(path).exists() else path
+        return prefix + path, "suite data:"
     raise DataError("no FER2013 data given: looked at --data, $FERBENCH_DATA and the suite's 'data:' entry. "
                     + HOW_TO_GET + " For a dataset-free try-out use --data synthetic.")
 
 
 def load_data(spec: str, *, skip_bad: bool = False, use_cache: bool = True,
-              progress: Console | None = None) -> FERData:
-    """Load ``spec`` (path, ``hf:<id>[:config]`` or ``synthetic[:N[:SEED]]``) into memory.
+              progress: Console | None = None, input: StudyInput = DEFAULT_INPUT) -> FERData:
+    """Load ``spec`` (path, ``hf:<id>[:config]`` or ``synthetic[:N[:SEED]]``) into memory, its images at
+    the study's ``input`` size and colour (48x48 gray by default): the dataset readers decode at it, the
+    FER2013 forms (48x48 gray already) are converted after reading; conversions are counted in the data.
 
     Decoded arrays of local sources are cached (see :mod:`ferbench.data.cache`); ``skip_bad`` skips
     unreadable images and lists them in ``FERData.skipped`` instead of failing. With a rich
@@ -49,18 +54,20 @@ def load_data(spec: str, *, skip_bad: bool = False, use_cache: bool = True,
     shows a bar with the images decoded so far, then one line with the count and the time.
     """
     source = find_source(spec, HOW_TO_GET)
+    sized = {"input": input} if source.sized else {}
     if not source.cached:
-        return source.read(spec, skip_bad=skip_bad)
+        return conform(source.read(spec, skip_bad=skip_bad, **sized), input)
     if use_cache:
         _cache.check_cache_writable()  # one line now, not a traceback after minutes of decoding
-    key = _cache.source_key(spec, skip_bad=skip_bad) if use_cache else None
-    if key and (hit := _cache.load_cached(key)) is not None:
+    key = _cache.source_key(spec, skip_bad=skip_bad, **_cache.input_key(input)) if use_cache else None
+    if key and (hit := _cache.load_cached(key, shape=input.shape)) is not None:
         return hit
     if progress is None:
-        data = source.read(spec, skip_bad=skip_bad)
+        data = source.read(spec, skip_bad=skip_bad, **sized)
     else:
         with _DecodeProgress(progress, Path(spec).name) as bar:
-            data = source.read(spec, skip_bad=skip_bad, progress=bar.update)
+            data = source.read(spec, skip_bad=skip_bad, progress=bar.update, **sized)
+    data = conform(data, input)
     if key:
         where = _cache.save_cached(key, data)
         if progress is not None:

@@ -29,6 +29,7 @@ import numpy as np
 from ..atomic import STALE_SECONDS, is_disk_full, remove_stale_temps, temp_prefix  # noqa: F401 - re-exported
 from ..environment import cache_root
 from ..errors import DiskFullError, FerbenchError
+from ..schema.study_input import StudyInput
 from .dataset import FERData
 
 FORMAT = 4  # 3: meta.json holds the arrays' sha256; 4: the dataset, its classes, exclusions, soft labels
@@ -71,6 +72,11 @@ def source_key(spec: str, **options) -> str:
     return h.hexdigest()[:20]
 
 
+def input_key(input: StudyInput) -> dict:
+    """The study input's part of a cache key: none at the default, so FER2013's keys stay as they were."""
+    return {} if input.is_default else {"input": input.describe()}
+
+
 def cache_path(key: str) -> Path:
     return cache_dir() / f"fer-{key}"
 
@@ -104,11 +110,14 @@ def _read_meta(p: Path) -> dict:
     return meta
 
 
-def _check_arrays(a: dict[str, np.ndarray], n_classes: int = 7) -> None:
-    """What every reader produces; anything else is not served, whatever its checksums say."""
+def _check_arrays(a: dict[str, np.ndarray], n_classes: int = 7, shape: tuple[int, ...] | None = None) -> None:
+    """What every reader produces; anything else is not served, whatever its checksums say. ``shape``: one
+    image's, as the study's input declares it."""
     img, lab = a["images"], a["labels"]
-    if img.dtype != np.uint8 or img.ndim != 3:
-        raise ValueError("images are not uint8 (N, H, W)")
+    if img.dtype != np.uint8 or not (img.ndim == 3 or (img.ndim == 4 and img.shape[-1] == 3)):
+        raise ValueError("images are not uint8 (N, H, W) or (N, H, W, 3)")
+    if shape is not None and img.shape[1:] != shape:
+        raise ValueError(f"images are {img.shape[1:]}, not the {shape} the key was made for")
     if lab.ndim != 1 or lab.dtype.kind not in "iu" or (len(lab) and (lab.min() < 0 or lab.max() >= n_classes)):
         raise ValueError(f"labels are not class indices 0-{n_classes - 1}")
     soft = a.get("soft")
@@ -119,8 +128,9 @@ def _check_arrays(a: dict[str, np.ndarray], n_classes: int = 7) -> None:
             raise ValueError(f"{name} are not strings")
 
 
-def load_cached(key: str) -> FERData | None:
-    """The cached arrays of ``key``, or None when there are none or they cannot be trusted."""
+def load_cached(key: str, shape: tuple[int, ...] | None = (48, 48)) -> FERData | None:
+    """The cached arrays of ``key``, or None when there are none or they cannot be trusted (damaged, or not
+    images of ``shape``, the study input's)."""
     p = cache_path(key)
     remove_stale_temps(p.parent)
     if not (p / "meta.json").exists():
@@ -136,7 +146,7 @@ def load_cached(key: str) -> FERData | None:
         arrays = {a: np.load(p / f"{a}.npy", mmap_mode="c" if a == "images" else None, allow_pickle=False)
                   for a in names}
         classes = tuple(str(c) for c in meta["classes"])
-        _check_arrays(arrays, len(classes))
+        _check_arrays(arrays, len(classes), shape)
         return FERData(**arrays, classes=classes, source=str(meta["source"]), skipped=list(meta["skipped"]),
                        dataset=str(meta["dataset"]), excluded={str(k): int(v) for k, v in meta["excluded"].items()},
                        conversions={str(k): int(v) for k, v in meta["conversions"].items()})

@@ -3,30 +3,51 @@ test partition (PrivateTest: RAF-DB's test, AffectNet's validation, FER+'s and F
 every image of a dataset without partitions (CK+, JAFFE)."""
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import DataError
 from . import load_data
+from ..schema.study_input import DEFAULT_INPUT, StudyInput
 from .dataset import FERData
 
 
-def cross_test_sets(specs: list[str], suite_dir: Path | None) -> dict[str, FERData]:
-    """{name: test partition} for each spec; names are the datasets' (numbered when one repeats)."""
+def cross_test_set(spec: str, suite_dir: Path | None = None, input: StudyInput = DEFAULT_INPUT) -> FERData:
+    """The test partition of one further dataset (every image of one without partitions), at the study's input."""
+    data = load_data(_relative(spec, suite_dir), input=input)
+    test = data.subset(data.where_usage("PrivateTest"))
+    if len(test) == 0 and set(data.usage) == {"Training"}:
+        test = data  # a set without partitions (CK+, JAFFE): every image is a test image elsewhere
+    if len(test) == 0:
+        raise DataError(f"cross-dataset test set {spec} has no test partition (no PrivateTest rows)")
+    return test
+
+
+def cross_test_sets(specs: list[str], suite_dir: Path | None, loaded: dict[str, FERData] | None = None
+                    ) -> dict[str, FERData]:
+    """{name: test partition} for each spec; names are the datasets' (numbered when one repeats).
+    ``loaded``: test sets already read, by spec."""
     out: dict[str, FERData] = {}
     for spec in specs:
-        data = load_data(_relative(spec, suite_dir))
-        test = data.subset(data.where_usage("PrivateTest"))
-        if len(test) == 0 and set(data.usage) == {"Training"}:
-            test = data  # a set without partitions (CK+, JAFFE): every image is a test image elsewhere
-        if len(test) == 0:
-            raise DataError(f"cross-dataset test set {spec} has no test partition (no PrivateTest rows)")
-        name, n = data.dataset, 2
+        test = loaded[spec] if loaded and spec in loaded else cross_test_set(spec, suite_dir)
+        name, n = test.dataset, 2
         while name in out:
-            name, n = f"{data.dataset} ({n})", n + 1
+            name, n = f"{test.dataset} ({n})", n + 1
         out[name] = test
     return out
+
+
+def content_fingerprint(test: FERData) -> str:
+    """What a cross-dataset result is keyed by: the test images, their ids, labels and classes, not the
+    folder's path, so a moved folder is not scored again and a changed one is."""
+    h = hashlib.sha256(json.dumps([test.dataset, list(test.classes)]).encode())
+    for a in (test.ids.astype(str), test.labels.astype(np.int64), test.images):
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _relative(spec: str, suite_dir: Path | None) -> str:

@@ -14,7 +14,8 @@ USAGES = ("Training", "PublicTest", "PrivateTest")
 class FERData:
     """FER images in canonical form.
 
-    images: uint8 (N, 48, 48) grayscale; labels: int64 (N,) indices into ``classes``;
+    images: uint8 (N, H, W) grayscale (FER2013: 48 x 48) or (N, H, W, 3) RGB, as the study's input declares;
+    labels: int64 (N,) indices into ``classes``;
     ids: str (N,) unique image ids; usage: str (N,) the original FER2013 usage tag
     (Training / PublicTest / PrivateTest); groups: str (N,) the original image each row
     derives from (equal to ids unless rows are augmented copies).
@@ -39,8 +40,10 @@ class FERData:
 
     def __post_init__(self):
         n = len(self.images)
-        if self.images.dtype != np.uint8 or self.images.ndim != 3:
-            raise ValueError(f"images must be uint8 (N, H, W); got {self.images.dtype} {self.images.shape}")
+        if self.images.dtype != np.uint8 or not (self.images.ndim == 3 or (self.images.ndim == 4
+                                                                           and self.images.shape[-1] == 3)):
+            raise ValueError(f"images must be uint8 (N, H, W) or (N, H, W, 3); got {self.images.dtype} "
+                             f"{self.images.shape}")
         for name in ("labels", "ids", "usage"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} has {len(getattr(self, name))} rows, images has {n}")

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import DataError
 from .dataset import FERData
-from .splits import Partition, SplitParams, _check_fraction, _check_ratios, _stratified_cut, _usages, register_split_kind
+from .splits import (Partition, SplitParams, _check_fraction, _check_ratios, _stratified_cut, _three_way, _usages,
+                     fold_of, register_split_kind)
 
 
 def _require(data: FERData, kind: str, *datasets: str) -> None:
@@ -64,17 +65,13 @@ def _subject_kfold(data: FERData, p: SplitParams) -> Partition:
         raise DataError(f"subject_kfold needs subject ids, and {data.dataset} ({data.source}) carries none: its "
                         "reader gives each image its own group (use kfold, or a dataset read with its subjects)")
     subjects = np.unique(data.groups)
-    if p.k < 2 or not 0 <= p.fold < p.k or len(subjects) < p.k:
-        raise DataError(f"subject_kfold needs 2 <= k <= subjects ({len(subjects)}) and 0 <= fold < k; "
-                        f"got k={p.k}, fold={p.fold}")
     frac = _check_fraction("subject_kfold", p)
-    cv = StratifiedGroupKFold(n_splits=p.k, shuffle=True, random_state=p.seed)
-    rest, test = list(cv.split(np.zeros(len(data)), data.labels, data.groups))[p.fold]
-    rest_d = data.subset(rest)
+    rest_d, test = fold_of(StratifiedGroupKFold, data, p, "subject_kfold (k counts subjects)", data.groups,
+                           len(subjects))
     # Subjects mix classes, so val is a share of whole subjects (stratifying by subject is not defined).
     tr, va = next(GroupShuffleSplit(n_splits=1, test_size=frac, random_state=p.seed)
                   .split(np.zeros(len(rest_d)), groups=rest_d.groups))
-    return Partition(rest_d.subset(tr), rest_d.subset(va), data.subset(test),
+    return Partition(rest_d.subset(tr), rest_d.subset(va), test,
                      f"subject_kfold: fold {p.fold + 1}/{p.k} of subject-independent {p.k}-fold CV "
                      f"({len(subjects)} subjects), {frac:.0%} of the other subjects as val")
 
@@ -84,9 +81,6 @@ def _subject_kfold(data: FERData, p: SplitParams) -> Partition:
                          "rows (faces of one photo) stay together (ExpW)")
 def _stratified(data: FERData, p: SplitParams) -> Partition:
     ratios = _check_ratios("stratified", p)
-    rest, test = _stratified_cut(data, ratios[2], p.seed)
-    rest_d = data.subset(rest)
-    tr, va = _stratified_cut(rest_d, ratios[1] / (ratios[0] + ratios[1]), p.seed + 1)
-    return Partition(rest_d.subset(tr), rest_d.subset(va), data.subset(test),
+    return Partition(*_three_way(data, ratios, p.seed),
                      f"stratified: seeded ({p.seed}) {'/'.join(f'{r:.0%}' for r in ratios)} train/val/test of "
                      f"every image, stratified by class, groups kept whole")

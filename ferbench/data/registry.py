@@ -34,6 +34,7 @@ class DataSource:
     read: Reader
     prefix: str | None = None  # a named source: the spec starts with it (not a path)
     matches: Callable[[Path], bool] | None = None  # a local layout: does this path hold it
+    sized: bool = False  # the reader decodes at a study's input (``input=``); others are converted after
 
     @property
     def cached(self) -> bool:
@@ -45,12 +46,13 @@ _SOURCES: Table[DataSource] = Table("data source")
 
 
 def register_source(name: str, read: Reader, *, prefix: str | None = None,
-                    matches: Callable[[Path], bool] | None = None, before: str | None = None) -> None:
+                    matches: Callable[[Path], bool] | None = None, before: str | None = None,
+                    sized: bool = False) -> None:
     """Add a source: exactly one of ``prefix`` (named by the spec) or ``matches`` (a local layout).
     ``before``: tried ahead of that source (a dataset's folder layout ahead of the generic image folder)."""
     if (prefix is None) == (matches is None):
         raise ValueError(f"data source {name!r}: give exactly one of prefix= or matches=")
-    _SOURCES.add(name, DataSource(name, read, prefix, matches), before=before)
+    _SOURCES.add(name, DataSource(name, read, prefix, matches, sized), before=before)
 
 
 def list_sources() -> list[str]:

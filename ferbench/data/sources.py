@@ -2,11 +2,13 @@
 
 Supported: the Kaggle image folder (``train/<class>/*.jpg``, ``test/<class>/*.jpg``), that folder
 as ``.zip`` / ``.tar.gz`` / ``.tgz`` (read in place), the challenge CSV ``fer2013.csv``
-(``emotion,pixels,Usage``), and Hugging Face datasets (``hf:<id>[:config]``, a ``save_to_disk``
-folder or a folder of parquet files).
+(``emotion,pixels,Usage``), and Hugging Face datasets (``hf:<id>[:config]`` from the local Hugging Face
+cache only, never downloaded; a ``save_to_disk`` folder or a folder of parquet files).
 
 Images that are not 48x48 grayscale are converted: colour is reduced to luminance (PIL "L")
 and the image is resized to 48x48 with bilinear filtering (with antialiasing when shrinking).
+A study that declares another input (:mod:`ferbench.schema.study_input`) gets them converted to it
+(:func:`conform`), each conversion counted.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import gzip
 import io
 import os
 import re
-import socket
 import stat
 import tarfile
 import zipfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator
 
@@ -29,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from .. import CLASSES
 from ..errors import DataError
 from ..labels import canonical_class
+from ..schema.study_input import DEFAULT_INPUT, StudyInput
 from .dataset import FERData
 from .registry import Reader, register_source
 
@@ -68,12 +71,12 @@ def _damaged(path: Path, exc: BaseException, images: int, reading: str | None, l
                      "against the source's")
 
 
-def decode_image(raw: bytes, name: str) -> np.ndarray:
-    """Decode one image file to uint8 48x48 grayscale, converting size and colour if needed."""
+def decode_image(raw: bytes, name: str, target: StudyInput = DEFAULT_INPUT) -> np.ndarray:
+    """Decode one image file to uint8 ``target`` (48x48 grayscale by default), converting size and colour."""
     try:
         with Image.open(io.BytesIO(raw)) as im:
             im.load()
-            return _to_canonical(im)
+            return _to_canonical(im, target)
     except DataError as exc:
         raise DataError(f"cannot decode image {name}: {exc}") from None
     except UnidentifiedImageError:
@@ -83,14 +86,40 @@ def decode_image(raw: bytes, name: str) -> np.ndarray:
         raise DataError(f"cannot decode image {name}: {why}") from None
 
 
-def _to_canonical(im: Image.Image) -> np.ndarray:
+def _to_canonical(im: Image.Image, target: StudyInput = DEFAULT_INPUT) -> np.ndarray:
     if im.mode.startswith("I") or im.mode == "F":
         im = _wide_to_8bit(im)
-    if im.mode != "L":
-        im = im.convert("L")
-    if im.size != (SIZE, SIZE):
-        im = im.resize((SIZE, SIZE), Image.Resampling.BILINEAR, reducing_gap=None)
+    mode = "L" if target.channels == 1 else "RGB"
+    if im.mode != mode:
+        im = im.convert(mode)
+    if im.size != (target.size, target.size):
+        im = im.resize((target.size, target.size), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(im, dtype=np.uint8)
+
+
+def conversions_to(size: tuple[int, int], mode: str, target: StudyInput) -> list[str]:
+    """What reading an image of ``size`` and PIL ``mode`` as ``target`` converts (bucketed, not per source
+    size: AffectNet's sizes all differ)."""
+    out = []
+    if target.channels == 1 and mode != "L":
+        out.append(f"{mode} -> gray (L)")
+    elif target.channels == 3 and mode != "RGB":
+        out.append(f"{'gray' if mode == 'L' else mode} -> RGB" + (" (channels replicated)" if mode == "L" else ""))
+    if size != (target.size, target.size):
+        out.append(f"resized to {target.size}x{target.size}")
+    return out
+
+
+def conform(data: FERData, target: StudyInput) -> FERData:
+    """``data`` (decoded at 48x48 gray: a CSV's pixels, a Hugging Face set) as ``target``, conversions counted."""
+    if len(data) == 0 or data.images.shape[1:] == target.shape:
+        return data
+    first = data.images[0]
+    mode = "L" if first.ndim == 2 else "RGB"
+    for what in conversions_to((first.shape[1], first.shape[0]), mode, target):
+        data.conversions[what] = data.conversions.get(what, 0) + len(data)
+    data.images = np.stack([_to_canonical(Image.fromarray(img), target) for img in data.images])
+    return data
 
 
 def _wide_to_8bit(im: Image.Image) -> Image.Image:
@@ -367,56 +396,47 @@ def _hf_to_data(dsd, where: str) -> FERData:
     return FERData(np.stack(images), np.array(labels), np.array(ids), np.array(usage), source=where)
 
 
-_TRUE = ("1", "true", "yes", "on")
 HF_LOCAL = ("pass a local copy instead: --data PATH to a folder written by Dataset.save_to_disk or "
             "holding its parquet files")
 
 
-def _hub_offline() -> str | None:
-    """Why the Hub cannot be asked now, or None: an offline variable is set, or its host (or the
-    HTTPS proxy) takes no connection within 3 s. Checked first because huggingface_hub retries an
-    unreachable host five times with backoff (~30 s of warnings) before giving up."""
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "FERBENCH_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in _TRUE:
-            return f"offline mode is on ({var}={os.environ[var]})"
-    from urllib.parse import urlparse
-    from urllib.request import getproxies, proxy_bypass
-
+@contextmanager
+def hub_offline():
+    """ferbench never downloads data: the Hub libraries' own offline switch is on while a dataset loads,
+    whatever the environment says, so an ``hf:`` id is served from the local Hugging Face cache or not
+    at all (no request, no retry)."""
+    import datasets
     from huggingface_hub import constants
 
-    url = urlparse(constants.ENDPOINT)
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    proxy = getproxies().get(url.scheme)
-    if proxy and not proxy_bypass(host):
-        purl = urlparse(proxy if "://" in proxy else f"http://{proxy}")
-        host, port = purl.hostname or host, purl.port or 8080
+    saved = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
     try:
-        socket.create_connection((host, port), timeout=3).close()
-    except OSError as exc:
-        return f"the Hub cannot be reached: no connection to {host}:{port} ({exc})"
-    return None
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = saved
+
+
+def hf_fetch_hint(ident: str, config: str = "") -> str:
+    """The command a user runs themself (with network) to put ``ident`` in the local cache."""
+    args = repr(ident) + (f", {config!r}" if config else "")
+    return f"python -c \"import datasets; datasets.load_dataset({args})\""
 
 
 def read_hf(spec: str) -> FERData:
-    """``hf:<id>[:config]`` from the Hub (or its cache), or a local save_to_disk / parquet folder."""
+    """``hf:<id>[:config]`` from the local Hugging Face cache (never the Hub), or a local save_to_disk /
+    parquet folder."""
     import datasets
 
     if spec.startswith("hf:"):
         ident, _, config = spec[3:].partition(":")
-        offline = _hub_offline()
-        hub_offline_mode = datasets.config.HF_HUB_OFFLINE  # set from the environment when datasets loaded
-        if offline and not hub_offline_mode:
-            # Without the library's own offline mode it would retry; tell the user how to use the cache.
-            raise DataError(f"cannot load Hugging Face dataset {ident!r}: {offline}. If it is in your Hugging Face "
-                            f"cache, run with HF_HUB_OFFLINE=1 to use that copy; or {HF_LOCAL}.")
         try:
-            dsd = datasets.load_dataset(ident, config or None)
+            with hub_offline():
+                dsd = datasets.load_dataset(ident, config or None)
         except Exception as exc:
-            if offline:
-                raise DataError(f"cannot load Hugging Face dataset {ident!r}: {offline} and it is not in the local "
-                                f"Hugging Face cache ({datasets.config.HF_DATASETS_CACHE}; datasets raised "
-                                f"{type(exc).__name__}); connect, or {HF_LOCAL}.") from None
-            raise DataError(f"cannot load Hugging Face dataset {ident!r}: {exc}") from None
+            raise DataError(f"Hugging Face dataset {ident!r} is not in the local Hugging Face cache "
+                            f"({datasets.config.HF_DATASETS_CACHE}; datasets raised {type(exc).__name__}) and "
+                            f"ferbench never downloads: fetch it yourself with {hf_fetch_hint(ident, config)}, "
+                            f"or {HF_LOCAL}") from None
         return _hf_to_data(dsd, spec)
     path = Path(spec)
     if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
@@ -431,7 +451,8 @@ def read_hf(spec: str) -> FERData:
         if split is None:
             raise DataError(f"{f}: parquet file names must start with the split (train/validation/test)")
         by_split.setdefault(split, []).append(str(f))
-    dsd = datasets.load_dataset("parquet", data_files=by_split)
+    with hub_offline():
+        dsd = datasets.load_dataset("parquet", data_files=by_split)
     return _hf_to_data(dsd, str(path))
 
 

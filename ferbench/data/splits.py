@@ -133,6 +133,9 @@ def select_classes(data: FERData, classes: list[str] | None) -> FERData:
     lut[old] = np.arange(len(old))
     sub.labels = lut[sub.labels]
     sub.classes = tuple(canon)
+    if sub.soft is not None:  # the distribution over the kept classes, renormalized
+        soft = sub.soft[:, old]
+        sub.soft = (soft / np.maximum(soft.sum(1, keepdims=True), 1e-12)).astype(np.float32)
     return sub
 
 
@@ -165,6 +168,14 @@ def _stratified_cut(data: FERData, fraction: float, seed: int, by_group: bool = 
                                      stratify=g_labels)
     in_cut = np.isin(data.groups if by_group else np.arange(len(data)).astype(str), groups[g_cut])
     return np.flatnonzero(~in_cut), np.flatnonzero(in_cut)
+
+
+def _three_way(pool: FERData, ratios, seed: int, by_group: bool = True) -> tuple[FERData, FERData, FERData]:
+    """(train, val, test) of ``pool`` by ``ratios``, stratified: test cut first, then val from the rest."""
+    rest, test = _stratified_cut(pool, ratios[2], seed, by_group=by_group)
+    rest_d = pool.subset(rest)
+    tr, va = _stratified_cut(rest_d, ratios[1] / (ratios[0] + ratios[1]), seed + 1, by_group=by_group)
+    return rest_d.subset(tr), rest_d.subset(va), pool.subset(test)
 
 
 def _augmented_copies(data: FERData, copies: int, seed: int, cfg: AugmentConfig = PAPER_AUGMENT) -> FERData:
@@ -250,13 +261,22 @@ def _holdout(data: FERData, p: SplitParams) -> Partition:
 def _kfold(data: FERData, p: SplitParams) -> Partition:
     from sklearn.model_selection import StratifiedKFold
 
-    if p.k < 2 or not 0 <= p.fold < p.k:
-        raise DataError(f"kfold needs k >= 2 and 0 <= fold < k; got k={p.k}, fold={p.fold}")
     train_all = _usages(data, ["Training"])
-    skf = StratifiedKFold(n_splits=p.k, shuffle=True, random_state=p.seed)
-    tr, va = list(skf.split(np.zeros(len(train_all)), train_all.labels))[p.fold]
-    return Partition(train_all.subset(tr), train_all.subset(va), _held_out(data, p),
+    rest, fold = fold_of(StratifiedKFold, train_all, p, "kfold")
+    return Partition(rest, fold, _held_out(data, p),
                      f"kfold: fold {p.fold + 1}/{p.k} of stratified {p.k}-fold CV on Training, {p.test_name} as test")
+
+
+def fold_of(cv_class, data: FERData, p: SplitParams, kind: str, groups: np.ndarray | None = None,
+            units: int | None = None) -> tuple[FERData, FERData]:
+    """(the other folds, fold ``p.fold``) of a seeded, shuffled ``p.k``-fold ``cv_class`` split of ``data``,
+    stratified by label (and grouped by ``groups``); ``units``: how many images, or groups, there are to fold."""
+    units = len(data) if units is None else units
+    if p.k < 2 or not 0 <= p.fold < p.k or units < p.k:
+        raise DataError(f"{kind} needs 2 <= k <= {units} and 0 <= fold < k; got k={p.k}, fold={p.fold}")
+    cv = cv_class(n_splits=p.k, shuffle=True, random_state=p.seed)
+    rest, fold = list(cv.split(np.zeros(len(data)), data.labels, groups))[p.fold]
+    return data.subset(rest), data.subset(fold)
 
 
 @register_split_kind("augmented", fixes_test=True,
@@ -271,13 +291,11 @@ def _augmented(data: FERData, p: SplitParams) -> Partition:
     notes = ["LEAKY protocol reproduced on request: augmented copies of one face land in train, val and test "
              "(augment-then-split), which inflates val/test accuracy."] if leaky else []
     # by_group=False splits rows, not faces: the leak the study made, reproduced on request.
-    rest, test_idx = _stratified_cut(pool, ratios[2], p.seed, by_group=not leaky)
-    rest_d = pool.subset(rest)
-    tr, va = _stratified_cut(rest_d, ratios[1] / (ratios[0] + ratios[1]), p.seed + 1, by_group=not leaky)
-    train = rest_d.subset(tr) if leaky else _augmented_copies(rest_d.subset(tr), p.copies, p.seed)
+    train, val, test = _three_way(pool, ratios, p.seed, by_group=not leaky)
+    train = train if leaky else _augmented_copies(train, p.copies, p.seed)
     desc = (f"augmented: {p.copies} copies per image, stratified "
             f"{'/'.join(f'{r:.0%}' for r in ratios)} re-split ({p.order.replace('_', ' ')})")
-    return Partition(train, rest_d.subset(va), pool.subset(test_idx), desc, leaky, notes)
+    return Partition(train, val, test, desc, leaky, notes)
 
 
 def _check_options(kind: SplitKind, p: SplitParams) -> None:

@@ -54,7 +54,8 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
         files["cross_predictions.csv"] = cross_csv
     fields = {
         "metrics": metrics, "input": model.spec.describe(), "gradcam": gc, "cross": cross,
-        "timing": {"inference": measure_inference(model, device, batch_size=64, amp=amp),
+        "timing": {"inference": measure_inference(model, device, batch_size=64, amp=amp,
+                                                  image_shape=te.images.shape[1:]),
                    "evaluation_seconds": evaluation_seconds, "torch_threads": torch.get_num_threads()},
     }
     return fields, (header, rows), files

@@ -8,6 +8,7 @@ from ..data.splits import cap_per_class
 from ..engine import CheckpointUnusable, dtype_from_name, fit, seed_everything
 from ..errors import FerbenchError
 from ..models import count_parameters, create_model, model_info
+from ..models.adapter import InputMismatch
 from ..schema.experiment import TrainExperiment
 from ..schema.suite import UserModelConfig
 from .context import Context, Outcome
@@ -20,17 +21,25 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
     split = ctx.split
     checkpoint = ctx.store.checkpoint(exp.id, ctx.config_hash)
     seed_everything(exp.seed)  # weight initialisation is part of what the seed fixes
-    model = create_model(exp.model, num_classes=len(split.classes), pretrained=exp.pretrained, weights=exp.weights,
-                         keras_defaults=exp.train.keras_defaults, **exp.model_args)
+    try:
+        model = create_model(exp.model, num_classes=len(split.classes), pretrained=exp.pretrained,
+                             weights=exp.weights, keras_defaults=exp.train.keras_defaults, study_input=exp.input,
+                             **exp.model_args)
+    except InputMismatch as exc:
+        raise FerbenchError(str(exc)) from None
     tr, va = split.train, split.val
     if va is not None and exp.train.monitor_per_class:  # per-epoch validation on a fixed subset
         va = cap_per_class(va, per_class=exp.train.monitor_per_class, seed=exp.split.seed)
     progress = ctx.progress
+    if exp.train.soft_labels and tr.soft is None:
+        raise FerbenchError(f"train: {{soft_labels: true}} needs label distributions, and {tr.dataset} ({tr.source}) "
+                            "has none: FER+ has them (--data ferplus:PATH, any label mode)")
     try:
         fr = fit(model, tr.images, tr.labels, va.images if va is not None else None,
                  va.labels if va is not None else None, exp.train, device=ctx.device, seed=exp.seed,
                  checkpoint=checkpoint, on_epoch=progress and (lambda rec: progress("epoch", rec)),
-                 on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))))
+                 on_batch=progress and (lambda s, n, loss: progress("batch", (s, n, loss))),
+                 train_soft=tr.soft if exp.train.soft_labels else None)
     except CheckpointUnusable as exc:
         if discarded is not None:
             raise  # the checkpoint is gone by now: cannot happen twice
@@ -46,6 +55,7 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
         training={"epochs_run": len(hist), "best_epoch": fr.best_epoch, "reported_epoch": fr.reported_epoch,
                   "stopped_early": fr.stopped_early, "resumed_from_epoch": fr.resumed_from_epoch,
                   "feature_cache": fr.feature_cache_used, "autocast": fr.autocast,
+                  "soft_labels": exp.train.soft_labels,
                   "checkpoint_discarded": fr.checkpoint_discarded or discarded},
         deviations=exp.deviations + autocast_deviation(fr.autocast, exp.train.amp) + (
             [f"compile: true not applied, trained eagerly (same math): {fr.compile_skipped}"]

@@ -47,7 +47,7 @@ from .cost import (
     expected_completion_tokens,
     prompt_tokens_estimate,
 )
-from .parse import parse_answer
+from .parse import contempt_folded, parse_answer
 from .prompts import get_prompt
 from .providers import provider
 from .sampler import stratified_sample
@@ -136,11 +136,18 @@ def _sample(exp, split):
     return part, idx, notes
 
 
+def _image_note(size: int, images: np.ndarray) -> str:
+    """'224x224 PNG (RGB, bicubic upscale)': what the endpoint was shown."""
+    native = images.shape[1]
+    how = "original" if size == native else ("bicubic upscale" if size > native else "bicubic downscale")
+    return f"{size}x{size} PNG ({'grayscale' if images.ndim == 3 else 'RGB'}, {how})"
+
+
 def estimate_llm_experiment(exp, split: SplitData) -> LLMEstimate:
     """What an LLM experiment would send and cost; sends nothing (for dry runs and cost checks)."""
     ep, cfg = exp.llm_endpoint, exp.llm
     _, idx, _ = _sample(exp, split)
-    prompt, _ = get_prompt(cfg.prompt)
+    prompt, _ = get_prompt(cfg.prompt, split.classes)  # the options: the study's classes
     n = len(idx)
     pt = prompt_tokens_estimate(prompt, cfg.image_size, ep.detail)
     ct, why = expected_completion_tokens(ep)
@@ -181,12 +188,10 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
     ep, cfg = exp.llm_endpoint, exp.llm
     part, idx, notes = _sample(exp, split)
-    prompt, fmt = get_prompt(cfg.prompt)
+    prompt, fmt = get_prompt(cfg.prompt, split.classes)  # the options: the study's classes
     base_url = _base_url(ep)
     sample = LLMSample(split=cfg.sample.split, per_class=cfg.sample.per_class, seed=cfg.sample.seed, n=len(idx),
-                       ids=part.ids[idx].tolist(), notes=notes,
-                       image=f"{cfg.image_size}x{cfg.image_size} PNG (grayscale"
-                             + (", bicubic upscale)" if cfg.image_size != 48 else ", original)"))
+                       ids=part.ids[idx].tolist(), notes=notes, image=_image_note(cfg.image_size, part.images))
     est = estimate_llm_experiment(exp, split)
     base = LLMFields(endpoint=ep.model_copy(update={"base_url": base_url}), prompt=prompt, response_format=fmt,
                      sample=sample, estimate=est)
@@ -492,6 +497,10 @@ class _Run:
                        min_detectable_difference=min_detectable_difference(len(rows), metrics["accuracy"]))
         base.metrics = {"sample": EvalMetrics.model_validate(metrics)}
         base.unparsed = [UnparsedAnswer(**u) for u in unparsed]
+        folded = sum(r[3] >= 0 and contempt_folded(r[4], classes) for r in rows)
+        if folded:  # a 7-class study: recorded, never silent
+            base.sample.notes.append(f"{folded} answer(s) naming contempt scored as disgust: the study has no "
+                                     "contempt class")
         if batch_info:
             base.batch = LLMBatch(**batch_info)
         out = LLMRun(base, predictions=(["id", "split", "true", "predicted", "raw", "status", "error",

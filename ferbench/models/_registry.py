@@ -6,7 +6,7 @@ from torch import nn
 
 from ..errors import unknown_name
 from ._table import _REGISTRY, ModelInfo, register_model  # noqa: F401 - re-exported
-from .adapter import FERModel
+from .adapter import FERModel, InputMismatch, InputSpec, check_study_input  # noqa: F401 - re-exported
 
 
 def _load_families() -> None:
@@ -31,8 +31,13 @@ def model_info(name: str) -> ModelInfo:
 
 
 def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = None,
-                 weights: str | None = None, keras_defaults: bool = False, **kwargs) -> FERModel:
+                 weights: str | None = None, keras_defaults: bool = False, study_input=None, **kwargs) -> FERModel:
     """Build registered model ``name`` wrapped with its declared input adaptation.
+
+    ``study_input`` (a :class:`ferbench.schema.study_input.StudyInput`, default 48 px gray): the images the
+    study feeds it. A model registered with ``adapts_input`` gets ``in_chans`` and ``input_size`` from it;
+    a 48x48 gray network refuses other inputs in one line (:class:`InputMismatch`); an RGB network takes
+    any size (resized on the device).
 
     ``pretrained`` defaults to the architecture's own default; ``weights`` names a local ImageNet
     weight file. Missing pretrained weights raise :class:`ferbench.errors.WeightsUnavailable`.
@@ -41,13 +46,20 @@ def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = N
     """
     info = model_info(name)
     builder = _REGISTRY[name][1]
+    size, channels = (study_input.size, study_input.channels) if study_input is not None else (48, 1)
+    check_study_input(name, info.input, size, channels, info.adapts_input)
+    spec = info.input
+    if info.adapts_input:
+        kwargs.update(in_chans=channels, input_size=size)
+        spec = InputSpec(size, channels, spec.mean if len(spec.mean) == channels else spec.mean[:1] * channels,
+                         spec.std if len(spec.std) == channels else spec.std[:1] * channels)
     if info.pretrained:
         kwargs["pretrained"] = info.pretrained if pretrained is None else pretrained
         kwargs["weights"] = weights
     elif pretrained:
         raise ValueError(f"model {name!r} has no pretrained weights; remove 'pretrained: true'")
     net = builder(num_classes=num_classes, **kwargs)
-    model = FERModel(net, info.input, name=name, num_classes=num_classes)
+    model = FERModel(net, spec, name=name, num_classes=num_classes)
     if keras_defaults:
         from .keras import apply_keras_defaults
 

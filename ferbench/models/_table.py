@@ -24,6 +24,9 @@ class ModelInfo:
     weights: str | None = None  # "torchvision:<WeightsEnum>.<member>" or "timm:<model name>"
     keras_kernel_init: str = "glorot_uniform"  # the Keras initializer the paper names (keras_defaults)
     cpu_bf16: bool = True  # amp: auto may train it under bf16 on AMX CPUs (False: measured slower there)
+    # The builder takes the study's input (``in_chans``, ``input_size`` keywords, e.g. a timm model) and the
+    # model is fed that size and colour as they are; False: ``input`` is fixed and study inputs are checked.
+    adapts_input: bool = False
 
     def as_dict(self) -> dict:
         d = asdict(self)

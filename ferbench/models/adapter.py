@@ -7,12 +7,34 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def image_batch(images) -> torch.Tensor:
+    """uint8 numpy (N, H, W) gray or (N, H, W, 3) RGB -> uint8 tensor (N, C, H, W), what models take (as floats)."""
+    x = torch.from_numpy(np.ascontiguousarray(images))
+    return x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+
+
+class InputMismatch(ValueError):
+    """A study's images are not what a model can take (RGB for a gray network, 100 px for a 48-px one)."""
+
+
+def check_study_input(name: str, spec: "InputSpec", size: int, channels: int, adapts: bool = False) -> None:
+    """One line when a network cannot take a study's images: a 48x48 gray network has layers sized for
+    exactly that; an RGB network (ImageNet style) takes any size, resized on the device, and gray replicated."""
+    if adapts or (size, channels) == (48, 1):
+        return
+    if spec.channels == 1 and (channels != 1 or size != spec.size):
+        raise InputMismatch(f"model {name!r} takes {spec.size}x{spec.size} gray images (its layers are sized for "
+                            f"them); this study declares input {size}x{size} {'gray' if channels == 1 else 'RGB'}: "
+                            f"use input {{size: {spec.size}, channels: 1}} for it, or a model that takes RGB images")
 
 
 @dataclass(frozen=True)
@@ -48,7 +70,11 @@ class InputAdapter(nn.Module):
         self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: float (N, 1, H, W) in [0, 1]."""
+        """x: float (N, 1, H, W) gray or (N, 3, H, W) RGB in [0, 1]."""
+        if x.shape[1] > self.spec.channels:
+            raise InputMismatch(f"the model takes {self.spec.channels}-channel images and was given "
+                                f"{x.shape[1]}-channel ones; declare the study's input: {{channels: 1}}, or use a "
+                                "model that takes RGB")
         if x.shape[-1] != self.spec.size or x.shape[-2] != self.spec.size:
             x = F.interpolate(x, size=(self.spec.size, self.spec.size), mode="bilinear", align_corners=False)
         if self.spec.channels != x.shape[1]:

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import ModelLoadError
-from ..labels import canonical_class
-from .adapter import FERModel, InputSpec
+from ..vocabulary import vocab_class
+from .adapter import FERModel, InputSpec, image_batch
 from ._registry import count_parameters, create_model, list_models, model_info
 
 
@@ -127,7 +127,7 @@ class ChannelsLastInput(nn.Module):
 
 def class_index(model_classes: list[str], study_classes: tuple[str, ...], where: str) -> list[int] | None:
     """Positions of the study's classes among the model's outputs (None if already identical)."""
-    canon = [canonical_class(c) for c in model_classes]
+    canon = [vocab_class(c) for c in model_classes]
     if None in canon:
         bad = model_classes[canon.index(None)]
         raise ModelLoadError(f"{where}: unknown class {bad!r} in the model's class order")
@@ -300,5 +300,5 @@ def _dry_run(model: FERModel, n_classes: int, where: str, layout: str, probe: np
         raise ModelLoadError(f"{where}: wrong number of classes: the model outputs {out.shape[1]} scores but "
                              f"{n_classes} classes are declared")
     if probe is not None and len(probe):
-        out = torch.cat([out, model(torch.from_numpy(np.asarray(probe)).float().div(255).unsqueeze(1))])
+        out = torch.cat([out, model(image_batch(np.asarray(probe)).float().div(255))])
     return out.float()

@@ -26,6 +26,11 @@ class _Row:
     true: np.ndarray
     pred: np.ndarray  # -1: no answer (unparsed, failed, truncated)
     is_llm: bool
+    covered: np.ndarray | None = None  # a predictions file: which sample images it answers (None: all)
+
+    def scored(self) -> tuple[np.ndarray, np.ndarray]:
+        """(true, predicted) on the images this row is scored on."""
+        return (self.true, self.pred) if self.covered is None else (self.true[self.covered], self.pred[self.covered])
 
 
 def _sample_rows(study: StudyMeta, run: RunData, ids: np.ndarray, llms) -> list[_Row]:
@@ -39,10 +44,16 @@ def _sample_rows(study: StudyMeta, run: RunData, ids: np.ndarray, llms) -> list[
             continue
         sel_rows = np.arange(len(p.ids)) if is_llm else p.rows(r.headline_split or "test")
         pos = {i: n for n, i in zip(sel_rows, p.ids[sel_rows])}
-        if not all(i in pos for i in ids):
+        covered = np.array([i in pos for i in ids], dtype=bool)
+        partial = not is_llm and r.kind == "load" and r.load is not None and r.load.format == "predictions"
+        if not covered.all() and not (partial and covered.any()):
             continue
-        sel = np.array([pos[i] for i in ids])
-        rows.append(_Row(f"{r.label} (LLM)" if is_llm else label_of(r, seeds), p.true[sel], p.predicted[sel], is_llm))
+        sel = np.array([pos.get(i, 0) for i in ids])
+        pred = np.where(covered, p.predicted[sel], -1)
+        name = f"{r.label} (LLM)" if is_llm else label_of(r, seeds)
+        if not covered.all():  # a published model answers only some images: scored on those, and says so
+            name += f" (loaded) (predictions: {int(covered.sum()):,} of {len(ids):,} sample images)"
+        rows.append(_Row(name, p.true[sel], pred, is_llm, None if covered.all() else covered))
     return rows
 
 
@@ -57,17 +68,19 @@ def _per_class_cells(t: np.ndarray, pr: np.ndarray, k: int) -> list[Num]:
 def sample_table(study: StudyMeta, rows: list[_Row], ids: np.ndarray, key: str) -> tuple[Table, list[Table]]:
     """The paper's Table 2 layout for every row on one sample, and the LLMs compared pairwise."""
     k, n = len(study.classes), len(ids)
-    trained = [r for r in rows if not r.is_llm]
+    trained = [r for r in rows if not r.is_llm and r.covered is None]
     best = max(trained, key=lambda r: (r.true == r.pred).mean()) if trained else None
     body = []
     for r in rows:
-        acc, lo, hi = accuracy_ci(r.true, np.where(r.pred < 0, k, r.pred))
+        t, pr = r.scored()
+        acc, lo, hi = accuracy_ci(t, np.where(pr < 0, k, pr))
         p_val = Num(None, DASH)
-        if best is not None and r is not best:
-            p_val = Num.p(mcnemar_exact(r.true, np.where(best.pred < 0, k, best.pred),
-                                        np.where(r.pred < 0, k, r.pred))["p_value"])
-        d = min_detectable_difference(n, acc)
-        body.append([r.name, *_per_class_cells(r.true, r.pred, k), Num.pct(acc), CI.of((lo, hi)), p_val,
+        if best is not None and r is not best:  # on the images both answer
+            on = r.covered if r.covered is not None else np.ones(n, dtype=bool)
+            p_val = Num.p(mcnemar_exact(t, np.where(best.pred[on] < 0, k, best.pred[on]),
+                                        np.where(pr < 0, k, pr))["p_value"])
+        d = min_detectable_difference(len(t), acc)
+        body.append([r.name, *_per_class_cells(t, pr, k), Num.pct(acc), CI.of((lo, hi)), p_val,
                      Num(None, DASH) if d is None else Num(100 * d, f"{100 * d:.1f}")])
     per = n // k if n % k == 0 else None
     note = (f"Identical sample of {n:,} images ({f'{per} per class' if per else 'stratified'}); cells count correct "
@@ -75,7 +88,9 @@ def sample_table(study: StudyMeta, rows: list[_Row], ids: np.ndarray, key: str) 
             f"test against the best trained model on this sample{f' ({best.name})' if best else ''}. The smallest "
             f"detectable gap is the accuracy difference {n:,} images detect with two-sided α = 0.05 and 80% power "
             f"(paired McNemar detects somewhat smaller gaps when models agree often); one image moves accuracy by "
-            f"{100 / n:.2f} points.")
+            f"{100 / n:.2f} points." + (" A predictions file is scored on the sample images it answers (its "
+                                        "coverage beside its name), its McNemar test on those images."
+                                        if any(r.covered is not None for r in rows) else ""))
     table = Table(key, "Per-class results on the LLM sample (Table 2 layout)",
                   ["model", *study.classes, "overall %", "95% CI", f"McNemar p vs {best.name if best else DASH}",
                    "smallest detectable gap (pts)"], body, note)
@@ -101,7 +116,8 @@ def usage_table(study: StudyMeta, run: RunData) -> Table | None:
         rows.append([r.label, r.status, *(Num(v, str(v)) for v in
                                            (u.requests_sent, u.cache_hits, u.prompt_tokens, u.completion_tokens)),
                      Num(cost, DASH if cost is None else f"${cost:.4f}"),
-                     "; ".join(a.description for a in r.adaptations), r.error or ""])
+                     "; ".join(a.description for a in r.adaptations),
+                     "; ".join(filter(None, [r.error or "", *(r.sample.notes if r.sample else [])]))])
     return Table(f"{study.name}_llm_usage", "LLM endpoints: requests, tokens, cost",
                  ["endpoint", "status", "requests", "cache hits", "prompt tok", "completion tok", "est. cost",
                   "adaptations", "note"], rows)
@@ -130,7 +146,8 @@ def _grid(study: StudyMeta, run: RunData, rows: list[_Row], ids: np.ndarray, fig
     classes = study.classes
     name = lambda c: "no answer" if c < 0 else classes[c]  # noqa: E731
     tiles = [Tile(str(iid), figures.thumbnail_png(images[j]), classes[rows[0].true[j]],
-                  [(r.name, name(r.pred[j]), bool(r.pred[j] == r.true[j])) for r in rows]) for j, iid in enumerate(ids)]
+                  [(r.name, name(r.pred[j]) if r.covered is None or r.covered[j] else "not in its file",
+                    bool(r.pred[j] == r.true[j])) for r in rows]) for j, iid in enumerate(ids)]
     # the Markdown report's picture of the sample: numbered like the rows of its table
     strip = figures.sample_grid(images, rows[0].true, classes, fig_dir / f"{study.name}_llm_sample.png",
                                 per_class=max(1, int(np.bincount(rows[0].true).max())),
@@ -166,7 +183,7 @@ def llm_vs_best_network(study: StudyMeta, run: RunData) -> list[LLMVersusNetwork
     for sample_ids, members in _sample_groups(run.llms(study.name)).items():
         ids = np.array(sample_ids, dtype=str)
         rows = _sample_rows(study, run, ids, members)
-        nets = [r for r in rows if not r.is_llm]
+        nets = [r for r in rows if not r.is_llm and r.covered is None]  # compared on the whole sample
         if not nets:
             continue
         best = max(nets, key=lambda r: (r.true == r.pred).mean())

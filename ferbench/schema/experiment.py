@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from .llm import EndpointConfig, LLMConfig
 from .suite import ResourcesConfig, SplitConfig, UserModelConfig
+from .study_input import DEFAULT_INPUT, StudyInput
 from .train import TrainConfig
 
 MODEL_KINDS = ("train", "load")  # a model scored on the study's test set: everything but an LLM
@@ -21,7 +22,8 @@ MODEL_KINDS = ("train", "load")  # a model scored on the study's test set: every
 
 # Settings added after results were stored: at their default they leave the hash as it was, so
 # adding an option does not make every stored result run again.
-_HASHED_ONLY_WHEN_SET = (("train", "deterministic", False), ("split", "face_detect", "none"))
+_HASHED_ONLY_WHEN_SET = (("train", "deterministic", False), ("split", "face_detect", "none"),
+                         ("train", "soft_labels", False))
 
 
 class _ExperimentBase(BaseModel):
@@ -33,6 +35,7 @@ class _ExperimentBase(BaseModel):
     split: SplitConfig
     fold: int | None = None
     seed: int = 0
+    input: StudyInput = DEFAULT_INPUT  # the study's image size and colour (models are built for it)
     deviations: list[str] = Field(default_factory=list)  # from the paper's protocol, in this run
 
     def config_hash(self) -> str:
@@ -42,6 +45,10 @@ class _ExperimentBase(BaseModel):
         for section, name, default in _HASHED_ONLY_WHEN_SET:
             if isinstance(d.get(section), dict) and d[section].get(name) == default:
                 del d[section][name]
+        if d["input"] == DEFAULT_INPUT.model_dump(mode="json"):  # results stored before the declaration
+            del d["input"]
+        if d["split"].get("cross"):  # keyed by the further test sets' content, not their paths (result_key)
+            del d["split"]["cross"]
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -158,6 +158,8 @@ class TrainingInfo(_Strict):
     resumed_from_epoch: int | None = None
     feature_cache: bool = False
     eval_only: bool = False
+    # trained with cross-entropy on the dataset's label distributions (FER+'s votes), not its hard labels
+    soft_labels: bool = False
     checkpoint_discarded: str | None = None  # why an unreadable checkpoint was not resumed from
     # 'bfloat16' / 'float16': training steps ran under autocast; None: fp32; 'unknown': written before
     # ferbench recorded it (amp: auto then autocast on CUDA only)
@@ -190,6 +192,7 @@ class ModelInfoRecord(_Strict):
     weights: str | None = None
     keras_kernel_init: str = "glorot_uniform"
     cpu_bf16: bool = True
+    adapts_input: bool = False  # built for the study's input (in_chans, input_size)
 
 
 class _ResultBase(_Strict):
@@ -383,6 +386,7 @@ class DataInfo(_Strict):
     images: int
     fingerprint: str
     skipped_unreadable: list[str] = Field(default_factory=list)
+    cross: dict[str, str] = Field(default_factory=dict)  # further test sets: {spec: content fingerprint}
 
 
 class StudyMeta(_Strict):

@@ -11,11 +11,11 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from .. import CLASSES
 from ..errors import unknown_name
-from ..labels import canonical_class
+from ..vocabulary import VOCABULARY, vocab_class
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
 from .llm import LLMConfig
+from .study_input import StudyInput
 from .base import Strict as _Strict
 
 STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
@@ -98,9 +98,9 @@ class SplitConfig(_Strict):
     @classmethod
     def _known_classes(cls, v):
         if v is not None:
-            bad = [c for c in v if canonical_class(c) is None]
+            bad = [c for c in v if vocab_class(c) is None]
             if bad:
-                raise ValueError(f"unknown class(es) {bad}; expected names from {', '.join(CLASSES)}")
+                raise ValueError(f"unknown class(es) {bad}; expected names from {', '.join(VOCABULARY)}")
             if len(v) < 2:
                 raise ValueError("a class subset needs at least 2 classes")
         return v
@@ -186,7 +186,7 @@ class UserModelConfig(_Strict):
             raise ValueError("a loaded model needs 'input: {size, channels, mean, std}'")
         if self.predictions and (self.input is not None or self.name or self.outputs != "auto" or self.layout != "auto"):
             raise ValueError("a predictions file is scored as it is: it takes no name, input, outputs or layout")
-        if self.classes and any(canonical_class(c) is None for c in self.classes):
+        if self.classes and any(vocab_class(c) is None for c in self.classes):
             raise ValueError(f"unknown class name in {self.classes}")
         return self
 
@@ -282,6 +282,8 @@ class StudyConfig(_Strict):
     llm: LLMConfig | None = None
     notes: list[str] = Field(default_factory=list)
     sensitivity: SensitivityConfig | None = None  # expanded only with --sensitivity
+    # The images' size and colour (default 48 px gray, FER2013's): e.g. {size: 100, channels: 3} for RAF-DB.
+    input: StudyInput = StudyInput()
 
     @field_validator("paper")
     @classmethod

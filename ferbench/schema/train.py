@@ -68,3 +68,6 @@ class TrainConfig(BaseModel):
     # None: the model's own (Keras' 0.99 is 0.01 here). Training steps normalize with batch statistics, so
     # this changes only what evaluation sees: a short run's 0.01 average still remembers its initialisation.
     bn_momentum: float | None = Field(None, gt=0, le=1)
+    # Cross-entropy on the training images' label distributions (FER+'s annotator votes) instead of their hard
+    # labels, as FER+'s paper trains; validation and test metrics stay on the hard (majority) labels.
+    soft_labels: bool = False

@@ -7,6 +7,8 @@ deviation on the experiment it changes (the report lists them).
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +119,7 @@ def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, 
     label = ex.label or safe_id_part(um.name if um.checkpoint else f.stem)
     tcfg = TrainConfig.model_validate(_deep_merge(suite.config.defaults, st.train, ex.train, prof.train))
     return LoadExperiment(id=f"{st.name}.{label}", study=st.name, model=um.name, label=label, split=split,
+                          input=st.input,
                           user_model=um, user_model_fingerprint=fp, train=tcfg, deviations=list(dev),
                           resources=_resources(ex, prof))
 
@@ -156,7 +159,7 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
                       + (f".seed{seed}" if len(seeds) > 1 else "")
                 out.append(TrainExperiment(id=eid, study=st.name, model=model, label=label,
                                            pretrained=pre if info["pretrained"] else None, weights=ex.weights,
-                                           model_args=ex.model_args, split=split, fold=fold,
+                                           model_args=ex.model_args, split=split, fold=fold, input=st.input,
                                            seed=seed, train=tcfg, deviations=dev,
                                            resources=_resources(ex, prof)))
     return out
@@ -216,6 +219,7 @@ def _llm_experiments(st: StudyConfig, split: SplitConfig, prof: ProfileConfig, o
     for ep in llm.endpoints:
         label = ep.label or ep.model
         out.append(LLMExperiment(id=f"{st.name}.llm.{safe_id_part(label)}", study=st.name, label=label, split=split,
+                                 input=st.input,
                                  llm_endpoint=ep, llm=llm.model_copy(update={"endpoints": [ep]}),
                                  seed=llm.sample.seed, deviations=dev))
     return out
@@ -276,6 +280,16 @@ def run_folder_name(suite: str, profile: str, overrides: Overrides) -> str:
     return "-".join(parts + (["scratch"] if overrides.pretrained is False else []))
 
 
-def result_key(exp: Experiment, fingerprint: str) -> str:
-    """The config hash a stored result must carry to be reused: the experiment's settings and the data."""
-    return exp.config_hash() + fingerprint
+def cross_key(spec: str, exp: Experiment) -> str:
+    """How run.json names a further test set's fingerprint: its spec, and the study input it was read at."""
+    return spec if exp.input.is_default else f"{spec} @ {exp.input.describe()}"
+
+
+def result_key(exp: Experiment, fingerprint: str, cross: dict[str, str] | None = None) -> str:
+    """The config hash a stored result must carry to be reused: the experiment's settings and the data,
+    with the content fingerprints of its further test sets (``cross``: {spec: fingerprint}) where it has any."""
+    key = exp.config_hash() + fingerprint
+    if exp.split.cross:
+        fps = [(cross or {}).get(cross_key(spec, exp), "unknown") for spec in exp.split.cross]
+        key += "-x" + hashlib.sha256(json.dumps(fps).encode()).hexdigest()[:12]
+    return key

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 from ...errors import DataError
-from ..cache import check_cache_writable, load_cached, save_cached, source_key
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
+from ..cache import check_cache_writable, input_key, load_cached, save_cached, source_key
 from ..dataset import FERData
 from ..registry import register_source
 from .affectnet import is_affectnet, read_affectnet
@@ -34,8 +35,8 @@ class DatasetKind:
     read: Callable[..., FERData]
     options: dict = field(default_factory=dict)
 
-    def load(self, path: Path, *, skip_bad: bool = False, progress=None) -> FERData:
-        return partial(self.read, **self.options)(path, skip_bad=skip_bad, progress=progress)
+    def load(self, path: Path, *, skip_bad: bool = False, progress=None, input: StudyInput = DEFAULT_INPUT) -> FERData:
+        return partial(self.read, **self.options)(path, skip_bad=skip_bad, progress=progress, input=input)
 
 
 DATASETS: dict[str, DatasetKind] = {
@@ -54,45 +55,46 @@ DATASETS: dict[str, DatasetKind] = {
 AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "imagefolder", "jaffe")
 
 
-def _split_named(spec: str) -> tuple[str, Path] | None:
+def split_named(spec: str) -> tuple[str, Path] | None:
     prefix, sep, rest = spec.partition(":")
     return (prefix.lower(), Path(rest)) if sep and prefix.lower() in DATASETS else None
 
 
-def named_cache_key(spec: str, *, skip_bad: bool) -> str | None:
-    """The array-cache key of a prefixed spec (``rafdb:PATH``): its path's, with the variant's name."""
-    named = _split_named(spec)
+def named_cache_key(spec: str, *, skip_bad: bool, input: StudyInput = DEFAULT_INPUT) -> str | None:
+    """The array-cache key of a prefixed spec (``rafdb:PATH``): its path's, with the variant's name (and the
+    study's input where it is not the default)."""
+    named = split_named(spec)
     if named is None or not named[1].exists():
         return None
-    return source_key(str(named[1]), skip_bad=skip_bad, dataset=named[0])
+    return source_key(str(named[1]), skip_bad=skip_bad, dataset=named[0], **input_key(input))
 
 
-def _read_named(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:
+def _read_named(spec: str, *, skip_bad: bool = False, progress=None, input: StudyInput = DEFAULT_INPUT) -> FERData:
     """A prefixed spec: read through the same checked array cache as a recognised layout (the registry
     caches only unprefixed paths), under a key that carries the variant."""
-    name, path = _split_named(spec)
+    name, path = split_named(spec)
     if not path.exists():
         raise DataError(f"{DATASETS[name].title} path {path} does not exist")
-    key = named_cache_key(spec, skip_bad=skip_bad)
+    key = named_cache_key(spec, skip_bad=skip_bad, input=input)
     check_cache_writable()
-    if (hit := load_cached(key)) is not None:
+    if (hit := load_cached(key, shape=input.shape)) is not None:
         return hit
-    data = DATASETS[name].load(path, skip_bad=skip_bad, progress=progress)
+    data = DATASETS[name].load(path, skip_bad=skip_bad, progress=progress, input=input)
     save_cached(key, data)
     return data
 
 
 def _read_layout(name: str):
-    def read(spec: str, *, skip_bad: bool = False, progress=None) -> FERData:
-        return DATASETS[name].load(Path(spec), skip_bad=skip_bad, progress=progress)
+    def read(spec: str, *, skip_bad: bool = False, progress=None, input: StudyInput = DEFAULT_INPUT) -> FERData:
+        return DATASETS[name].load(Path(spec), skip_bad=skip_bad, progress=progress, input=input)
     return read
 
 
 # ahead of the generic folder layouts (registered when ._common imported ..sources), which take any folder
 for _name in AUTO:
-    register_source(_name, _read_layout(_name), matches=DATASETS[_name].detect, before="hf-folder")
+    register_source(_name, _read_layout(_name), matches=DATASETS[_name].detect, before="hf-folder", sized=True)
 for _name in DATASETS:
-    register_source(f"{_name}:", _read_named, prefix=f"{_name}:")
+    register_source(f"{_name}:", _read_named, prefix=f"{_name}:", sized=True)
 
 
 def dataset_names() -> list[str]:

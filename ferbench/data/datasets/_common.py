@@ -7,15 +7,17 @@ import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable, Iterator, TextIO, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from ...errors import DataError
 from ..dataset import FERData
-from ..sources import SIZE, _read_regular, decode_image
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
+from ..sources import _read_regular, _to_canonical, conversions_to, decode_image
 
+T = TypeVar("T")
 MAX_LIST_BYTES = 512 * 1024 * 1024  # a label list or annotation CSV: AffectNet's training.csv is ~150 MB
 
 
@@ -30,6 +32,15 @@ def open_text(path: Path, what: str) -> TextIO:
         os.close(fd)
         raise DataError(f"{what} {path} is not a regular file of at most {MAX_LIST_BYTES:,} bytes")
     return io.TextIOWrapper(os.fdopen(fd, "rb"), encoding="utf-8", errors="replace", newline="")
+
+
+def parsed_lines(path: Path, what: str, parse: Callable[[str, str], T | None]) -> Iterator[tuple[int, T]]:
+    """(line number, parsed) for each line of a label list that ``parse(line, where)`` does not skip (None)."""
+    with open_text(path, what) as fh:
+        for no, line in enumerate(fh, start=1):
+            parsed = parse(line, f"{path} line {no}")
+            if parsed is not None:
+                yield no, parsed
 
 
 def need(path: Path, what: str, dataset: str, where: str) -> Path:
@@ -57,6 +68,7 @@ class Collector:
     excluded: Counter = field(default_factory=Counter)
     conversions: Counter = field(default_factory=Counter)
     skipped: list = field(default_factory=list)
+    target: StudyInput = DEFAULT_INPUT  # the study's size and colour, decoded to
 
     def add_file(self, path: Path, label: str, ident: str, usage: str, *, group: str | None = None,
                  box: tuple[int, int, int, int] | None = None) -> None:
@@ -78,15 +90,16 @@ class Collector:
                 buf = io.BytesIO()
                 im.save(buf, format="PNG")
                 raw = buf.getvalue()
-            w, h, mode = im.size[0], im.size[1], im.mode
-        if mode != "L":  # buckets, not one key per source size: AffectNet's sizes all differ
-            self.conversions[f"{mode} -> gray (L)"] += 1
-        if (w, h) != (SIZE, SIZE):
-            self.conversions[f"resized to {SIZE}x{SIZE}"] += 1
-        return decode_image(raw, name)
+            size, mode = im.size, im.mode
+        self.conversions.update(conversions_to(size, mode, self.target))
+        return decode_image(raw, name, self.target)
 
     def add(self, img: np.ndarray, label: str, ident: str, usage: str, *, group: str | None = None,
             soft: np.ndarray | None = None) -> None:
+        if img.shape != self.target.shape:  # decoded pixels (FER+'s 48x48 gray CSV rows), converted here
+            self.conversions.update(conversions_to((img.shape[1], img.shape[0]), "L" if img.ndim == 2 else "RGB",
+                                                   self.target))
+            img = _to_canonical(Image.fromarray(img), self.target)
         self.images.append(img)
         self.labels.append(self.classes.index(label))
         self.ids.append(ident)

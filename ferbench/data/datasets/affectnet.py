@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from ...errors import DataError
 from ...vocabulary import AFFECTNET_CODES, AFFECTNET_NON_EMOTION, CLASSES_7, CLASSES_8
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ..dataset import FERData
 from ._common import Collector, open_text
 
@@ -35,13 +36,15 @@ def is_affectnet(path: Path) -> bool:
     return path.is_dir() and (path / IMAGES).is_dir() and _lists(path) is not None
 
 
-def read_affectnet(path: Path, skip_bad: bool = False, progress=None, classes: int = 8) -> FERData:
+def read_affectnet(path: Path, skip_bad: bool = False, progress=None, classes: int = 8,
+        input: StudyInput = DEFAULT_INPUT) -> FERData:
     lists = _lists(path)
     if not (path / IMAGES).is_dir() or lists is None:
         raise DataError(f"AffectNet needs {path / IMAGES}/ and training.csv / validation.csv in {path}; "
                         f"{'the CSVs are' if lists is None else 'the image folder is'} missing. {WHERE}")
     vocab = CLASSES_8 if classes == 8 else CLASSES_7
-    out = Collector("AffectNet" if classes == 8 else "AffectNet-7", vocab, str(path), skip_bad, progress)
+    out = Collector("AffectNet" if classes == 8 else "AffectNet-7", vocab, str(path), skip_bad, progress,
+                    target=input)
     for fname, usage in _FILES.items():
         if (lists / fname).is_file():
             _read_list(out, path, lists / fname, usage)

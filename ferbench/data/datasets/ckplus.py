@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ...errors import DataError
 from ...vocabulary import CKPLUS_CODES, CLASSES_8
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ..dataset import FERData
 from ._common import Collector, open_text
 
@@ -40,10 +41,11 @@ def parse_code(text: str, where: str) -> str:
     return CKPLUS_CODES[int(value)]
 
 
-def read_ckplus(path: Path, skip_bad: bool = False, progress=None) -> FERData:
+def read_ckplus(path: Path, skip_bad: bool = False, progress=None,
+        input: StudyInput = DEFAULT_INPUT) -> FERData:
     if not is_ckplus(path):
         raise DataError(f"CK+ needs {path / IMAGES}/ and {path / EMOTION}/; one is missing. {WHERE}")
-    out = Collector("CK+", CLASSES_8, str(path), skip_bad, progress)
+    out = Collector("CK+", CLASSES_8, str(path), skip_bad, progress, target=input)
     for subject in sorted(os.listdir(path / IMAGES)):
         if not _NAME.match(subject) or not (path / IMAGES / subject).is_dir():
             continue

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from ...errors import DataError
 from ...vocabulary import CLASSES_7
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ..dataset import FERData
-from ._common import Collector, need, open_text
+from ._common import Collector, need, parsed_lines
 
 LABELS, ORIGIN = Path("label", "label.lst"), Path("image", "origin")
 WHERE = ("ExpW is obtained from its authors (mmlab.ie.cuhk.edu.hk/projects/socialrelation/index.html); pass the "
@@ -46,15 +47,11 @@ def parse_line(line: str, where: str) -> tuple[str, str, tuple[int, int, int, in
     return parts[0], parts[1], (left, top, right, bottom), CLASSES_7[code]
 
 
-def read_expw(path: Path, skip_bad: bool = False, progress=None) -> FERData:
+def read_expw(path: Path, skip_bad: bool = False, progress=None,
+        input: StudyInput = DEFAULT_INPUT) -> FERData:
     labels = need(path / LABELS, "label/label.lst", "ExpW", WHERE)
-    out = Collector("ExpW", CLASSES_7, str(path), skip_bad, progress)
-    with open_text(labels, "ExpW label list") as fh:
-        for no, line in enumerate(fh, start=1):
-            parsed = parse_line(line, f"{labels} line {no}")
-            if parsed is None:
-                continue
-            name, face, box, label = parsed
-            out.add_file(path / ORIGIN / name, label, f"{Path(name).stem}#{face}", "Training",
-                         group=Path(name).stem, box=box)
+    out = Collector("ExpW", CLASSES_7, str(path), skip_bad, progress, target=input)
+    for _, (name, face, box, label) in parsed_lines(labels, "ExpW label list", parse_line):
+        out.add_file(path / ORIGIN / name, label, f"{Path(name).stem}#{face}", "Training", group=Path(name).stem,
+                     box=box)
     return out.build()

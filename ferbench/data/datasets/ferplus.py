@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import DataError
 from ...vocabulary import CLASSES_8, FERPLUS_COLUMNS, FERPLUS_MAP
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ..dataset import FERData
 from ..sources import SIZE, _CSV_USAGE
 from ._common import Collector, need, open_text
@@ -59,7 +60,8 @@ def is_ferplus(path: Path) -> bool:
     return path.is_dir() and (path / "fer2013new.csv").is_file()
 
 
-def read_ferplus(path: Path, skip_bad: bool = False, progress=None, mode: str = "majority") -> FERData:
+def read_ferplus(path: Path, skip_bad: bool = False, progress=None, mode: str = "majority",
+        input: StudyInput = DEFAULT_INPUT) -> FERData:
     if mode not in MODES:
         raise DataError(f"FER+ label mode {mode!r} is not one of {', '.join(MODES)}")
     new = need(path / "fer2013new.csv", "fer2013new.csv", "FER+", WHERE)
@@ -68,7 +70,7 @@ def read_ferplus(path: Path, skip_bad: bool = False, progress=None, mode: str = 
         raise DataError(f"FER+ needs fer2013.csv beside {new}: FER+ attaches to the 2013 challenge CSV by row"
                         + ("; the Kaggle JPEG folders (train/, test/) here cannot be used, their file ids are "
                            "not row numbers" if kaggle else "") + f". {WHERE}")
-    out = Collector("FER+", CLASSES_8, str(path), skip_bad, progress)
+    out = Collector("FER+", CLASSES_8, str(path), skip_bad, progress, target=input)
     with open_text(path / "fer2013.csv", "FER2013 CSV") as fpx, open_text(new, "FER+ label file") as fvo:
         pix, votes = csv.reader(fpx), csv.reader(fvo)
         px_col = _check_headers(next(pix, []), next(votes, []), path)

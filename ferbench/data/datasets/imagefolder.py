@@ -14,6 +14,7 @@ import yaml
 
 from ...errors import DataError
 from ...vocabulary import CLASSES_7, CLASSES_8, vocab_class
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ..dataset import FERData
 from ..sources import IMAGE_EXTS
 from ._common import Collector, open_text
@@ -49,10 +50,11 @@ def read_label_map(path: Path) -> dict[str, str | None]:
     return out
 
 
-def read_imagefolder(path: Path, skip_bad: bool = False, progress=None) -> FERData:
+def read_imagefolder(path: Path, skip_bad: bool = False, progress=None,
+        input: StudyInput = DEFAULT_INPUT) -> FERData:
     labels = read_label_map(path / MAP)
     classes = CLASSES_8 if "contempt" in labels.values() else CLASSES_7
-    out = Collector("image folder", classes, str(path), skip_bad, progress)
+    out = Collector("image folder", classes, str(path), skip_bad, progress, target=input)
     for split in sorted(os.listdir(path)):
         if not (path / split).is_dir():
             continue

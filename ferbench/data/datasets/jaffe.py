@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ...errors import DataError
 from ...vocabulary import CLASSES_7, JAFFE_CODES
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ..dataset import FERData
 from ._common import Collector
 
@@ -35,10 +36,11 @@ def is_jaffe(path: Path) -> bool:
     return path.is_dir() and any(_FILE.match(f) for f in os.listdir(path))
 
 
-def read_jaffe(path: Path, skip_bad: bool = False, progress=None) -> FERData:
+def read_jaffe(path: Path, skip_bad: bool = False, progress=None,
+        input: StudyInput = DEFAULT_INPUT) -> FERData:
     if not path.is_dir():
         raise DataError(f"JAFFE needs a folder of KA.AN1.39.tiff-style files at {path}. {WHERE}")
-    out = Collector("JAFFE", CLASSES_7, str(path), skip_bad, progress)
+    out = Collector("JAFFE", CLASSES_7, str(path), skip_bad, progress, target=input)
     for name in sorted(os.listdir(path)):
         parsed = parse_name(name)
         if parsed is not None:

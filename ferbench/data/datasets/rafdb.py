@@ -11,8 +11,9 @@ from pathlib import Path
 
 from ...errors import DataError
 from ...vocabulary import CLASSES_7, RAFDB_CODES
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ..dataset import FERData
-from ._common import Collector, need, open_text
+from ._common import Collector, need, parsed_lines
 
 LABELS = Path("EmoLabel", "list_patition_label.txt")
 WHERE = ("RAF-DB is obtained from its authors (whdeng.cn/RAF/model1.html) under an academic licence; pass "
@@ -41,22 +42,18 @@ def parse_line(line: str, where: str) -> tuple[str, str, str] | None:
     return parts[0], RAFDB_CODES[int(parts[1])], usage
 
 
-def read_rafdb(path: Path, skip_bad: bool = False, progress=None) -> FERData:
+def read_rafdb(path: Path, skip_bad: bool = False, progress=None,
+        input: StudyInput = DEFAULT_INPUT) -> FERData:
     basic = _basic(path)
     labels = need(basic / LABELS, "basic/EmoLabel/list_patition_label.txt", "RAF-DB", WHERE)
     aligned, original = basic / "Image" / "aligned", basic / "Image" / "original"
     if not aligned.is_dir() and not original.is_dir():
         raise DataError(f"RAF-DB needs its images in {aligned} or {original}; neither is there. {WHERE}")
-    out = Collector("RAF-DB", CLASSES_7, str(path), skip_bad, progress)
-    with open_text(labels, "RAF-DB label list") as fh:
-        for no, line in enumerate(fh, start=1):
-            parsed = parse_line(line, f"{labels} line {no}")
-            if parsed is None:
-                continue
-            name, label, usage = parsed
-            stem = Path(name).stem
-            img = aligned / f"{stem}_aligned.jpg" if aligned.is_dir() else original / name
-            if not img.exists() and not skip_bad:
-                raise DataError(f"RAF-DB image {img} (named in {labels} line {no}) is missing")
-            out.add_file(img, label, stem, usage)
+    out = Collector("RAF-DB", CLASSES_7, str(path), skip_bad, progress, target=input)
+    for no, (name, label, usage) in parsed_lines(labels, "RAF-DB label list", parse_line):
+        stem = Path(name).stem
+        img = aligned / f"{stem}_aligned.jpg" if aligned.is_dir() else original / name
+        if not img.exists() and not skip_bad:
+            raise DataError(f"RAF-DB image {img} (named in {labels} line {no}) is missing")
+        out.add_file(img, label, stem, usage)
     return out.build()
