@@ -14,6 +14,7 @@ from pydantic import BeforeValidator, Field, TypeAdapter, model_validator
 
 from .experiment import MODEL_KINDS, LLMExperiment, LoadExperiment, TrainExperiment
 from .base import StrictRecord as _Strict
+from .published import PublishedInfo
 
 RESULT_FORMAT = 2
 
@@ -165,6 +166,7 @@ class LoadInfo(_Strict):
     notes: list[str] = Field(default_factory=list)
     # A predictions file: per partition, [images it covers, images the partition holds]
     coverage: dict[Literal["val", "test"], tuple[Count, Count]] = Field(default_factory=dict)
+    published: PublishedInfo | None = None  # a published answers file: matching, missing ids, top-k, gt checks
 
 
 class GradCAMInfo(_Strict):
