@@ -14,7 +14,8 @@ from dataset_layouts import write_affectnet, write_rafdb
 from ferbench import CLASSES
 from ferbench.cli import main
 from ferbench.errors import DataError
-from ferbench.experiments.published import id_parts, match_answers, read_answers
+from ferbench.data.ids import id_parts
+from ferbench.experiments.published import match_answers, read_answers
 
 RAF_WORDS = {1: "Surprise", 2: "Fear", 3: "Disgust", 4: "Happiness", 5: "Sadness", 6: "Anger", 7: "Neutral"}
 AFFECTNET_WORDS = {0: "Neutral", 1: "Happiness", 2: "Sadness", 3: "Surprise", 4: "Fear", 5: "Disgust", 6: "Anger",

@@ -8,24 +8,21 @@ Two formats, told apart by their header:
   (``"Neutral,Sadness,Disgust,Fear,Anger"``).
 
 Label words go through the emotion vocabulary (:func:`ferbench.vocabulary.vocab_class`); a word outside
-it is an error naming the line. A published id matches a dataset image when, lowercased, with an image
-extension and RAF-DB's ``_aligned`` dropped, one path is a trailing part of the other
-(``/RAF-DB/aligned/test_0001_aligned.jpg`` and ``test_0001``; AffectNet's bare ``abc.jpg`` and
-``3/abc.jpg``). An id matching no image is *unknown*, one matching several is *ambiguous*: both are
-counted and named, never resolved by a guess. A ``gt`` column is checked against the dataset's label and
+it is an error naming the line. Published ids are matched to the dataset's by :func:`ferbench.data.ids.match_ids`
+(with or without folder and extension, any case); an id matching no image (*unknown*) or several
+(*ambiguous*) is counted and named, never resolved by a guess. A ``gt`` column is checked against the dataset's label and
 its disagreements reported; the dataset's label stays the truth.
 """
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..data.datasets._common import open_text
-from ..data.sources import IMAGE_EXTS
+from ..data.ids import match_ids
 from ..errors import DataError
 from ..vocabulary import vocab_class
 
@@ -116,44 +113,18 @@ def _row(row, ii, ai, gi, prob_cols, classes, where: str, no: int) -> tuple[str,
     return ident, Answer(tuple(ranking), probs, gt or None, no)
 
 
-def id_parts(ident: str) -> tuple[str, ...]:
-    """An image id as comparable path parts: lowercased, image extension and RAF-DB's ``_aligned`` dropped."""
-    parts = [p for p in str(ident).strip().replace("\\", "/").lower().split("/") if p not in ("", ".")]
-    if not parts:
-        return ()
-    last = parts[-1]
-    stem, dot, ext = last.rpartition(".")
-    if dot and f".{ext}" in IMAGE_EXTS:
-        last = stem
-    return (*parts[:-1], last.removesuffix("_aligned"))
-
-
-def _suffix(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
-    return long_[len(long_) - len(short):] == short
-
-
 def match_answers(answers: dict[str, Answer], ids) -> Matched:
     """Match published ids to ``ids`` (the images scored); two answers for one image are an error."""
-    by_stem: dict[str, list[tuple[tuple[str, ...], int]]] = defaultdict(list)
-    for n, ident in enumerate(ids):
-        parts = id_parts(ident)
-        if parts:
-            by_stem[parts[-1]].append((parts, n))
-    out, seen = Matched(), {}
-    for ident, ans in answers.items():
-        parts = id_parts(ident)
-        hits = [n for p, n in by_stem.get(parts[-1] if parts else "", []) if _suffix(parts, p)]
-        if not hits:
-            out.unknown.append(ident)
-        elif len(hits) > 1:
-            out.ambiguous.append(ident)
-        elif hits[0] in seen:
-            raise DataError(f"answers for {seen[hits[0]][:80]!r} and {ident[:80]!r} (line {ans.line}) name the same "
-                            f"image {str(ids[hits[0]])[:80]!r}")
-        else:
-            seen[hits[0]] = ident
-            out.by_image[hits[0]] = ans
+    names = list(answers)
+    found = match_ids(names, ids)
+    out, seen = Matched(unknown=found.unknown, ambiguous=found.ambiguous), {}
+    for k, n in found.hits.items():
+        ident, ans = names[k], answers[names[k]]
+        if n in seen:
+            raise DataError(f"answers for {seen[n][:80]!r} and {ident[:80]!r} (line {ans.line}) name the same "
+                            f"image {str(ids[n])[:80]!r}")
+        seen[n] = ident
+        out.by_image[n] = ans
     return out
 
 

@@ -81,6 +81,9 @@ class SplitConfig(_Strict):
     # Further datasets (paths or named specs such as rafdb:PATH, relative to the suite) whose test partition
     # every model of the study is also scored on, on the classes the model and the dataset share.
     cross: list[str] = Field(default_factory=list, max_length=8)
+    # kind manifest: a benchmark's test list (QA manifest .json/.jsonl/.csv or ids .txt), relative to the suite
+    manifest: str | None = Field(None, max_length=4096)
+    manifest_sha256: str | None = None  # set when the suite is expanded: the manifest's content
 
     @field_validator("kind")
     @classmethod
@@ -120,6 +123,8 @@ class SplitConfig(_Strict):
         if self.test == "none" and not kind.no_test:
             raise ValueError(f"test: none (no test set) is only possible with kind: "
                              f"{', '.join(k.name for k in kinds if k.no_test)}, not {self.kind}")
+        if (self.kind == "manifest") != (self.manifest is not None):
+            raise ValueError("kind: manifest needs 'manifest: FILE', and 'manifest' goes with kind: manifest only")
         if self.test != "PrivateTest" and kind.fixes_test:
             raise ValueError(f"kind: {self.kind} fixes its own test set; 'test' applies to "
                              f"{', '.join(k.name for k in kinds if not k.fixes_test)}")

@@ -186,6 +186,15 @@ def _from_suite(spec: str, base: Path) -> str:
     return f"{prefix}:{base / path}" if named else str(base / path)
 
 
+def _manifest_sha256(suite: LoadedSuite, path: str) -> str:
+    from ..data.manifest import manifest_sha256
+
+    try:
+        return manifest_sha256(path)
+    except FerbenchError as exc:
+        raise SuiteError(suite.path, [str(exc)]) from None
+
+
 def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
            overrides: Overrides = Overrides()) -> list[Experiment]:
     """All experiments of ``suite`` under ``profile``, optionally filtered by an id (or study) glob."""
@@ -194,6 +203,9 @@ def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
     for st in suite.studies:
         split, folds, split_dev = _study_split(st, prof, overrides)
         split.cross = [_from_suite(c, suite.dir) for c in split.cross]  # a Ray worker has no suite folder
+        if split.manifest is not None:  # absolute, and its content pinned: a changed manifest re-runs
+            split.manifest = _from_suite(split.manifest, suite.dir)
+            split.manifest_sha256 = _manifest_sha256(suite, split.manifest)
         seeds = [overrides.seed] if overrides.seed is not None else (st.seeds or suite.config.seeds)
         if overrides.seed is not None:
             split_dev = [*split_dev, f"--seed {overrides.seed} instead of the suite's seeds {st.seeds or suite.config.seeds}"]

@@ -1,0 +1,97 @@
+"""``split: {kind: manifest}``: a benchmark's own test list (FERBench-style QA manifest or plain ids) is the
+test set of every model of the study; missing images are counted and named."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from dataset_layouts import write_rafdb
+
+from ferbench.cli import main
+from ferbench.data import load_data
+from ferbench.data.splits import make_split
+from ferbench.errors import DataError
+
+RAF_WORDS = {1: "surprise", 2: "fear", 3: "disgust", 4: "happiness", 5: "sadness", 6: "anger", 7: "neutral"}
+PROMPT = "Which expression? Answer between <answer></answer> tags."
+
+
+def _raf(root: Path) -> tuple[Path, list[int]]:
+    codes = [1 + k % 7 for k in range(21)]
+    rows = [(f"train_{k:05d}.jpg", 1 + k % 7) for k in range(1, 36)] + \
+           [(f"test_{k + 1:04d}.jpg", c) for k, c in enumerate(codes)]
+    return write_rafdb(root, rows), codes
+
+
+def _qa(path: Path, codes: list[int], picked: list[int], *, wrong_label_at: int | None = None) -> Path:
+    """UniFER's layout: absolute-looking image paths with RAF-DB's _aligned names, the label in its words."""
+    items = [{"image_path": f"/RAF-DB/aligned/test_{k + 1:04d}_aligned.jpg",
+              "true_label": RAF_WORDS[codes[k] % 7 + 1] if k == wrong_label_at else RAF_WORDS[codes[k]],
+              "prompt": PROMPT, "candidate_labels": list(RAF_WORDS.values())} for k in picked]
+    items.append({"image_path": "/RAF-DB/aligned/test_0999_aligned.jpg", "true_label": "fear", "prompt": PROMPT,
+                  "candidate_labels": list(RAF_WORDS.values())})  # not in the dataset
+    path.write_text(json.dumps(items))
+    return path
+
+
+def test_qa_manifest_is_the_test_set_and_missing_images_are_named(tmp_path):
+    root, codes = _raf(tmp_path / "raf")
+    picked = [0, 2, 3, 5, 8, 9, 12, 14, 15, 20]
+    man = _qa(tmp_path / "rafdb_qa.json", codes, picked, wrong_label_at=3)
+    s = make_split(load_data(str(root)), "manifest", manifest=str(man), val_fraction=0.2)
+    assert sorted(s.test.ids) == sorted(f"test_{k + 1:04d}" for k in picked)
+    assert not set(s.test.ids) & set(s.train.ids) and not set(s.test.ids) & set(s.val.ids)
+    assert len(s.train) + len(s.val) == 35 + 21 - len(picked)  # every other image: the pool
+    notes = " ".join(s.notes)
+    assert "10 of its 11 images found" in notes and "1 missing image(s) not scored, e.g. /RAF-DB/aligned/test_0999" \
+        in notes
+    assert "true_label disagrees with the dataset on 1 images, e.g. test_0004" in notes
+    item = s.test_items["test_0001"]  # kept for an LLM experiment
+    assert item.prompt == PROMPT and item.candidates[:2] == ("surprise", "fear")
+
+
+def test_plain_id_list_and_errors(tmp_path):
+    root, _ = _raf(tmp_path / "raf")
+    data = load_data(str(root))
+    (tmp_path / "ids.txt").write_text("# RAF-DB ids\ntest_0002\nTEST_0003.JPG\n\n")
+    s = make_split(data, "manifest", manifest=str(tmp_path / "ids.txt"), val_fraction=None)
+    assert list(s.test.ids) == ["test_0002", "test_0003"] and s.val is None
+    (tmp_path / "none.txt").write_text("nothing_here\n")
+    with pytest.raises(DataError, match="none of its 1 images is in RAF-DB"):
+        make_split(data, "manifest", manifest=str(tmp_path / "none.txt"))
+    (tmp_path / "bad.json").write_text('[{"image": 1}]')
+    with pytest.raises(DataError, match="item 1: expected an object with a string 'image_path'"):
+        make_split(data, "manifest", manifest=str(tmp_path / "bad.json"))
+    with pytest.raises(DataError, match="needs 'manifest: FILE'"):
+        make_split(data, "manifest")
+
+
+def test_every_model_kind_is_scored_on_exactly_the_manifest_items(tmp_path):
+    root, codes = _raf(tmp_path / "raf")
+    picked = [1, 2, 4, 6, 7, 10, 11, 13, 16, 18]
+    _qa(tmp_path / "qa.json", codes, picked)
+    with open(tmp_path / "answers.csv", "w", newline="") as fh:  # answers for the manifest's images and others
+        w = csv.writer(fh)
+        w.writerow(["name", "gt", "gpt4v"])
+        for k in range(21):
+            w.writerow([f"test_{k + 1:04d}.jpg", "", RAF_WORDS[codes[k]] if k % 3 else "neutral"])
+    (tmp_path / "s.yaml").write_text(
+        f"name: s\ndata: {root}\ndefaults: {{epochs: 1}}\nstudies:\n  - name: st\n"
+        "    split: {kind: manifest, manifest: qa.json, val_fraction: 0.2}\n"
+        "    experiments:\n      - {model: mlp}\n      - {model: {predictions: answers.csv}, label: gpt4v}\n")
+    r = CliRunner().invoke(main, ["run", str(tmp_path / "s.yaml"), "--results-dir", str(tmp_path / "res")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    want = sorted(f"test_{k + 1:04d}" for k in picked)
+    for name in ("st.mlp", "st.gpt4v"):
+        rows = list(csv.DictReader(open(tmp_path / "res/s" / name / "predictions.csv")))
+        assert sorted(x["id"] for x in rows if x["split"] == "test") == want, name
+    res = json.loads((tmp_path / "res/s/st.gpt4v/result.json").read_text())
+    assert res["load"]["coverage"]["test"] == [10, 10]
+    # the 11 answers for images outside the manifest: in the pool's val partition, or unknown (train images)
+    assert res["load"]["coverage"]["val"][0] + res["load"]["published"]["unknown"] == 11
+    right = sum(k % 3 != 0 or codes[k] == 7 for k in picked)
+    assert res["metrics"]["test"]["accuracy"] == pytest.approx(right / 10)
