@@ -15,6 +15,7 @@ from .. import CLASSES
 from ..errors import unknown_name
 from ..labels import canonical_class
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
+from .clip import CLIPModelConfig
 from .llm import LLMConfig
 from .base import Strict as _Strict
 
@@ -209,7 +210,7 @@ class ResourcesConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    model: str | list[str] | UserModelConfig
+    model: str | list[str] | UserModelConfig | CLIPModelConfig
     label: str | None = None  # distinguishes two entries of the same model; names the result folder
     pretrained: bool | None = None
     weights: str | None = None
@@ -220,7 +221,7 @@ class ExperimentConfig(_Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v, info: ValidationInfo):
-        if isinstance(v, UserModelConfig):
+        if isinstance(v, (UserModelConfig, CLIPModelConfig)):
             return v
         names = [v] if isinstance(v, str) else v
         if not names:
@@ -333,8 +334,9 @@ class SuiteConfig(_Strict):
 
 def experiment_count(study: StudyConfig, suite_seeds: list[int]) -> int:
     """How many experiments ``study`` expands to under the paper profile, computed without expanding."""
-    models = sum(1 if isinstance(e.model, (str, UserModelConfig)) else len(e.model) for e in study.experiments)
-    trained = sum(0 if isinstance(e.model, UserModelConfig) else (1 if isinstance(e.model, str) else len(e.model))
+    models = sum(1 if isinstance(e.model, (str, UserModelConfig, CLIPModelConfig)) else len(e.model)
+                 for e in study.experiments)
+    trained = sum(0 if isinstance(e.model, (UserModelConfig, CLIPModelConfig)) else (1 if isinstance(e.model, str) else len(e.model))
                   for e in study.experiments)
     runs = len(study.seeds or suite_seeds) * len(study.split.fold_list())
     endpoints = len(study.llm.endpoints) if study.llm is not None else 0

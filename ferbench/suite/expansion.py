@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import FerbenchError, SuiteError, unknown_name
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, MAX_SEED, check_number
-from ..schema.experiment import Experiment, LLMExperiment, LoadExperiment, TrainExperiment
+from ..schema.clip import CLIPModelConfig
+from ..schema.experiment import CLIPExperiment, Experiment, LLMExperiment, LoadExperiment, TrainExperiment
 from ..schema.suite import (BUILTIN_PROFILES, MAX_EXPERIMENTS, ExperimentConfig, ProfileConfig, ResourcesConfig,
                             SplitConfig, StudyConfig, UserModelConfig, safe_id_part)
 from ..schema.train import TrainConfig
@@ -115,6 +116,19 @@ def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, 
                           resources=_resources(ex, prof))
 
 
+def _clip_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
+                     prof: ProfileConfig, dev: list[str]) -> CLIPExperiment:
+    cfg: CLIPModelConfig = ex.model.model_copy()
+    if not Path(cfg.clip).is_absolute():
+        cfg.clip = str(suite.dir / cfg.clip)
+    f = Path(cfg.clip)
+    stat = [p.stat() for p in (sorted(f.iterdir()) if f.is_dir() else [f]) if p.is_file()] if f.exists() else []
+    fp = "-".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stat) or "missing"
+    label = ex.label or safe_id_part(f"{cfg.arch or f.name}-{cfg.mode}")
+    return CLIPExperiment(id=f"{st.name}.{label}", study=st.name, label=label, split=split, clip=cfg,
+                          clip_fingerprint=fp[:4000], deviations=list(dev), resources=_resources(ex, prof))
+
+
 def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
                        folds: list, seeds: list[int], prof: ProfileConfig, profile: str, ov: Overrides,
                        split_dev: list[str]) -> list[TrainExperiment]:
@@ -212,6 +226,8 @@ def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
         for ex in st.experiments:
             if isinstance(ex.model, UserModelConfig):
                 exps.append(_load_experiment(suite, st, ex, split, prof, split_dev))
+            elif isinstance(ex.model, CLIPModelConfig):
+                exps.append(_clip_experiment(suite, st, ex, split, prof, split_dev))
             else:
                 exps += _model_experiments(suite, st, ex, split, folds, seeds, prof, profile, overrides, split_dev)
             if len(exps) > MAX_EXPERIMENTS:
