@@ -95,3 +95,57 @@ def test_every_model_kind_is_scored_on_exactly_the_manifest_items(tmp_path):
     assert res["load"]["coverage"]["val"][0] + res["load"]["published"]["unknown"] == 11
     right = sum(k % 3 != 0 or codes[k] == 7 for k in picked)
     assert res["metrics"]["test"]["accuracy"] == pytest.approx(right / 10)
+
+
+def test_network_clip_published_and_llm_on_one_manifest_compared_in_the_report(tmp_path, monkeypatch):
+    pytest.importorskip("open_clip")
+    from fake_openai import FakeOpenAI, Reply
+    from test_clip import tiny_clip
+
+    root, codes = _raf(tmp_path / "raf")
+    picked = [0, 1, 3, 4, 7, 8, 10, 12, 14, 15, 17, 19]
+    _qa(tmp_path / "qa.json", codes, picked)
+    tiny_clip(tmp_path / "tiny")
+    with open(tmp_path / "answers.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "gt", "gpt4v"])
+        w.writerows([f"test_{k + 1:04d}_aligned.jpg", "", f"{RAF_WORDS[codes[k]]},{'anger' if codes[k] != 6 else 'fear'}" if k % 4 else "fear,anger"]
+                    for k in range(21))
+    monkeypatch.setenv("FAKE_KEY", "sk-test-" + "M" * 30)
+    with FakeOpenAI(lambda n, sha, body: Reply("happy" if n % 3 else "I cannot tell.")) as srv:
+        llm = json.dumps({"endpoints": [{"model": "m", "base_url": srv.base_url, "api_key_env": "FAKE_KEY",
+                                         "price_input_per_1m": 1.0, "price_output_per_1m": 1.0}],
+                          "sample": {"split": "test", "per_class": None}})
+        (tmp_path / "s.yaml").write_text(
+            f"name: s\ndata: {root}\ndefaults: {{epochs: 1}}\nstudies:\n  - name: st\n"
+            "    split: {kind: manifest, manifest: qa.json, val_fraction: 0.2}\n"
+            "    experiments:\n      - {model: mlp}\n      - {model: {clip: tiny}, label: clip}\n"
+            f"      - {{model: {{predictions: answers.csv}}, label: gpt4v}}\n    llm: {llm}\n")
+        r = CliRunner().invoke(main, ["run", str(tmp_path / "s.yaml"), "--results-dir", str(tmp_path / "res"),
+                                      "--no-cache"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    want = sorted(f"test_{k + 1:04d}" for k in picked)
+    for name, part in (("st.mlp", "test"), ("st.clip", "test"), ("st.gpt4v", "test"), ("st.llm.m", "sample")):
+        rows = list(csv.DictReader(open(tmp_path / "res/s" / name / "predictions.csv")))
+        got = sorted(x["id"] for x in rows if x["split"] == part) if part == "test" else sorted(x["id"] for x in rows)
+        assert got == want, name
+    md = (tmp_path / "res/s/report.md").read_text()
+    table = md.split("### Vision-language models beside the best network")[1].split("###")[0]
+    lines = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]] for ln in table.splitlines()
+             if ln.startswith("| ") and "---" not in ln and not ln.startswith("| model")}
+    assert set(lines) == {"mlp (best network)", "clip", "gpt4v", "m (LLM)"}
+    top1 = sum(k % 4 != 0 or codes[k] == 2 for k in picked) / len(picked)  # 'fear' first: right for fear images
+    assert lines["gpt4v"][1] == "published answers" and lines["gpt4v"][3] == f"{100 * top1:.2f}"
+    assert lines["m (LLM)"][6] == f"{100 * 4 / 12:.2f}"  # every third request answered with no class
+    for name in ("clip", "gpt4v", "m (LLM)"):
+        assert lines[name][8] == "12" and lines[name][7] != "–"  # McNemar on the same 12 images
+    # the published row's p, recomputed from the two predictions files with scipy's exact binomial test
+    from scipy.stats import binomtest
+
+    def right(name):
+        return {x["id"]: x["true"] == x["predicted"] for x in csv.DictReader(open(tmp_path / "res/s" / name /
+                                                                                    "predictions.csv"))
+                if x["split"] == "test"}
+    net, pub = right("st.mlp"), right("st.gpt4v")
+    b, c = sum(net[i] and not pub[i] for i in want), sum(pub[i] and not net[i] for i in want)
+    assert lines["gpt4v"][7] == (f"{binomtest(b, b + c, 0.5).pvalue:.3f}" if b + c else "1.000")

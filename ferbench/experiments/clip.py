@@ -50,10 +50,11 @@ def run_clip(exp: CLIPExperiment, ctx: Context) -> Outcome:
     t0, split, device = time.perf_counter(), ctx.split, ctx.device
     clip = load_clip(exp.clip, device)
     probe = exp.clip.mode == "linear_probe"
+    t1 = time.perf_counter()
     feats = _features(clip, split, device, exp.clip.batch_size, ["train", "val", "test"] if probe else ["val", "test"])
-    feature_seconds = time.perf_counter() - t0
     info = {"mode": exp.clip.mode, "weights": clip.weights, "arch": clip.arch, "image_size": clip.image_size,
-            "feature_seconds": feature_seconds, "device": str(device)}
+            "feature_seconds": time.perf_counter() - t1, "images_featurized": sum(map(len, feats.values())),
+            "device": str(device)}
     if probe:
         proba, chosen = _probe(exp, feats, split)
         info.update(chosen)

@@ -30,6 +30,7 @@ from .llm import llm_blocks
 from .protocol import protocol_baseline, protocol_table
 from .study import accuracy_table, cv_table, export_tables, model_figures, per_class_table, seeds_table
 from .summary import not_run_line, ran, summary_table
+from .vlm import vlm_table
 from .tables import Table
 
 __all__ = ["build_document", "render_report"]
@@ -102,7 +103,7 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
         blocks.append(Paragraph(n, strong="From the paper:", style="leak" if base.get("leaky") else "warn"))
     if base:
         blocks += contradiction_blocks(base)
-    tables = [accuracy_table(study, run), cross_table(study, run)]
+    tables = [accuracy_table(study, run), vlm_table(study, run), cross_table(study, run)]
     if base:
         tables += [reported_table(study, run, base)]
     tables += [per_class_table(study, run)]

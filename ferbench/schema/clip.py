@@ -59,5 +59,6 @@ class CLIPInfo(StrictRecord):
     classnames: dict[str, str] = Field(default_factory=dict)
     C: float | None = None  # linear probe: the C chosen on val
     val_accuracy_by_C: dict[str, float] = Field(default_factory=dict)
-    feature_seconds: float = 0.0
+    feature_seconds: float = 0.0  # image features of every partition used, after the model was loaded
+    images_featurized: int = 0
     device: str = ""
