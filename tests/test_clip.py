@@ -91,6 +91,11 @@ def test_clip_rows_are_in_the_accuracy_table_and_missing_weights_fail_loudly(cli
     assert gone["status"] == "failed" and "do not exist (a local file or folder; nothing is downloaded)" in gone["error"]
     acc = (tmp / "res/s/report.md").read_text().split("### Test accuracy")[1].split("###")[0]
     assert "| zs " in acc and "| probe " in acc
+    listed = CliRunner().invoke(main, ["list", str(tmp / "s.yaml"), "--results-dir", str(tmp / "res")])
+    assert listed.exit_code == 0 and "st.zs" in listed.output, listed.output
+    # a complete result is reused, not recomputed
+    again = CliRunner().invoke(main, ["run", str(tmp / "s.yaml"), "--results-dir", str(tmp / "res")])
+    assert "2 reused" in again.output, again.output
 
 
 def test_clip_config_refuses_hub_names_and_templates_without_a_slot():

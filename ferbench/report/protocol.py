@@ -335,7 +335,8 @@ def protocol_table(study: StudyMeta, run: RunData, base: dict) -> tuple[Table | 
     rows = rows_for_study(base, study.name)
     if not rows:
         return None, []
-    models = [r for r in run.of_study(study.name) if isinstance(r, ModelResult)]
+    # a CLIP model is not a reproduction of a paper's network: its rows are in the VLM table, not here
+    models = [r for r in run.of_study(study.name) if isinstance(r, ModelResult) and r.kind != "clip"]
     llms = [r for r in run.of_study(study.name) if isinstance(r, LLMResult)]
     seeds = n_seeds(models)
     body, evidence, used, explained = [], [], set(), set()
