@@ -109,6 +109,7 @@ def test_network_clip_published_and_llm_on_one_manifest_compared_in_the_report(t
         got = sorted(x["id"] for x in rows if x["split"] == part) if part == "test" else sorted(x["id"] for x in rows)
         assert got == want, name
     md = (tmp_path / "res/s/report.md").read_text()
+    assert "note: manifest: 1 missing image(s) not scored" in md
     table = md.split("### Vision-language models beside the best network")[1].split("###")[0]
     lines = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[1:-1]] for ln in table.splitlines()
              if ln.startswith("| ") and "---" not in ln and not ln.startswith("| model")}

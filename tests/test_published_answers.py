@@ -84,6 +84,9 @@ def test_lian_answers_on_rafdb_score_top1_top5_and_coverage(tmp_path):
     assert res["load"]["published"]["format"] == "ranked"
     md = (tmp_path / "res/s/report.md").read_text()
     assert "(predictions: 13 of 14 test images)" in md
+    note = md.split("gpt4v (published answers):")[1].split("\n\n")[0]
+    assert "1 missing, e.g. test_0001" in note.replace("\\", "") and "top-5" in note
+    assert "its gt column disagrees with the dataset on 1 of 13 images" in note
 
 
 def test_lian_answers_on_affectnet_match_bare_file_names(tmp_path):

@@ -34,6 +34,8 @@ def _part_record(part, idx: list[int], answers: list, classes, ranked: bool) -> 
 def _notes(parts: dict, info: dict) -> list[str]:
     notes = []
     for name, p in parts.items():
+        if name == "val" and not p["covered"]:  # published files usually answer the test set only
+            continue
         note = f"{name}: scored on the {p['covered']:,} of {p['total']:,} images the file answers"
         if p["missing"]:
             note += f" ({p['missing']:,} missing, e.g. {', '.join(p['missing_examples'][:3])})"

@@ -30,7 +30,7 @@ from .llm import llm_blocks
 from .protocol import protocol_baseline, protocol_table
 from .study import accuracy_table, cv_table, export_tables, model_figures, per_class_table, seeds_table
 from .summary import not_run_line, ran, summary_table
-from .vlm import vlm_table
+from .vlm import published_notes, vlm_table
 from .tables import Table
 
 __all__ = ["build_document", "render_report"]
@@ -110,7 +110,7 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
     if base:
         tables += [per_class_numbers_table(study, run, base), confusion_table(study, run, base)]
     tables += [cv_table(study, run), seeds_table(study, run)]
-    blocks += [TableBlock(t) for t in tables if t is not None]
+    blocks += [TableBlock(t) for t in tables if t is not None] + published_notes(study, run)
     llm, llm_figs = llm_blocks(study, run, fig_dir, base)
     blocks += llm
     if base:

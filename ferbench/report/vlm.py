@@ -8,6 +8,7 @@ import numpy as np
 from ..metrics import accuracy_ci, mcnemar_exact
 from ..schema.results import StudyMeta
 from ..store import RunData
+from .document import Paragraph
 from .format import CI, DASH, Num
 from .study import label_of, n_seeds
 from .tables import Table
@@ -85,3 +86,13 @@ def vlm_table(study: StudyMeta, run: RunData) -> Table | None:
                  "network on the images both scored (a published file or an LLM sample may cover fewer). Per 1,000 "
                  "images: the LLM's estimated price, a network's inference time, a CLIP model's image-feature time "
                  "(model loading left out), each on the device named.", paper_columns=[0, 1, 3, 5, 7, 9])
+
+
+def published_notes(study: StudyMeta, run: RunData) -> list[Paragraph]:
+    """Per published answers file: coverage, missing ids, top-k, unknown or ambiguous ids, gt disagreements."""
+    out = []
+    for r in run.of_study(study.name):
+        if r.ok and r.kind == "load" and r.load is not None and r.load.published is not None and r.load.notes:
+            style = "warn" if any(p.gt_disagree or p.missing for p in r.load.published.parts.values()) else "small"
+            out.append(Paragraph("; ".join(r.load.notes), strong=f"{r.label} (published answers):", style=style))
+    return out
