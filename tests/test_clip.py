@@ -98,6 +98,20 @@ def test_clip_rows_are_in_the_accuracy_table_and_missing_weights_fail_loudly(cli
     assert "2 reused" in again.output, again.output
 
 
+def test_a_folder_must_hold_one_weights_file(tmp_path):
+    from ferbench.clip.model import load_clip
+    from ferbench.errors import DataError
+
+    folder = tiny_clip(tmp_path / "two")
+    (folder / "open_clip_model.safetensors").write_bytes(b"")
+    with pytest.raises(DataError, match="exactly one weights file .* it holds 2"):
+        load_clip(CLIPModelConfig(clip=str(folder)), torch.device("cpu"))
+    (folder / "open_clip_model.safetensors").unlink()
+    (folder / "open_clip_pytorch_model.bin").unlink()
+    with pytest.raises(DataError, match="it holds 0. ferbench never downloads weights"):
+        load_clip(CLIPModelConfig(clip=str(folder)), torch.device("cpu"))
+
+
 def test_clip_config_refuses_hub_names_and_templates_without_a_slot():
     with pytest.raises(ValidationError, match="hub names are not accepted"):
         CLIPModelConfig(clip="w.bin", arch="hf-hub:laion/CLIP")

@@ -70,8 +70,9 @@ def _source(cfg: CLIPModelConfig) -> tuple[str, str | None, str]:
         if not (path / "open_clip_config.json").is_file():
             raise DataError(f"CLIP folder {path} has no open_clip_config.json")
         weights = sorted(p for p in path.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
-        if not weights:
-            raise DataError(f"CLIP folder {path} holds no weights file ({', '.join(WEIGHT_SUFFIXES)}); "
+        if len(weights) != 1:  # open_clip would pick one by its own preference: say which instead
+            raise DataError(f"CLIP folder {path} must hold exactly one weights file ({', '.join(WEIGHT_SUFFIXES)}); it "
+                            f"holds {len(weights)}{': ' + ', '.join(w.name for w in weights[:5]) if weights else ''}. "
                             "ferbench never downloads weights")
         if cfg.arch:
             raise DataError(f"clip: {path} is a folder with its own config; 'arch' is for a weights file")
