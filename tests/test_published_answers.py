@@ -98,11 +98,15 @@ def test_lian_answers_on_affectnet_match_bare_file_names(tmp_path):
     # AffectNet's own lists say <folder>/<file>; the published answers name the bare file
     lian = [(f"v{k:04d}.jpg", truth[k], r) for k, r in enumerate(rankings)]
     lian.append(("t0000.jpg", "Neutral", words[:5]))  # a training image: not in the scored partitions
+    evil = "<img src=x onerror=alert(1)>|x.jpg"  # an id is text from someone else's file
+    lian.append((evil, "", ["Fear"]))
     res = _run(tmp_path, root, "affectnet", _lian_csv(tmp_path / "affectnet_gpt4v.csv", lian))
     assert res["load"]["coverage"]["test"] == [16, 16]
     assert res["metrics"]["test"]["accuracy"] == pytest.approx(top1)
     assert res["load"]["published"]["parts"]["test"]["top_k"]["5"] == pytest.approx(top5)
-    assert res["load"]["published"]["unknown"] == 1 and res["load"]["published"]["unknown_examples"] == ["t0000.jpg"]
+    assert res["load"]["published"]["unknown"] == 2 and res["load"]["published"]["unknown_examples"] == ["t0000.jpg", evil]
+    html = (tmp_path / "res/s/report.html").read_text()
+    assert "2 unknown id(s) left unscored" in html and "<img src=x" not in html
 
 
 def test_ids_match_with_or_without_folder_and_extension_and_never_by_guess(tmp_path):
