@@ -41,6 +41,14 @@ def test_sfew_is_recognised_and_val_is_its_test_set(tmp_path):
     assert sorted(s.test.ids) == sorted(i for i in d.ids if i.startswith("Val/")) and len(s.val) + len(s.train) == 21
 
 
+def test_fer2013s_kaggle_folder_is_not_taken_for_sfew(tmp_path):
+    from ferbench.data.datasets.sfew import is_sfew
+
+    kaggle = write_sfew(tmp_path / "kaggle", {"train": 1, "test": 1}, test_images=0)
+    assert not is_sfew(kaggle)  # lowercase train/ and test/ with class folders: FER2013's layout
+    assert is_sfew(write_sfew(tmp_path / "sfew", {"Train": 1, "Val": 1}, test_images=0))
+
+
 def test_sfew_class_folder_outside_the_vocabulary_fails_naming_it(tmp_path):
     root = write_sfew(tmp_path / "sfew", {"Train": 1})
     (root / "Train" / "Bored").mkdir()

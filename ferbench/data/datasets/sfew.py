@@ -32,11 +32,13 @@ def _images(folder: Path) -> list[str]:
 
 
 def is_sfew(path: Path) -> bool:
-    """A folder whose Train/ or Val/ holds emotion-named class folders (and no labels.yaml of an image folder)."""
-    dirs = _split_dirs(path)
-    if (path / "labels.yaml").exists() or not (set(dirs) & set(_USAGE)):
+    """``Train/`` and ``Val/`` spelt as SFEW ships them, holding emotion-named class folders. FER2013's Kaggle
+    folder (``train/``, ``test/``) and other image folders are not taken for SFEW; ``sfew:PATH`` reads any case."""
+    if not path.is_dir() or (path / "labels.yaml").exists():
         return False
-    return any(vocab_class(c) for s in _USAGE if s in dirs for c in os.listdir(dirs[s]) if (dirs[s] / c).is_dir())
+    dirs = [path / "Train", path / "Val"]
+    return all(d.is_dir() and d.name in os.listdir(path) for d in dirs) and \
+        any(vocab_class(c) for d in dirs for c in os.listdir(d) if (d / c).is_dir())
 
 
 def read_sfew(path: Path, skip_bad: bool = False, progress=None) -> FERData:
