@@ -57,7 +57,7 @@ class SuiteStatus:
 def _model_of(exp: Experiment) -> str:
     if exp.kind == "llm":
         return exp.llm_endpoint.model
-    return exp.model or exp.label
+    return getattr(exp, "model", None) or exp.label  # a CLIP experiment is named by its label
 
 
 def _recorded_data(store: RunStore) -> tuple[RunHeader | None, str]:

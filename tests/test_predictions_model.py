@@ -14,7 +14,7 @@ from ferbench.cli import main
 from ferbench.data import load_data
 from ferbench.data.splits import make_split
 from ferbench.errors import DataError
-from ferbench.experiments.predictions import read_predictions_file
+from ferbench.experiments.published import match_answers, read_answers
 
 from fake_openai import FakeOpenAI, Reply
 
@@ -81,15 +81,17 @@ def test_predictions_model_is_in_every_table_with_its_coverage(run_with_predicti
 
 
 def test_predictions_file_errors_are_one_line(tmp_path):
-    with pytest.raises(DataError, match="needs columns 'id' and 'predicted'"):
-        read_predictions_file(_write(tmp_path / "a.csv", [["x", "happy"]], ("image", "label")), CLASSES)
+    with pytest.raises(DataError, match="needs an id column"):
+        read_answers(_write(tmp_path / "a.csv", [["x", "happy"]], ("image", "label")), CLASSES)
     with pytest.raises(DataError, match="line 2: predicted 'contempt' is not one of the study's classes"):
-        read_predictions_file(_write(tmp_path / "b.csv", [["x", "contempt"]]), CLASSES)
+        read_answers(_write(tmp_path / "b.csv", [["x", "contempt"]]), CLASSES)
     with pytest.raises(DataError, match="line 3: image 'x' is answered twice"):
-        read_predictions_file(_write(tmp_path / "c.csv", [["x", "sad"], ["dir/x.png", "sad"]]), CLASSES)
-    got = read_predictions_file(_write(tmp_path / "d.csv", [["test_0001_aligned.jpg", "Contempt"]]),
-                                (*CLASSES, "contempt"))
-    assert got == {"test_0001": (7, None)}  # contempt stays contempt in an 8-class study
+        read_answers(_write(tmp_path / "c.csv", [["x", "sad"], ["x", "sad"]]), CLASSES)
+    with pytest.raises(DataError, match="name the same image 'x'"):  # two spellings of one image
+        match_answers(read_answers(_write(tmp_path / "e.csv", [["x", "sad"], ["dir/X.png", "sad"]]), CLASSES).answers,
+                      np.array(["x"]))
+    got = read_answers(_write(tmp_path / "d.csv", [["test_0001_aligned.jpg", "Contempt"]]), (*CLASSES, "contempt"))
+    assert got.answers["test_0001_aligned.jpg"].ranking == (7,)  # contempt stays contempt in an 8-class study
 
 
 def test_predictions_covering_no_test_image_fail_their_experiment_only(tmp_path):

@@ -43,7 +43,7 @@ def test_an_unknown_split_kind_names_the_registered_ones():
 def test_split_kind_flags_drive_the_schema_checks():
     with pytest.raises(ValidationError, match="only possible with kind: pooled, not holdout"):
         SplitConfig(kind="holdout", test="none")
-    with pytest.raises(ValidationError, match="only possible with kind: kaggle, not official"):
+    with pytest.raises(ValidationError, match="only possible with kind: kaggle, manifest, not official"):
         SplitConfig(kind="official", val_fraction=None)
 
 

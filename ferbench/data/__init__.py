@@ -11,6 +11,7 @@ from rich.markup import escape
 from ..errors import DataError
 from . import cache as _cache
 from . import dataset_splits as _dataset_splits  # noqa: F401 - registers each dataset's protocol split kinds
+from . import manifest as _manifest  # noqa: F401 - registers the manifest split kind
 from . import datasets as _datasets  # noqa: F401 - registers the datasets' layouts and prefixes
 from . import synthetic as _synthetic  # noqa: F401 - registers the synthetic source
 from .dataset import USAGES, FERData

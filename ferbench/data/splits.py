@@ -47,6 +47,7 @@ class SplitData:
     leaky: bool = False
     notes: list[str] = field(default_factory=list)
     cross: dict[str, FERData] = field(default_factory=dict)  # further test sets, by name (cross-dataset scoring)
+    test_items: dict = field(default_factory=dict)  # kind manifest: test id -> its ManifestItem (prompt, candidates)
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train), "val": len(self.val) if self.val is not None else 0,
@@ -64,6 +65,8 @@ class SplitParams:
     test: str = "PrivateTest"
     ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)
     order: str = "split_then_augment"
+    manifest: str | None = None  # kind manifest: the benchmark's test list
+    manifest_sha256: str | None = None  # its content when the suite was expanded
 
     @property
     def test_name(self) -> str:
@@ -79,6 +82,7 @@ class Partition:
     description: str
     leaky: bool = False
     notes: list[str] = field(default_factory=list)
+    test_items: dict = field(default_factory=dict)
 
 
 Builder = Callable[[FERData, SplitParams], Partition]
@@ -310,14 +314,15 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
                val_fraction: float | None = 0.1, k: int = 3, fold: int = 0, copies: int = 5, test: str = "PrivateTest",
                ratios: tuple[float, float, float] = (0.6, 0.2, 0.2), order: str = "split_then_augment",
                train_per_class: int | None = None, train_fraction: float | None = None,
-               eval_per_class: int | None = None) -> SplitData:
+               eval_per_class: int | None = None, manifest: str | None = None,
+               manifest_sha256: str | None = None) -> SplitData:
     """Build the train/val/test partition a study asks for: the registered ``kind`` (see
     :func:`list_split_kinds`; each kind's ``doc`` says what it does), then the shared modifiers:
     ``classes`` (subset, labels remapped), ``train_per_class`` / ``train_fraction`` (stratified
     subsample of train) and ``eval_per_class`` (cap val/test; for smoke runs only).
     """
     spec = split_kind(kind)
-    p = SplitParams(seed, val_fraction, k, fold, copies, test, tuple(ratios), order)
+    p = SplitParams(seed, val_fraction, k, fold, copies, test, tuple(ratios), order, manifest, manifest_sha256)
     _check_options(spec, p)
     data = select_classes(data, classes)
     desc_cls = f" on classes {'/'.join(data.classes)}" if classes else ""
@@ -334,4 +339,5 @@ def make_split(data: FERData, kind: str = "official", *, seed: int = 0, classes:
     for name, piece in (("train", train), ("test", test_part), ("val", val)):
         if piece is not None and len(piece) == 0:
             raise DataError(f"split '{kind}'{desc_cls} leaves the {name} partition empty")
-    return SplitData(train, val, test_part, data.classes, part.description + desc_cls, part.leaky, notes)
+    return SplitData(train, val, test_part, data.classes, part.description + desc_cls, part.leaky, notes,
+                     test_items=part.test_items)

@@ -1,4 +1,4 @@
-"""Experiment kinds (train, load, llm), each one :class:`ExperimentKind` in one table.
+"""Experiment kinds (train, load, clip, llm), each one :class:`ExperimentKind` in one table.
 
 A kind's ``run`` computes and returns an :class:`Outcome`; it writes nothing but its own resume state
 (training checkpoints, the LLM answers journal). The executors' recorder (``executors/recorder.py``)
@@ -13,6 +13,7 @@ typed experiment (``schema/experiment.py``) and result (``schema/results.py``).
 from __future__ import annotations
 
 from ..registry import Table
+from .clip import CLIP
 from .context import Context, ExperimentKind, Outcome, RunOptions
 from .llm import LLM
 from .load import run_load
@@ -20,7 +21,7 @@ from .train import run_train
 
 KINDS: Table[ExperimentKind] = Table("experiment kind")
 for _kind in (ExperimentKind("train", run_train, forced=lambda exp, opts: opts.eval_only),
-              ExperimentKind("load", run_load), LLM):
+              ExperimentKind("load", run_load), CLIP, LLM):
     KINDS.add(_kind.name, _kind)
 HANDLERS = {k.name: k.run for k in KINDS}  # kind -> run, for readers of the older table
 

@@ -1,102 +1,92 @@
 """``model: {predictions: FILE.csv}``: a model that can no longer be queried, scored from its published
 per-image answers (e.g. GPT-4V's on RAF-DB) in the same tables, CIs and McNemar tests as every other model.
 
-The file: a header with ``id`` and ``predicted`` (a class name in any common spelling, contempt kept
-apart), optionally ``p_<class>`` probabilities for every study class. Ids match the study's image ids,
-or their file names (``test_0001.jpg``, ``test_0001_aligned.jpg`` match ``test_0001``). The model is
-scored on the images the file covers; the coverage is recorded per partition and shown with its name.
+The file is one label per row (``id, predicted[, p_<class>...]``) or Lian et al.'s ranked answers
+(``name, gt, gpt4v``); see :mod:`.published` for both formats and how ids are matched. The model is
+scored on the images the file covers: top-1 in every table, top-k where a ranking is given; coverage,
+missing, unknown and ambiguous ids, and a ``gt`` column's disagreements with the dataset are recorded.
 """
 from __future__ import annotations
 
-import csv
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 
-from ..data.datasets._common import open_text
 from ..errors import DataError
 from ..metrics import summarize
 from ..schema.experiment import LoadExperiment
-from ..vocabulary import vocab_class
 from .context import Context, Outcome
+from .published import EXAMPLES, gt_disagreements, match_answers, read_answers, top_k
 
 
-def _key(ident: str) -> str:
-    """An image id as the study names it: the file name without folders, extension or RAF-DB's _aligned."""
-    stem = PurePosixPath(ident.strip().replace("\\", "/")).name
-    stem = stem.rsplit(".", 1)[0] if "." in stem else stem
-    return stem.removesuffix("_aligned")
+def _part_record(part, idx: list[int], answers: list, classes, ranked: bool) -> dict:
+    covered = set(idx)
+    missing = [str(i) for n, i in enumerate(part.ids) if n not in covered]
+    labels = part.labels[idx]
+    depth = max((len(a.ranking) for a in answers), default=1) if ranked else 1
+    gt = gt_disagreements(answers, labels, part.ids[idx], classes)
+    return {"covered": len(idx), "total": len(part), "missing": len(missing), "missing_examples": missing[:EXAMPLES],
+            "top_k": {str(k): top_k(labels, [a.ranking for a in answers], k) for k in range(1, depth + 1)} if idx else {},
+            "gt_checked": sum(a.gt is not None for a in answers), "gt_disagree": len(gt), "gt_examples": gt[:EXAMPLES]}
 
 
-def read_predictions_file(path: Path, classes: tuple[str, ...]) -> dict[str, tuple[int, list[float] | None]]:
-    """{id: (class index, probabilities or None)}; one-line DataError naming the file and line otherwise."""
-    with open_text(path, "predictions file") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        if "id" not in header or "predicted" not in header:
-            raise DataError(f"{path}: a predictions file needs columns 'id' and 'predicted'; got "
-                            f"{','.join(header)[:200]!r}")
-        ii, pi = header.index("id"), header.index("predicted")
-        prob_cols = [header.index(f"p_{c}") for c in classes] if all(f"p_{c}" in header for c in classes) else None
-        out: dict[str, tuple[int, list[float] | None]] = {}
-        no = 1
-        try:
-            for no, row in enumerate(reader, start=2):
-                if not row:
-                    continue
-                out_key, entry = _row(row, ii, pi, prob_cols, classes, f"{path} line {no}")
-                if out_key in out:
-                    raise DataError(f"{path} line {no}: image {out_key[:80]!r} is answered twice")
-                out[out_key] = entry
-        except csv.Error as exc:
-            raise DataError(f"{path} line {no + 1}: not a CSV row ({exc})") from None
-    return out
-
-
-def _row(row, ii, pi, prob_cols, classes, where):
-    try:
-        ident, name = row[ii], row[pi]
-        probs = [float(row[c]) for c in prob_cols] if prob_cols else None
-    except (IndexError, ValueError):
-        raise DataError(f"{where}: missing id/predicted or a probability that is not a number") from None
-    cls = vocab_class(name)
-    if cls is None or cls not in classes:
-        raise DataError(f"{where}: predicted {name[:40]!r} is not one of the study's classes ({', '.join(classes)})")
-    if probs is not None and not all(np.isfinite(probs)):
-        raise DataError(f"{where}: probabilities must be finite numbers")
-    return _key(ident), (classes.index(cls), probs)
+def _notes(parts: dict, info: dict) -> list[str]:
+    notes = []
+    for name, p in parts.items():
+        if name == "val" and not p["covered"]:  # published files usually answer the test set only
+            continue
+        note = f"{name}: scored on the {p['covered']:,} of {p['total']:,} images the file answers"
+        if p["missing"]:
+            note += f" ({p['missing']:,} missing, e.g. {', '.join(p['missing_examples'][:3])})"
+        if len(p["top_k"]) > 1:
+            note += "; " + ", ".join(f"top-{k} {v:.2%}" for k, v in p["top_k"].items())
+        if p["gt_disagree"]:
+            note += (f"; its gt column disagrees with the dataset on {p['gt_disagree']:,} of {p['gt_checked']:,} "
+                     f"images (e.g. {p['gt_examples'][0]}); the dataset's labels are used")
+        notes.append(note)
+    for what in ("unknown", "ambiguous"):
+        if info[what]:
+            notes.append(f"{info[what]:,} {what} id(s) left unscored, e.g. {', '.join(info[what + '_examples'][:3])}")
+    return notes
 
 
 def run_predictions(exp: LoadExperiment, ctx: Context) -> Outcome:
     t0 = time.perf_counter()
     split, path = ctx.split, Path(exp.user_model.predictions)
-    answers = read_predictions_file(path, split.classes)
-    has_p = next(iter(answers.values()), (0, None))[1] is not None
-    metrics, rows, coverage = {}, [], {}
-    for part_name, part in (("val", split.val), ("test", split.test)):
-        if part is None or len(part) == 0:
-            continue
-        keys = [_key(str(i)) for i in part.ids]
-        idx = [n for n, k in enumerate(keys) if k in answers]
+    file = read_answers(path, split.classes)
+    has_p = next(iter(file.answers.values())).probs is not None if file.answers else False
+    parts_in = [(n, p) for n, p in (("val", split.val), ("test", split.test)) if p is not None and len(p)]
+    all_ids = np.concatenate([p.ids for _, p in parts_in]) if parts_in else np.array([])
+    matched = match_answers(file.answers, all_ids)
+    metrics, rows, coverage, parts, offset = {}, [], {}, {}, 0
+    for part_name, part in parts_in:
+        idx = sorted(n - offset for n in matched.by_image if offset <= n < offset + len(part))
+        answers = [matched.by_image[n + offset] for n in idx]
+        offset += len(part)
         coverage[part_name] = (len(idx), len(part))
+        parts[part_name] = _part_record(part, idx, answers, split.classes, file.ranked)
         if not idx:
             continue
-        pred = np.array([answers[keys[n]][0] for n in idx])
-        proba = np.array([answers[keys[n]][1] for n in idx], dtype=np.float64) if has_p else None
+        pred = np.array([a.ranking[0] for a in answers])
+        proba = np.array([a.probs for a in answers], dtype=np.float64) if has_p else None
         metrics[part_name] = summarize(part.labels[idx], pred, proba, num_classes=len(split.classes))
-        rows += [[part.ids[n], part_name, int(part.labels[n]), int(p), *(f"{q:.5f}" for q in (pr if has_p else ()))]
-                 for n, p, pr in zip(idx, pred, proba if has_p else [None] * len(idx))]
+        rows += [[part.ids[n], part_name, int(part.labels[n]), int(p), *(f"{q:.5f}" for q in (a.probs if has_p else ()))]
+                 for n, p, a in zip(idx, pred, answers)]
     if "test" not in metrics and split.test is not None:
         raise DataError(f"{path} answers none of the study's {len(split.test):,} test images (ids such as "
                         f"{str(split.test.ids[0])!r}); its ids must be the dataset's image ids or file names")
+    info = {"format": "ranked" if file.ranked else "label", "rows": len(file.answers),
+            "unknown": len(matched.unknown), "unknown_examples": [i[:80] for i in matched.unknown[:EXAMPLES]],
+            "ambiguous": len(matched.ambiguous), "ambiguous_examples": [i[:80] for i in matched.ambiguous[:EXAMPLES]],
+            "parts": parts}
     header = ["id", "split", "true", "predicted", *((f"p_{c}" for c in split.classes) if has_p else ())]
-    notes = [f"{part}: scored on the {c:,} of {n:,} images the file answers" for part, (c, n) in coverage.items()]
+    notes = _notes(parts, info)
     fields = {"metrics": metrics, "model": None, "history": [], "input": "published per-image answers",
               "gradcam": {"available": False, "reason": "a predictions file has no network to explain"},
               "timing": {"evaluation_seconds": time.perf_counter() - t0},
               "load": {"file": str(path), "format": "predictions", "outputs": "probabilities" if has_p else "labels",
-                       "outputs_detected": False, "notes": notes, "coverage": coverage},
+                       "outputs_detected": False, "notes": notes, "coverage": coverage, "published": info},
               "model_info": {"name": exp.label, "study": "user", "paper": "published predictions",
                              "input": "published per-image answers", "notes": "; ".join(notes)}}
     return Outcome(fields, predictions=(header, rows))

@@ -30,6 +30,7 @@ from .llm import llm_blocks
 from .protocol import protocol_baseline, protocol_table
 from .study import accuracy_table, cv_table, export_tables, model_figures, per_class_table, seeds_table
 from .summary import not_run_line, ran, summary_table
+from .vlm import published_notes, vlm_table
 from .tables import Table
 from .verdicts import sensitivity_table, verdicts_table
 
@@ -105,14 +106,14 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
         blocks.append(Paragraph(n, strong="From the paper:", style="leak" if base.leaky else "warn"))
     if base:
         blocks += contradiction_blocks(base)
-    tables = [accuracy_table(study, run), cross_table(study, run)]
+    tables = [accuracy_table(study, run), vlm_table(study, run), cross_table(study, run)]
     if base:
         tables += [reported_table(study, run, base), sensitivity_table(study, run, base)]
     tables += [per_class_table(study, run)]
     if base:
         tables += [per_class_numbers_table(study, run, base), confusion_table(study, run, base)]
     tables += [cv_table(study, run), seeds_table(study, run)]
-    blocks += [TableBlock(t) for t in tables if t is not None]
+    blocks += [TableBlock(t) for t in tables if t is not None] + published_notes(study, run)
     llm, llm_figs = llm_blocks(study, run, fig_dir, base)
     blocks += llm
     if base:

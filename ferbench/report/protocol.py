@@ -349,8 +349,10 @@ def protocol_table(study: StudyMeta, run: RunData, base: Baselines) -> tuple[Tab
     rows = rows_for_study(base, study.name)
     if not rows:
         return None, []
-    # A sensitivity sweep's members change one setting on purpose: the table is about the recipe.
-    models = [r for r in run.of_study(study.name) if isinstance(r, ModelResult) and not is_variant(r)]
+    # A sensitivity sweep's members change one setting on purpose: the table is about the recipe; a CLIP model
+    # is not a reproduction of a paper's network (its rows are in the VLM table).
+    models = [r for r in run.of_study(study.name)
+              if isinstance(r, ModelResult) and not is_variant(r) and r.kind != "clip"]
     llms = [r for r in run.of_study(study.name) if isinstance(r, LLMResult)]
     seeds = n_seeds(models)
     body, evidence, used, explained = [], [], set(), set()

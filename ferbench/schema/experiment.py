@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from .clip import CLIPModelConfig
 from .llm import EndpointConfig, LLMConfig
 from .suite import ResourcesConfig, SplitConfig, UserModelConfig
 from .study_input import DEFAULT_INPUT, StudyInput
 from .train import TrainConfig
 
-MODEL_KINDS = ("train", "load")  # a model scored on the study's test set: everything but an LLM
+MODEL_KINDS = ("train", "load", "clip")  # a model scored on the study's test set: everything but an LLM
 
 
 # Settings added after results were stored: at their default they leave the hash as it was, so
@@ -85,11 +86,18 @@ class LoadExperiment(_ExperimentBase):
     resources: ResourcesConfig | None = None  # Ray executor scheduling (not hashed)
 
 
+class CLIPExperiment(_ExperimentBase):
+    kind: Literal["clip"] = "clip"
+    clip: CLIPModelConfig
+    clip_fingerprint: str  # size + mtime of the weights: new weights are re-evaluated
+    resources: ResourcesConfig | None = None  # Ray executor scheduling (not hashed)
+
+
 class LLMExperiment(_ExperimentBase):
     kind: Literal["llm"] = "llm"
     llm_endpoint: EndpointConfig
     llm: LLMConfig  # sample, prompt, image size, request settings (endpoints: just this one)
 
 
-Experiment = Annotated[Union[TrainExperiment, LoadExperiment, LLMExperiment], Field(discriminator="kind")]
+Experiment = Annotated[Union[TrainExperiment, LoadExperiment, CLIPExperiment, LLMExperiment], Field(discriminator="kind")]
 EXPERIMENT = TypeAdapter(Experiment)

@@ -12,9 +12,11 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BeforeValidator, Field, TypeAdapter, model_serializer, model_validator
 
-from .experiment import MODEL_KINDS, LLMExperiment, LoadExperiment, TrainExperiment
+from .clip import CLIPInfo
+from .experiment import MODEL_KINDS, CLIPExperiment, LLMExperiment, LoadExperiment, TrainExperiment
 from .llm import EndpointConfig
 from .base import StrictRecord as _Strict
+from .published import PublishedInfo
 
 RESULT_FORMAT = 2
 
@@ -175,6 +177,7 @@ class LoadInfo(_Strict):
     notes: list[str] = Field(default_factory=list)
     # A predictions file: per partition, [images it covers, images the partition holds]
     coverage: dict[Literal["val", "test"], tuple[Count, Count]] = Field(default_factory=dict)
+    published: PublishedInfo | None = None  # a published answers file: matching, missing ids, top-k, gt checks
 
 
 class GradCAMInfo(_Strict):
@@ -247,8 +250,8 @@ class CrossEval(_Strict):
 
 class ModelResult(_ResultBase):
     """A trained or loaded model, evaluated on the study's val and test partitions."""
-    kind: Literal["train", "load"]
-    config: Annotated[Union[TrainExperiment, LoadExperiment], Field(discriminator="kind")]
+    kind: Literal["train", "load", "clip"]
+    config: Annotated[Union[TrainExperiment, LoadExperiment, CLIPExperiment], Field(discriminator="kind")]
     model: str | None = None
     metrics: dict[Literal["val", "test"], EvalMetrics] = Field(default_factory=dict)
     timing: Timing | None = None
@@ -260,6 +263,7 @@ class ModelResult(_ResultBase):
     model_info: ModelInfoRecord | None = None
     gradcam: GradCAMInfo | None = None
     cross: dict[str, CrossEval] = Field(default_factory=dict)
+    clip: CLIPInfo | None = None  # kind clip: weights, prompts or the probe's C
 
     @model_validator(mode="after")
     def _complete_when_ok(self):

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from ..errors import unknown_name
 from ..vocabulary import VOCABULARY, vocab_class
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
+from .clip import CLIPModelConfig
 from .llm import LLMConfig
 from .study_input import StudyInput
 from .base import Strict as _Strict
@@ -84,6 +85,9 @@ class SplitConfig(_Strict):
     # Re-detect faces before splitting (ferbench.data.faces): images without a face are dropped, the rest
     # cropped to it. 'mtcnn' needs facenet-pytorch; a run that asks for it without it fails before training.
     face_detect: Literal["none", "mtcnn"] = "none"
+    # kind manifest: a benchmark's test list (QA manifest .json/.jsonl/.csv or ids .txt), relative to the suite
+    manifest: str | None = Field(None, max_length=4096)
+    manifest_sha256: str | None = None  # set when the suite is expanded: the manifest's content
 
     @field_validator("kind")
     @classmethod
@@ -123,6 +127,8 @@ class SplitConfig(_Strict):
         if self.test == "none" and not kind.no_test:
             raise ValueError(f"test: none (no test set) is only possible with kind: "
                              f"{', '.join(k.name for k in kinds if k.no_test)}, not {self.kind}")
+        if (self.kind == "manifest") != (self.manifest is not None):
+            raise ValueError("kind: manifest needs 'manifest: FILE', and 'manifest' goes with kind: manifest only")
         if self.test != "PrivateTest" and kind.fixes_test:
             raise ValueError(f"kind: {self.kind} fixes its own test set; 'test' applies to "
                              f"{', '.join(k.name for k in kinds if not k.fixes_test)}")
@@ -207,7 +213,7 @@ class ResourcesConfig(_Strict):
 
 
 class ExperimentConfig(_Strict):
-    model: str | list[str] | UserModelConfig
+    model: str | list[str] | UserModelConfig | CLIPModelConfig
     label: str | None = None  # distinguishes two entries of the same model; names the result folder
     pretrained: bool | None = None
     weights: str | None = None
@@ -218,7 +224,7 @@ class ExperimentConfig(_Strict):
     @field_validator("model")
     @classmethod
     def _known_model(cls, v, info: ValidationInfo):
-        if isinstance(v, UserModelConfig):
+        if isinstance(v, (UserModelConfig, CLIPModelConfig)):
             return v
         names = [v] if isinstance(v, str) else v
         if not names:
@@ -376,8 +382,9 @@ class SuiteConfig(_Strict):
 
 def experiment_count(study: StudyConfig, suite_seeds: list[int]) -> int:
     """How many experiments ``study`` expands to under the paper profile, computed without expanding."""
-    models = sum(1 if isinstance(e.model, (str, UserModelConfig)) else len(e.model) for e in study.experiments)
-    trained = sum(0 if isinstance(e.model, UserModelConfig) else (1 if isinstance(e.model, str) else len(e.model))
+    models = sum(1 if isinstance(e.model, (str, UserModelConfig, CLIPModelConfig)) else len(e.model)
+                 for e in study.experiments)
+    trained = sum(0 if isinstance(e.model, (UserModelConfig, CLIPModelConfig)) else (1 if isinstance(e.model, str) else len(e.model))
                   for e in study.experiments)
     runs = len(study.seeds or suite_seeds) * len(study.split.fold_list())
     endpoints = len(study.llm.endpoints) if study.llm is not None else 0

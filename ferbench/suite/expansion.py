@@ -16,7 +16,8 @@ from pydantic import ValidationError
 
 from ..errors import FerbenchError, SuiteError, unknown_name
 from ..limits import MAX_EPOCHS, MAX_PER_CLASS, MAX_SEED, check_number
-from ..schema.experiment import Experiment, LLMExperiment, LoadExperiment, TrainExperiment, Variant
+from ..schema.clip import CLIPModelConfig
+from ..schema.experiment import CLIPExperiment, Experiment, LLMExperiment, LoadExperiment, TrainExperiment, Variant
 from ..schema.suite import (BUILTIN_PROFILES, MAX_EXPERIMENTS, ExperimentConfig, ProfileConfig, ResourcesConfig,
                             SplitConfig, StudyConfig, UserModelConfig, safe_id_part)
 from ..schema.train import TrainConfig
@@ -122,6 +123,19 @@ def _load_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, 
                           input=st.input,
                           user_model=um, user_model_fingerprint=fp, train=tcfg, deviations=list(dev),
                           resources=_resources(ex, prof))
+
+
+def _clip_experiment(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
+                     prof: ProfileConfig, dev: list[str]) -> CLIPExperiment:
+    cfg: CLIPModelConfig = ex.model.model_copy()
+    if not Path(cfg.clip).is_absolute():
+        cfg.clip = str(suite.dir / cfg.clip)
+    f = Path(cfg.clip)
+    stat = [p.stat() for p in (sorted(f.iterdir()) if f.is_dir() else [f]) if p.is_file()] if f.exists() else []
+    fp = "-".join(f"{s.st_size}:{s.st_mtime_ns}" for s in stat) or "missing"
+    label = ex.label or safe_id_part(f"{cfg.arch or f.name}-{cfg.mode}")
+    return CLIPExperiment(id=f"{st.name}.{label}", study=st.name, label=label, split=split, clip=cfg,
+                          clip_fingerprint=fp[:4000], deviations=list(dev), resources=_resources(ex, prof))
 
 
 def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig, split: SplitConfig,
@@ -238,6 +252,15 @@ def _from_suite(spec: str, base: Path) -> str:
     return f"{prefix}:{base / path}" if named else str(base / path)
 
 
+def _manifest_sha256(suite: LoadedSuite, path: str) -> str:
+    from ..data.manifest import manifest_sha256
+
+    try:
+        return manifest_sha256(path)
+    except FerbenchError as exc:
+        raise SuiteError(suite.path, [str(exc)]) from None
+
+
 def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
            overrides: Overrides = Overrides()) -> list[Experiment]:
     """All experiments of ``suite`` under ``profile``, optionally filtered by an id (or study) glob."""
@@ -246,12 +269,17 @@ def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
     for st in suite.studies:
         split, folds, split_dev = _study_split(st, prof, overrides)
         split.cross = [_from_suite(c, suite.dir) for c in split.cross]  # a Ray worker has no suite folder
+        if split.manifest is not None:  # absolute, and its content pinned: a changed manifest re-runs
+            split.manifest = _from_suite(split.manifest, suite.dir)
+            split.manifest_sha256 = _manifest_sha256(suite, split.manifest)
         seeds = [overrides.seed] if overrides.seed is not None else (st.seeds or suite.config.seeds)
         if overrides.seed is not None:
             split_dev = [*split_dev, f"--seed {overrides.seed} instead of the suite's seeds {st.seeds or suite.config.seeds}"]
         for ex in st.experiments:
             if isinstance(ex.model, UserModelConfig):
                 exps.append(_load_experiment(suite, st, ex, split, prof, split_dev))
+            elif isinstance(ex.model, CLIPModelConfig):
+                exps.append(_clip_experiment(suite, st, ex, split, prof, split_dev))
             else:
                 mine = _model_experiments(suite, st, ex, split, folds, seeds, prof, profile, overrides, split_dev)
                 exps += mine

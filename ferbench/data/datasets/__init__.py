@@ -24,6 +24,7 @@ from .imagefolder import is_imagefolder, read_imagefolder
 from .ferplus import is_ferplus, read_ferplus
 from .jaffe import is_jaffe, read_jaffe
 from .rafdb import is_rafdb, read_rafdb
+from .sfew import is_sfew, read_sfew
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,11 @@ DATASETS: dict[str, DatasetKind] = {
     "ckplus": DatasetKind("CK+ (last three frames)", is_ckplus, read_ckplus),
     "jaffe": DatasetKind("JAFFE", is_jaffe, read_jaffe),
     "expw": DatasetKind("ExpW (face boxes cropped)", is_expw, read_expw),
+    "sfew": DatasetKind("SFEW 2.0 (Train / Val)", is_sfew, read_sfew),
     "imagefolder": DatasetKind("image folder with labels.yaml", is_imagefolder, read_imagefolder),
 }
 # Recognised from the folder alone, first match wins.
-AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "imagefolder", "jaffe")
+AUTO = ("ferplus", "rafdb", "affectnet", "ckplus", "expw", "imagefolder", "sfew", "jaffe")
 
 
 def split_named(spec: str) -> tuple[str, Path] | None:
