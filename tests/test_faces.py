@@ -8,7 +8,7 @@ import pytest
 
 from ferbench.data import faces, load_data
 from ferbench.errors import FerbenchError
-from ferbench.runner import run_suite
+from ferbench.runner import RunRequest, run_suite
 from ferbench.suite import expand, load_suite
 
 SUITE = """\
@@ -97,7 +97,7 @@ def test_a_suite_asking_for_mtcnn_fails_before_training_when_it_is_missing(tmp_p
     p = tmp_path / "s.yaml"
     p.write_text(textwrap.dedent(SUITE))
     with pytest.raises(FerbenchError, match="facenet-pytorch is not installed: pip install --no-deps"):
-        run_suite(p, results_dir=tmp_path / "r", report=False)
+        run_suite(p, RunRequest(results_dir=tmp_path / "r", report=False))
     assert not (tmp_path / "r").exists()
 
 

@@ -14,7 +14,7 @@ from ferbench.report import verdicts_markdown
 from ferbench.report.baselines import load_baselines
 from ferbench.report.protocol import protocol_table
 from ferbench.report.verdicts import judge, sensitivity_table, verdicts_table
-from ferbench.runner import run_suite
+from ferbench.runner import RunRequest, run_suite
 from ferbench.store import load_run
 from ferbench.suite import expand, load_suite
 from ferbench.suite.expansion import Overrides
@@ -75,7 +75,7 @@ def swept(tmp_path_factory):
     need it, without figures)."""
     tmp = tmp_path_factory.mktemp("verd")
     (tmp / "s.yaml").write_text(SUITE)
-    run_suite(tmp / "s.yaml", results_dir=tmp / "res", overrides=Overrides(sensitivity=True), report=False)
+    run_suite(tmp / "s.yaml", RunRequest(results_dir=tmp / "res", overrides=Overrides(sensitivity=True), report=False))
     return tmp / "res" / "verd"
 
 
