@@ -68,3 +68,9 @@ class TrainConfig(BaseModel):
     # None: the model's own (Keras' 0.99 is 0.01 here). Training steps normalize with batch statistics, so
     # this changes only what evaluation sees: a short run's 0.01 average still remembers its initialisation.
     bn_momentum: float | None = Field(None, gt=0, le=1)
+    # Test-time augmentation of the final val/test evaluation (per-epoch monitoring stays single-view):
+    # 'flip' averages the image and its mirror, 'tencrop' the 4 corner + centre crops of tta_crop pixels
+    # and their mirrors; tta_mean averages the views' probabilities or their outputs (logits).
+    tta: Literal["none", "flip", "tencrop"] = "none"
+    tta_crop: int = Field(40, gt=0, le=1024)
+    tta_mean: Literal["probabilities", "logits"] = "probabilities"
