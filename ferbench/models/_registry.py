@@ -24,6 +24,10 @@ def unknown_model_message(name: str) -> str:
 
 
 def model_info(name: str) -> ModelInfo:
+    from .timm_any import is_timm, timm_info
+
+    if is_timm(name):
+        return timm_info(name)
     _load_families()
     if name not in _REGISTRY:
         raise KeyError(unknown_model_message(name))
@@ -40,6 +44,14 @@ def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = N
     studies written in Keras; pretrained weights are kept).
     """
     info = model_info(name)
+    from .timm_any import build_timm, is_timm
+
+    if is_timm(name):
+        net, spec = build_timm(name, num_classes, pretrained=bool(pretrained), weights=weights, **kwargs)
+        model = FERModel(net, spec, name=name, num_classes=num_classes)
+        if keras_defaults:
+            raise ValueError(f"keras_defaults is for the studies written in Keras, not timm model {name!r}")
+        return model
     builder = _REGISTRY[name][1]
     if info.pretrained:
         kwargs["pretrained"] = info.pretrained if pretrained is None else pretrained
@@ -59,6 +71,24 @@ def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = N
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(model: nn.Module, image_size: int = 48) -> int | None:
+    """Floating-point operations of one forward pass on one (1, 1, size, size) image, as torch's
+    FlopCounterMode counts them (matrix multiplies and convolutions, 2 per multiply-add); None where
+    the model cannot be traced that way (e.g. a loaded ONNX session)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        device = next(iter(model.parameters())).device
+        was = model.training
+        model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 1, image_size, image_size, device=device))
+        model.train(was)
+        return int(counter.get_total_flops())
+    except Exception:
+        return None
 
 
 def _built_facts(name: str) -> dict:

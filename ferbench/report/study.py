@@ -47,6 +47,11 @@ def coverage_note(r) -> str:
     return f" (predictions: {cov[part][0]:,} of {cov[part][1]:,} {part} images)"
 
 
+def flops_text(flops: int | None) -> str:
+    """' / 0.56 GFLOPs' (one forward pass on one image), or nothing where not counted."""
+    return f" / {flops / 1e9:.2g} GFLOPs" if flops else ""
+
+
 def tta_note(r) -> str:
     """' (TTA tencrop)' for a model scored with test-time augmentation."""
     return f" (TTA {r.tta})" if getattr(r, "tta", "none") != "none" else ""
@@ -57,8 +62,8 @@ def _accuracy_row(name: str, r: ModelResult, part: str, study: StudyMeta) -> lis
     t = r.timing
     return [name, Num.pct(te.accuracy), CI.of(te.accuracy_ci), Num.of(te.macro_f1), Num.of(te.weighted_f1),
             Num.pct(te.top2_accuracy, 1), Num.pct(va.accuracy if va else None),
-            Num(r.parameters.total, count_text(r.parameters.total)) if r.parameters and
-            r.parameters.total else Num(None, DASH),
+            Num(r.parameters.total, count_text(r.parameters.total) + flops_text(r.parameters.flops))
+            if r.parameters and r.parameters.total else Num(None, DASH),
             Num.of(t.seconds_per_epoch, "{:.1f}"), Num.of(t.train_seconds, "{:.0f}"),
             Num.of(t.inference.ms_per_image if t.inference else None, "{:.3f}"),
             Num(r.training.reported_epoch, str(r.training.reported_epoch)) if r.training and
@@ -91,7 +96,8 @@ def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
                  "The epoch reported is the one whose weights were evaluated (best validation epoch when "
                  "restored, else the last). A model flagged degenerate predicts one class for most images. "
                  "(TTA tencrop) / (TTA flip): probabilities averaged over ten crops or the image and its mirror; "
-                 "the (single view) row below it is the same model scored on the image alone.",
+                 "the (single view) row below it is the same model scored on the image alone. GFLOPs: one forward "
+                 "pass on one image, as torch's FlopCounterMode counts them.",
                  paper_columns=[0, 1, 2, 3, 7], note_column=12)
 
 

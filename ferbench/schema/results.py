@@ -140,6 +140,7 @@ class Parameters(_Strict):
     total: Count
     trainable: Count
     counted_from: str = "module parameters"  # or 'ONNX initializers', 'exported program state'
+    flops: Count | None = None  # one forward pass on one image (torch's FlopCounterMode); None: not counted
 
 
 class TrainingInfo(_Strict):
