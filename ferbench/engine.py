@@ -269,7 +269,8 @@ def build_optimizer(model: FERModel, cfg: TrainConfig) -> torch.optim.Optimizer:
         factor = cfg.unfreeze_lr_factor if cfg.freeze_epochs > 0 else 1.0
         groups.append({"params": model.backbone_parameters(), "lr": cfg.lr * factor})
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=KERAS_ADAM_EPS if cfg.keras_defaults else 1e-8)
 

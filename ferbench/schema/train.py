@@ -18,10 +18,17 @@ class AugmentConfig(BaseModel):
     shear: float = Field(0.0, ge=0, lt=90)  # max shear angle in degrees (Keras' shear_range unit)
     flip: bool = False  # horizontal flip with p = 0.5
     crop_scale: tuple[float, float] | None = None  # random resized crop: area fraction range
+    # A random crop of this many pixels at the image's own scale, after the warp (the batch comes out
+    # crop x crop; the model's input adapter resizes if its size differs), as torchvision's RandomCrop.
+    crop: int | None = Field(None, gt=0, le=1024)
+    # Random erasing with this probability per image: one rectangle of 2-33 % of the area, aspect 0.3-3.3,
+    # set to 0 (torchvision's RandomErasing defaults), after the crop.
+    erase: float = Field(0.0, ge=0, le=1)
 
     @property
     def active(self) -> bool:
-        return bool(self.rotation or self.shift or self.zoom or self.shear or self.flip or self.crop_scale)
+        return bool(self.rotation or self.shift or self.zoom or self.shear or self.flip or self.crop_scale
+                    or self.crop or self.erase)
 
 
 class TrainConfig(BaseModel):
@@ -35,6 +42,7 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)  # L2 penalty (the CBAM study's regularizer)
     momentum: float = 0.9
+    nesterov: bool = False  # SGD with Nesterov momentum
     schedule: Literal["none", "plateau", "cosine"] = "none"
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     plateau_patience: int = Field(7, ge=0)
