@@ -18,7 +18,7 @@ from ..limits import MAX_EPOCHS, MAX_PER_CLASS, Seed
 from .llm import LLMConfig
 from .base import Strict as _Strict
 
-STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
+STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class", "khaireddin")
 USAGE_NAMES = ("Training", "PublicTest", "PrivateTest")
 
 # Labels become folder names under the results folder: letters, digits, space, _ . + - only,
