@@ -11,7 +11,7 @@ from .adapter import FERModel
 
 def _load_families() -> None:
     """Importing the family modules registers their models (explicit, not `import *`)."""
-    from . import augmented, cbam, comparative, khaireddin, llm_vs_nn, three_class  # noqa: F401
+    from . import augmented, cbam, comparative, khaireddin, llm_vs_nn, strong, three_class  # noqa: F401
 
 
 def list_models() -> list[str]:
