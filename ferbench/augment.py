@@ -56,13 +56,53 @@ def clamp_to_border(grid: torch.Tensor, height: int, width: int) -> torch.Tensor
     return torch.maximum(torch.minimum(grid, lim), -lim)
 
 
+def crop_window(theta: torch.Tensor, size: int, height: int, width: int, g: torch.Generator) -> torch.Tensor:
+    """``theta`` restricted to a random size x size window of its output, at whole-pixel offsets: the warp
+    and the crop stay one sampling step (the crop of the warped image, not a second resampling)."""
+    n = len(theta)
+    if size > min(height, width):
+        raise ValueError(f"augment crop {size} is larger than the {height}x{width} images")
+    top = torch.randint(0, height - size + 1, (n,), generator=g, device=g.device).to(theta.device, theta.dtype)
+    left = torch.randint(0, width - size + 1, (n,), generator=g, device=g.device).to(theta.device, theta.dtype)
+    sx, sy = size / width, size / height
+    # a window pixel's normalized coordinate u maps to the full output's s * u + t
+    tx, ty = (2 * left + size) / width - 1, (2 * top + size) / height - 1
+    a = theta[:, :, :2]
+    t = torch.stack([tx, ty], 1).unsqueeze(-1)
+    return torch.cat([a * torch.tensor([sx, sy], dtype=theta.dtype, device=theta.device), a @ t + theta[:, :, 2:]], 2)
+
+
+def random_erase(x: torch.Tensor, p: float, g: torch.Generator) -> torch.Tensor:
+    """torchvision's RandomErasing per image with probability ``p`` (area 2-33 %, log-uniform aspect
+    0.3-3.3, value 0), batched as one mask; a box that does not fit is clipped to the image."""
+    n, _, h, w = x.shape
+    dev = g.device
+    area = _uniform(n, 0.02, 0.33, g, dev) * h * w
+    aspect = torch.exp(_uniform(n, math.log(0.3), math.log(1 / 0.3), g, dev))
+    eh = torch.sqrt(area * aspect).round().clamp(1, h)
+    ew = torch.sqrt(area / aspect).round().clamp(1, w)
+    top = (torch.rand(n, generator=g, device=dev) * (h - eh + 1)).floor()
+    left = (torch.rand(n, generator=g, device=dev) * (w - ew + 1)).floor()
+    on = torch.rand(n, generator=g, device=dev) < p
+    rows, cols = torch.arange(h, device=dev).view(1, h, 1), torch.arange(w, device=dev).view(1, 1, w)
+    box = (rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1)) & \
+          (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)) & on.view(n, 1, 1)
+    return x.masked_fill(box.unsqueeze(1).to(x.device), 0.0)
+
+
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """Augment a float batch (N, C, H, W) in one warp; returns a new tensor of the same shape."""
+    """Augment a float batch (N, C, H, W) in one warp (then random erasing); returns a new tensor, of the
+    same shape unless ``cfg.crop`` cuts it to crop x crop."""
     if not cfg.active or len(x) == 0:
         return x
-    theta = random_affine(len(x), cfg, g, g.device).to(x.device, x.dtype)
-    grid = clamp_to_border(F.affine_grid(theta, list(x.shape), align_corners=False), x.shape[-2], x.shape[-1])
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    n, c, h, w = x.shape
+    theta = random_affine(n, cfg, g, g.device).to(x.device, x.dtype)
+    out = [n, c, h, w]
+    if cfg.crop:
+        theta, out = crop_window(theta, cfg.crop, h, w, g), [n, c, cfg.crop, cfg.crop]
+    grid = clamp_to_border(F.affine_grid(theta, out, align_corners=False), h, w)
+    y = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return random_erase(y, cfg.erase, g) if cfg.erase else y
 
 
 def augment_uint8(images, cfg: AugmentConfig, seed: int, batch: int = 4096):

@@ -390,11 +390,23 @@ def data_info(data, as_json, skip_bad):
 @main.command()
 @click.argument("pattern", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output, with every place weights were looked for.")
-def models(pattern, as_json):
+@click.option("--timm", "timm_pattern", metavar="PATTERN",
+              help="List the timm architectures matching PATTERN (a glob, e.g. 'resnet*'): each trains as "
+                   "'model: {timm: NAME}'.")
+def models(pattern, as_json, timm_pattern):
     """Registered models: study, input, parameters, ImageNet weights found.
 
     PATTERN (a glob, any case, e.g. '*resnet*') lists only the models it matches.
     """
+    if timm_pattern is not None:
+        from .models.timm_any import list_timm
+
+        names = list_timm(timm_pattern)
+        if not names:
+            _fail(ValueError(f"timm has no architecture matching {timm_pattern!r}"))
+        click.echo(json.dumps(names) if as_json else "\n".join(names + [f"{len(names)} timm architecture(s); "
+                                                                          "use one as 'model: {timm: NAME}'"]))
+        return
     from .models.catalog import describe_models, model_names  # the cached catalogue: no torch
 
     rows = describe_models(pattern)

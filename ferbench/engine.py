@@ -270,7 +270,8 @@ def build_optimizer(model: FERModel, cfg: TrainConfig) -> torch.optim.Optimizer:
         factor = cfg.unfreeze_lr_factor if cfg.freeze_epochs > 0 else 1.0
         groups.append({"params": model.backbone_parameters(), "lr": cfg.lr * factor})
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                               nesterov=cfg.nesterov)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     return cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=KERAS_ADAM_EPS if cfg.keras_defaults else 1e-8)
 
@@ -318,11 +319,18 @@ def to_probabilities(scores: torch.Tensor, outputs: str = "logits") -> torch.Ten
 
 
 def predict_proba(model: FERModel, images: np.ndarray, device: torch.device, batch: int = 512,
-                  amp: torch.dtype | None = None) -> np.ndarray:
-    """Class probabilities (N, k) for uint8 images (N, 48, 48)."""
+                  amp: torch.dtype | None = None, tta: str = "none", tta_crop: int = 40,
+                  tta_mean: str = "probabilities") -> np.ndarray:
+    """Class probabilities (N, k) for uint8 images (N, 48, 48); with ``tta`` averaged over the views
+    of :mod:`ferbench.tta`."""
+    from .tta import average, views
+
     model.eval()
-    scores = _forward_batches(model, to_device_images(images, device), batch, amp, device)
-    return to_probabilities(scores, getattr(model, "outputs", "logits")).cpu().numpy()
+    x = to_device_images(images, device)
+    outputs = getattr(model, "outputs", "logits")
+    per_view = [_forward_batches(lambda xb, v=v: model(v(xb)), x, batch, amp, device)
+                for v in views(tta, x.shape[-2], x.shape[-1], tta_crop)]
+    return average(per_view, lambda s: to_probabilities(s, outputs), tta_mean).cpu().numpy()
 
 
 def _evaluate(fn, x, y, batch, dtype, device, weight=None) -> tuple[float, float]:

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+SINGLE_VIEW = "/single"  # split suffix of a TTA result's single-view rows: 'test/single' beside 'test'
+
 
 @dataclass
 class Predictions:

@@ -366,12 +366,16 @@ class RunStore:
         from .verify import verified_metrics
 
         try:
-            metrics = verified_metrics(result, self.read_predictions(result.id))
+            preds = self.read_predictions(result.id)
+            metrics = verified_metrics(result, preds)
+            update = {"metrics": metrics}
+            if getattr(result, "single_view", None):  # a TTA result's single-view scores: checked alike
+                update["single_view"] = verified_metrics(result, preds, single_view=True)
         except ResultFormatError as exc:
             return None, str(exc).split(": ", 1)[-1]
         except (ValueError, IndexError, KeyError, TypeError) as exc:
             return None, f"its metrics do not match its predictions.csv ({str(exc)[:300]})"
-        return result.model_copy(update={"metrics": metrics}), None
+        return result.model_copy(update=update), None
 
     def completed(self, eid: str, config_hash: str) -> tuple[ExperimentResult | None, str | None]:
         """(result, None) if ``eid`` finished under exactly this config with all its files intact;

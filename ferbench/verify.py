@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .metrics import min_detectable_difference, summarize
-from .predictions import Predictions
+from .predictions import SINGLE_VIEW, Predictions
 from .schema.results import EvalMetrics, ExperimentResult
 
 _REPLACED = ("loss", "top2_accuracy")  # recomputed from rounded probabilities: replaced, not compared
@@ -71,20 +71,22 @@ def _recompute(result: ExperimentResult, part: str, preds: Predictions, k: int) 
     return EvalMetrics.model_validate(fresh)
 
 
-def verified_metrics(result: ExperimentResult, preds: Predictions) -> dict[str, EvalMetrics]:
-    """The result's metrics recomputed from ``preds``; ValueError naming the first field that differs."""
+def verified_metrics(result: ExperimentResult, preds: Predictions, single_view: bool = False) -> dict[str, EvalMetrics]:
+    """The result's metrics (``single_view``: a TTA result's single-view metrics) recomputed from
+    ``preds``; ValueError naming the first field that differs."""
     k = len(result.split.classes) if result.split is not None else None
     out = {}
-    for part, stored in result.metrics.items():
+    stored_parts = getattr(result, "single_view", {}) if single_view else result.metrics
+    for part, stored in stored_parts.items():
         kk = k if k is not None else len(stored.per_class.support)
-        fresh = _recompute(result, part, preds, kk)
+        fresh = _recompute(result, part + (SINGLE_VIEW if single_view else ""), preds, kk)
         s, f = stored.model_dump(mode="json"), fresh.model_dump(mode="json")
         for name in _REPLACED:
             s.pop(name, None), f.pop(name, None)
         for name, v in s.items():  # a field this ferbench writes but an older one did not: filled in, not compared
             if v is None:
                 f[name] = None
-        if (m := _mismatch(s, f, f"metrics.{part}")) is not None:
+        if (m := _mismatch(s, f, f"{'single_view' if single_view else 'metrics'}.{part}")) is not None:
             raise ValueError(m)
         out[part] = fresh
     return out

@@ -20,7 +20,7 @@ for cand in (Path.cwd(), ROOT.parent):
 BASE = ROOT / "ferbench" / "baselines"
 SUITES = ROOT / "suites"
 PAPERS = Path("/work/shared/papers")
-STUDIES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
+STUDIES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class", "khaireddin")
 SETTINGS = ("data_release", "train_size", "val_size", "test_size", "input", "normalization", "architecture",
             "optimizer", "lr", "batch_size", "epochs", "early_stopping", "schedule", "augmentation",
             "class_weights", "loss", "reported_epoch", "framework")

@@ -70,6 +70,13 @@ studies:
             plateau_factor: 0.5, plateau_patience: 7, min_lr: 1.0e-7, plateau_monitor: val_loss, keras_defaults: true,
             augment: {rotation: 15, shift: 0.15, shear: 0.15, zoom: 0.15, flip: true}}
     experiments: [{model: mlp, label: dcnn_elu}]   # labelled as the paper's model: its numbers are matched
+  - name: khaireddin
+    paper: khaireddin
+    split: {kind: official}
+    train: {epochs: 300, optimizer: sgd, lr: 0.01, nesterov: true, weight_decay: 0.0001, schedule: plateau,
+            plateau_factor: 0.75, plateau_patience: 5, plateau_monitor: val_accuracy, min_lr: 0.0,
+            monitor: val_accuracy, augment: {flip: true, crop: 40}}
+    experiments: [{model: mlp, label: vgg_khaireddin}]
 """
 
 

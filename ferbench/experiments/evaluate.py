@@ -12,7 +12,12 @@ from ..engine import measure_inference, predict_proba, prepare_model
 from ..gradcam import gradcam
 from ..metrics import summarize
 from ..schema.train import TrainConfig
+from ..predictions import SINGLE_VIEW
 from .cross import score_cross
+
+
+def _rows(part, name: str, pred, proba) -> list[list]:
+    return [[i, name, int(t), int(p), *(f"{q:.5f}" for q in pr)] for i, t, p, pr in zip(part.ids, part.labels, pred, proba)]
 
 
 def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConfig, label: str,
@@ -26,14 +31,18 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
     # identical predictions.
     prepare_model(model, cfg.model_copy(update={"input_size": None}), device)
     metrics, rows, preds = {}, [], {}
+    single, tta = {}, dict(tta=cfg.tta, tta_crop=cfg.tta_crop, tta_mean=cfg.tta_mean)
     for part_name, part in (("val", split.val), ("test", split.test)):
         if part is None or len(part) == 0:
             continue
-        proba = predict_proba(model, part.images, device, cfg.eval_batch_size, amp)
+        proba = predict_proba(model, part.images, device, cfg.eval_batch_size, amp, **tta)
         pred = preds[part_name] = proba.argmax(1)
         metrics[part_name] = summarize(part.labels, pred, proba, num_classes=k)
-        rows += [[i, part_name, int(t), int(p), *(f"{q:.5f}" for q in pr)]
-                 for i, t, p, pr in zip(part.ids, part.labels, pred, proba)]
+        rows += _rows(part, part_name, pred, proba)
+        if cfg.tta != "none":  # the same model scored on the image alone, side by side
+            plain = predict_proba(model, part.images, device, cfg.eval_batch_size, amp)
+            single[part_name] = summarize(part.labels, plain.argmax(1), plain, num_classes=k)
+            rows += _rows(part, part_name + SINGLE_VIEW, plain.argmax(1), plain)
     header = ["id", "split", "true", "predicted", *(f"p_{c}" for c in split.classes)]
     evaluation_seconds = time.perf_counter() - t0
     files, gc = {}, {"available": False, "reason": gradcam_reason}
@@ -53,7 +62,8 @@ def evaluate_model(model, split: SplitData, device: torch.device, cfg: TrainConf
     if cross_csv is not None:
         files["cross_predictions.csv"] = cross_csv
     fields = {
-        "metrics": metrics, "input": model.spec.describe(), "gradcam": gc, "cross": cross,
+        "metrics": metrics, "tta": cfg.tta, "single_view": single, "input": model.spec.describe(), "gradcam": gc,
+        "cross": cross,
         "timing": {"inference": measure_inference(model, device, batch_size=64, amp=amp,
                                                   image_shape=te.images.shape[1:]),
                    "evaluation_seconds": evaluation_seconds, "torch_threads": torch.get_num_threads()},

@@ -7,7 +7,7 @@ import numpy as np
 from ..data.splits import cap_per_class
 from ..engine import CheckpointUnusable, dtype_from_name, fit, seed_everything
 from ..errors import FerbenchError
-from ..models import count_parameters, create_model, model_info
+from ..models import count_flops, count_parameters, create_model, model_info
 from ..models.adapter import InputMismatch
 from ..schema.experiment import TrainExperiment
 from ..schema.suite import UserModelConfig
@@ -51,7 +51,8 @@ def run_train(exp: TrainExperiment, ctx: Context, discarded: str | None = None) 
                             seconds_per_epoch=float(np.mean([r["seconds"] for r in hist])) if hist else None)
     fields.update(
         model=exp.model, history=hist, model_info=model_info(exp.model).as_dict(),
-        parameters={"total": count_parameters(model), "trainable": count_parameters(model, trainable_only=True)},
+        parameters={"total": count_parameters(model), "trainable": count_parameters(model, trainable_only=True),
+                    "flops": count_flops(model)},
         training={"epochs_run": len(hist), "best_epoch": fr.best_epoch, "reported_epoch": fr.reported_epoch,
                   "stopped_early": fr.stopped_early, "resumed_from_epoch": fr.resumed_from_epoch,
                   "feature_cache": fr.feature_cache_used, "autocast": fr.autocast,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-_WHERE = {"ModelInfo": "_registry", "count_parameters": "_registry", "create_model": "_registry",
+_WHERE = {"ModelInfo": "_registry", "count_parameters": "_registry", "count_flops": "_registry", "create_model": "_registry",
           "list_models": "_registry", "model_info": "_registry", "register_model": "_registry",
           "unknown_model_message": "_registry", "describe_models": "catalog", "FERModel": "adapter",
           "InputSpec": "adapter"}

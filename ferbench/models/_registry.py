@@ -11,7 +11,7 @@ from .adapter import FERModel, InputMismatch, InputSpec, check_study_input  # no
 
 def _load_families() -> None:
     """Importing the family modules registers their models (explicit, not `import *`)."""
-    from . import augmented, cbam, comparative, llm_vs_nn, three_class  # noqa: F401
+    from . import augmented, cbam, comparative, khaireddin, llm_vs_nn, strong, three_class  # noqa: F401
 
 
 def list_models() -> list[str]:
@@ -24,6 +24,10 @@ def unknown_model_message(name: str) -> str:
 
 
 def model_info(name: str) -> ModelInfo:
+    from .timm_any import is_timm, timm_info
+
+    if is_timm(name):
+        return timm_info(name)
     _load_families()
     if name not in _REGISTRY:
         raise KeyError(unknown_model_message(name))
@@ -45,8 +49,17 @@ def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = N
     studies written in Keras; pretrained weights are kept).
     """
     info = model_info(name)
-    builder = _REGISTRY[name][1]
+    from .timm_any import build_timm, is_timm
+
     size, channels = (study_input.size, study_input.channels) if study_input is not None else (48, 1)
+    if is_timm(name):  # built for the study's declared input
+        net, spec = build_timm(name, num_classes, pretrained=bool(pretrained), weights=weights, size=size,
+                               channels=channels, **kwargs)
+        model = FERModel(net, spec, name=name, num_classes=num_classes)
+        if keras_defaults:
+            raise ValueError(f"keras_defaults is for the studies written in Keras, not timm model {name!r}")
+        return model
+    builder = _REGISTRY[name][1]
     check_study_input(name, info.input, size, channels, info.adapts_input)
     spec = info.input
     if info.adapts_input:
@@ -71,6 +84,24 @@ def create_model(name: str, num_classes: int = 7, *, pretrained: bool | None = N
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(model: nn.Module, image_size: int = 48) -> int | None:
+    """Floating-point operations of one forward pass on one (1, 1, size, size) image, as torch's
+    FlopCounterMode counts them (matrix multiplies and convolutions, 2 per multiply-add); None where
+    the model cannot be traced that way (e.g. a loaded ONNX session)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        device = next(iter(model.parameters())).device
+        was = model.training
+        model.eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, 1, image_size, image_size, device=device))
+        model.train(was)
+        return int(counter.get_total_flops())
+    except Exception:
+        return None
 
 
 def _built_facts(name: str) -> dict:

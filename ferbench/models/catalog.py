@@ -95,7 +95,16 @@ def describe_models(pattern: str | None = None) -> list[dict]:
 
 
 def info(name: str) -> dict:
-    """The registered model ``name`` as plain data; KeyError with 'Did you mean ...?' when unknown."""
+    """The registered model ``name`` as plain data; KeyError with 'Did you mean ...?' when unknown.
+    A ``timm:<arch>`` name is checked against timm's list (imports timm, and with it torch)."""
+    if name.startswith("timm:"):
+        from dataclasses import asdict
+
+        from .timm_any import check_arch, timm_info
+
+        check_arch(name[len("timm:"):])
+        i = timm_info(name)
+        return {**i.as_dict(), "input_spec": asdict(i.input), "weights_source": None}
     c = catalog()
     if name not in c:
         raise KeyError(unknown_name("model", name, sorted(c)))

@@ -1,10 +1,11 @@
 """Finding ImageNet weights without surprises: one lookup for every weight source.
 
 Looked at, in order: the suite's ``weights:`` file, ``$FERBENCH_WEIGHTS/<file>``, torch's hub cache
-(``$TORCH_HOME/hub/checkpoints/<file>``) and, for timm models, the Hugging Face cache; then a
-download unless offline (``FERBENCH_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``). Whatever fails ends in
-:class:`WeightsUnavailable` naming the exact file and where to put it: a model asked to be
-pretrained is never silently trained from scratch.
+(``$TORCH_HOME/hub/checkpoints/<file>``) and, for timm models, the Hugging Face cache. Nothing is
+ever downloaded at run time (a run must not depend on the network, nor change with what a server
+hands out that day): a missing file ends in :class:`WeightsUnavailable`, one line naming the file,
+the address it is usually downloaded from and where to put it. A model asked to be pretrained is
+never silently trained from scratch.
 """
 from __future__ import annotations
 
@@ -25,10 +26,6 @@ def hub_dir() -> Path:
         return Path(sys.modules["torch"].hub.get_dir())
     home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
     return Path(os.path.expanduser(home)) / "hub"
-
-
-def offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("FERBENCH_OFFLINE", "HF_HUB_OFFLINE"))
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,13 @@ class WeightsRef:
         if self.kind == "torchvision":
             return Path(self.torchvision_weights().url).name
         return f"{self.name}.safetensors"
+
+    def url(self, source: dict | None = None) -> str:
+        """Where the file is usually downloaded from (by hand: ferbench never fetches it)."""
+        if self.kind == "torchvision":
+            return self.torchvision_weights().url
+        hub_id = (source or {}).get("hf_hub_id") or self.hub_id()
+        return f"https://huggingface.co/{hub_id}/resolve/main/model.safetensors"
 
     def hub_id(self) -> str:
         try:
@@ -97,60 +101,49 @@ def lookup(ref: WeightsRef, explicit: str | None = None, source: dict | None = N
 
 
 def _missing(model: str, ref: WeightsRef, looked: list[str], why: str) -> WeightsUnavailable:
-    where = "\n".join(f"    {p}" for p in looked)
-    name = ref.file_name if ref.kind == "torchvision" else \
-        f"{ref.file_name} (model.safetensors of the Hugging Face repository {ref.hub_id()}, renamed)"
+    """One line: the file, where it is usually obtained, where to put it, and every place looked."""
+    renamed = ", saved under that name" if ref.kind == "timm" else ""
     return WeightsUnavailable(
-        f"ImageNet weights for {model} are not available ({why}). Looked in:\n{where}\n"
-        f"  Place the file {name} in $FERBENCH_WEIGHTS or {hub_dir() / 'checkpoints'}, "
-        f"name it with 'weights: PATH' in the suite, or set 'pretrained: false' to train from scratch "
-        f"(the report will say so).")
+        f"ImageNet weights for {model} are not available ({why}). Place the file {ref.file_name} (from "
+        f"{ref.url()}{renamed}) in $FERBENCH_WEIGHTS or {hub_dir() / 'checkpoints'}, or name it with "
+        f"'weights: PATH' in the suite, or set 'pretrained: false' to train from scratch (the report will say "
+        f"so). Looked in: {'; '.join(looked)}")
 
 
-def _fetch(model: str, ref: str, explicit: str | None, *, local, remote, unusable: str, offline_note: str,
-           say_error: bool):
-    """The one lookup order: a local file (``local(wref, path)``), else -- unless the suite named a file
-    or the machine is offline -- a download (``remote(wref)``); every failure is WeightsUnavailable."""
+def _local(model: str, ref: str, explicit: str | None, load, unusable: str):
+    """The weights from a local file (``load(wref, path)``), never from the network; every failure is
+    WeightsUnavailable."""
     wref = WeightsRef.parse(ref)
     found, looked = lookup(wref, explicit)
-    if found is not None:
-        try:
-            return local(wref, found)
-        except Exception as exc:
-            raise WeightsUnavailable(f"weights file {found} for {model} is {unusable}: {exc}") from None
-    if explicit:
-        raise _missing(model, wref, looked, f"the suite's weights file {explicit} does not exist")
-    if offline():
-        raise _missing(model, wref, looked, offline_note)
+    if found is None:
+        raise _missing(model, wref, looked, f"the suite's weights file {explicit} does not exist" if explicit
+                       else "ferbench never downloads weights at run time")
     try:
-        return remote(wref)
+        return load(wref, found)
     except Exception as exc:
-        raise _missing(model, wref, looked, f"download failed: {type(exc).__name__}"
-                       + (f": {exc}" if say_error else "")) from None
+        raise WeightsUnavailable(f"weights file {found} for {model} is {unusable}: {exc}") from None
 
 
 def torchvision_state_dict(model: str, ref: str, explicit: str | None = None) -> dict:
-    """State dict for a torchvision weights reference, found locally or downloaded."""
-    def local(wref, found):
+    """State dict for a torchvision weights reference, from a local file."""
+    def load(wref, found):
         import torch
 
         return torch.load(found, map_location="cpu", weights_only=True)
 
-    return _fetch(model, ref, explicit, local=local,
-                  remote=lambda w: w.torchvision_weights().get_state_dict(progress=True), unusable="unreadable", offline_note="offline mode, nothing found locally", say_error=True)
+    return _local(model, ref, explicit, load, "unreadable")
 
 
 def timm_pretrained(model: str, ref: str, num_classes: int, explicit: str | None = None, **kwargs):
-    """A timm model with ImageNet weights (new head of ``num_classes``), or WeightsUnavailable."""
+    """A timm model with ImageNet weights from a local file (new head of ``num_classes``), or
+    WeightsUnavailable. timm adapts the stem to ``in_chans`` and drops a head of another size itself."""
     import timm
 
-    def local(wref, found):
+    def load(wref, found):
         return timm.create_model(wref.name, pretrained=True, num_classes=num_classes,
                                  pretrained_cfg_overlay={"file": str(found)}, **kwargs)
 
-    return _fetch(model, ref, explicit, local=local,
-                  remote=lambda w: timm.create_model(w.name, pretrained=True, num_classes=num_classes, **kwargs),
-                  unusable="unusable", offline_note="offline mode, not in the Hugging Face cache", say_error=False)
+    return _local(model, ref, explicit, load, "unusable")
 
 
 def weights_status(ref: str, explicit: str | None = None, source: dict | None = None) -> dict:

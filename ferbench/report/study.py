@@ -47,6 +47,30 @@ def coverage_note(r) -> str:
     return f" (predictions: {cov[part][0]:,} of {cov[part][1]:,} {part} images)"
 
 
+def flops_text(flops: int | None) -> str:
+    """' / 0.56 GFLOPs' (one forward pass on one image), or nothing where not counted."""
+    return f" / {flops / 1e9:.2g} GFLOPs" if flops else ""
+
+
+def tta_note(r) -> str:
+    """' (TTA tencrop)' for a model scored with test-time augmentation."""
+    return f" (TTA {r.tta})" if getattr(r, "tta", "none") != "none" else ""
+
+
+def _accuracy_row(name: str, r: ModelResult, part: str, study: StudyMeta) -> list:
+    te, va = r.headline, r.metrics.get("val") if part == "test" else None
+    t = r.timing
+    return [name, Num.pct(te.accuracy), CI.of(te.accuracy_ci), Num.of(te.macro_f1), Num.of(te.weighted_f1),
+            Num.pct(te.top2_accuracy, 1), Num.pct(va.accuracy if va else None),
+            Num(r.parameters.total, count_text(r.parameters.total) + flops_text(r.parameters.flops))
+            if r.parameters and r.parameters.total else Num(None, DASH),
+            Num.of(t.seconds_per_epoch, "{:.1f}"), Num.of(t.train_seconds, "{:.0f}"),
+            Num.of(t.inference.ms_per_image if t.inference else None, "{:.3f}"),
+            Num(r.training.reported_epoch, str(r.training.reported_epoch)) if r.training and
+            r.training.reported_epoch else Num(None, DASH),
+            degenerate(r, study.classes) or ""]
+
+
 def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
     """Table-1 style: every model experiment of the study, failed ones included, each flagged if degenerate."""
     results = [r for r in run.of_study(study.name) if r.is_model]
@@ -60,22 +84,20 @@ def accuracy_table(study: StudyMeta, run: RunData) -> Table | None:
         if not r.ok:
             rows.append([name, r.status.upper(), *[DASH] * 10, (r.error or r.reason or "").splitlines()[0][:120]])
             continue
-        te, va = r.headline, r.metrics.get("val") if part == "test" else None
-        t = r.timing
-        rows.append([name, Num.pct(te.accuracy), CI.of(te.accuracy_ci), Num.of(te.macro_f1), Num.of(te.weighted_f1),
-                     Num.pct(te.top2_accuracy, 1), Num.pct(va.accuracy if va else None),
-                     Num(r.parameters.total, count_text(r.parameters.total)) if r.parameters and
-                     r.parameters.total else Num(None, DASH),
-                     Num.of(t.seconds_per_epoch, "{:.1f}"), Num.of(t.train_seconds, "{:.0f}"),
-                     Num.of(t.inference.ms_per_image if t.inference else None, "{:.3f}"),
-                     Num(r.training.reported_epoch, str(r.training.reported_epoch)) if r.training and
-                     r.training.reported_epoch else Num(None, DASH),
-                     degenerate(r, study.classes) or ""])
+        rows.append(_accuracy_row(name + tta_note(r), r, part, study))
+        if part in r.single_view:  # the same model without test-time augmentation, side by side
+            m = r.single_view[part]
+            rows.append([name + " (single view)", Num.pct(m.accuracy), CI.of(m.accuracy_ci), Num.of(m.macro_f1),
+                         Num.of(m.weighted_f1), Num.pct(m.top2_accuracy, 1), *[Num(None, DASH)] * 6,
+                         "same model, no test-time augmentation"])
     return Table(f"{study.name}_accuracy", f"{'Test' if part == 'test' else 'Validation'} accuracy",
                  ["model", f"{part} acc %", "95% CI (Wilson)", "macro F1", "weighted F1", "top-2 %", "val acc %",
                   "params", "s/epoch", "train s", "ms/image", "epoch reported", "flags"], rows,
                  "The epoch reported is the one whose weights were evaluated (best validation epoch when "
-                 "restored, else the last). A model flagged degenerate predicts one class for most images.",
+                 "restored, else the last). A model flagged degenerate predicts one class for most images. "
+                 "(TTA tencrop) / (TTA flip): probabilities averaged over ten crops or the image and its mirror; "
+                 "the (single view) row below it is the same model scored on the image alone. GFLOPs: one forward "
+                 "pass on one image, as torch's FlopCounterMode counts them.",
                  paper_columns=[0, 1, 2, 3, 7], note_column=12)
 
 

@@ -24,7 +24,8 @@ MODEL_KINDS = ("train", "load", "clip")  # a model scored on the study's test se
 # Settings added after results were stored: at their default they leave the hash as it was, so
 # adding an option does not make every stored result run again.
 _HASHED_ONLY_WHEN_SET = (("train", "deterministic", False), ("split", "face_detect", "none"),
-                         ("train", "soft_labels", False))
+                         ("train", "soft_labels", False), ("train", "tta", "none"), ("train", "tta_crop", 40),
+                         ("train", "tta_mean", "probabilities"), ("train", "nesterov", False))
 
 
 class _ExperimentBase(BaseModel):

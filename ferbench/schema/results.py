@@ -150,6 +150,7 @@ class Parameters(_Strict):
     total: Count
     trainable: Count
     counted_from: str = "module parameters"  # or 'ONNX initializers', 'exported program state'
+    flops: Count | None = None  # one forward pass on one image (torch's FlopCounterMode); None: not counted
 
 
 class TrainingInfo(_Strict):
@@ -254,6 +255,10 @@ class ModelResult(_ResultBase):
     config: Annotated[Union[TrainExperiment, LoadExperiment, CLIPExperiment], Field(discriminator="kind")]
     model: str | None = None
     metrics: dict[Literal["val", "test"], EvalMetrics] = Field(default_factory=dict)
+    # Test-time augmentation the metrics were scored with; with one, single_view holds the same model's
+    # scores on the image alone (predictions.csv rows 'val/single', 'test/single').
+    tta: Literal["none", "flip", "tencrop"] = "none"
+    single_view: dict[Literal["val", "test"], EvalMetrics] = Field(default_factory=dict)
     timing: Timing | None = None
     parameters: Parameters | None = None
     input: str | None = None

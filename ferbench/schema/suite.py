@@ -19,7 +19,7 @@ from .llm import LLMConfig
 from .study_input import StudyInput
 from .base import Strict as _Strict
 
-STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class")
+STUDY_NAMES = ("comparative", "llm_vs_nn", "cbam", "augmented", "three_class", "khaireddin")
 USAGE_NAMES = ("Training", "PublicTest", "PrivateTest")
 
 # Labels become folder names under the results folder: letters, digits, space, _ . + - only,
@@ -52,7 +52,14 @@ def safe_id_part(text: str) -> str:
 
 def _check_model_name(name: str, info: ValidationInfo) -> None:
     known = (info.context or {}).get("models")
-    if known is not None and name not in known:
+    if known is not None and name.startswith("timm:"):
+        from ..models.catalog import info as model_info  # checks the name against timm's list
+
+        try:
+            model_info(name)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
+    elif known is not None and name not in known:
         raise ValueError(unknown_name("model", name, sorted(known)))
 
 
@@ -220,6 +227,16 @@ class ExperimentConfig(_Strict):
     model_args: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesConfig | None = None  # Ray executor: overrides the profile's, field by field
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _timm_by_name(cls, v):
+        """``{timm: resnet18}`` is the model ``timm:resnet18`` (any architecture timm has)."""
+        if isinstance(v, dict) and set(v) == {"timm"}:
+            if not isinstance(v["timm"], str) or not v["timm"]:
+                raise ValueError("'timm' names one timm architecture, e.g. {timm: resnet18}")
+            return "timm:" + v["timm"]
+        return v
 
     @field_validator("model")
     @classmethod

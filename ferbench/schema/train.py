@@ -18,10 +18,17 @@ class AugmentConfig(BaseModel):
     shear: float = Field(0.0, ge=0, lt=90)  # max shear angle in degrees (Keras' shear_range unit)
     flip: bool = False  # horizontal flip with p = 0.5
     crop_scale: tuple[float, float] | None = None  # random resized crop: area fraction range
+    # A random crop of this many pixels at the image's own scale, after the warp (the batch comes out
+    # crop x crop; the model's input adapter resizes if its size differs), as torchvision's RandomCrop.
+    crop: int | None = Field(None, gt=0, le=1024)
+    # Random erasing with this probability per image: one rectangle of 2-33 % of the area, aspect 0.3-3.3,
+    # set to 0 (torchvision's RandomErasing defaults), after the crop.
+    erase: float = Field(0.0, ge=0, le=1)
 
     @property
     def active(self) -> bool:
-        return bool(self.rotation or self.shift or self.zoom or self.shear or self.flip or self.crop_scale)
+        return bool(self.rotation or self.shift or self.zoom or self.shear or self.flip or self.crop_scale
+                    or self.crop or self.erase)
 
 
 class TrainConfig(BaseModel):
@@ -35,6 +42,7 @@ class TrainConfig(BaseModel):
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)  # L2 penalty (the CBAM study's regularizer)
     momentum: float = 0.9
+    nesterov: bool = False  # SGD with Nesterov momentum
     schedule: Literal["none", "plateau", "cosine"] = "none"
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     plateau_patience: int = Field(7, ge=0)
@@ -71,3 +79,9 @@ class TrainConfig(BaseModel):
     # Cross-entropy on the training images' label distributions (FER+'s annotator votes) instead of their hard
     # labels, as FER+'s paper trains; validation and test metrics stay on the hard (majority) labels.
     soft_labels: bool = False
+    # Test-time augmentation of the final val/test evaluation (per-epoch monitoring stays single-view):
+    # 'flip' averages the image and its mirror, 'tencrop' the 4 corner + centre crops of tta_crop pixels
+    # and their mirrors; tta_mean averages the views' probabilities or their outputs (logits).
+    tta: Literal["none", "flip", "tencrop"] = "none"
+    tta_crop: int = Field(40, gt=0, le=1024)
+    tta_mean: Literal["probabilities", "logits"] = "probabilities"

@@ -166,13 +166,14 @@ def _model_experiments(suite: LoadedSuite, st: StudyConfig, ex: ExperimentConfig
         if tcfg.early_stopping and not split.has_val:
             raise SuiteError(suite.path, [f"study {st.name}: early_stopping needs a validation set, and its split "
                                           "has none (val_fraction: null)"])
-        label = ex.label or model
+        label = ex.label or safe_id_part(model.replace(":", "-"))  # timm:resnet18 -> timm-resnet18
         for seed in seeds:
             for fold in folds:
                 eid = f"{st.name}.{label}" + (f".fold{fold}" if fold is not None else "") \
                       + (f".seed{seed}" if len(seeds) > 1 else "")
                 out.append(TrainExperiment(id=eid, study=st.name, model=model, label=label,
-                                           pretrained=pre if info["pretrained"] else None, weights=ex.weights,
+                                           pretrained=pre if info["pretrained"] or info["study"] == "timm" else None,
+                                           weights=ex.weights,
                                            model_args=ex.model_args, split=split, fold=fold, input=st.input,
                                            seed=seed, train=tcfg, deviations=dev,
                                            resources=_resources(ex, prof)))
