@@ -33,12 +33,16 @@ def requires_real_data(test):
     return pytest.mark.realdata(_skip_real(test))
 
 _real_kill, _real_killpg = os.kill, os.killpg
+# Under pytest-xdist (addopts: -n auto) tests run in worker processes; their parent is the session that
+# prints the summary, so it is as off-limits as the worker itself.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+_SESSION_PIDS = {os.getpid()} | ({os.getppid()} if XDIST_WORKER else set())
 
 
 def _guarded_kill(pid: int, sig: int) -> None:
     """A test may signal its children, never the pytest process or its process group: that ends the
     session mid-run, with no summary line (pid 0 or -1 means the whole group / every process)."""
-    if sig != 0 and (pid <= 0 or pid == os.getpid()):
+    if sig != 0 and (pid <= 0 or pid == os.getpid() or pid in _SESSION_PIDS):
         raise AssertionError(f"a test sent signal {sig} to pid {pid}: that would kill the test session itself")
     _real_kill(pid, sig)
 
@@ -62,7 +66,11 @@ os.environ.pop("OPENAI_API_KEY", None)
 # set here, so subprocesses and Ray workers inherit it. The bf16 path has its own tests.
 os.environ["FERBENCH_CPU_BF16"] = "0"
 os.environ.pop("FERBENCH_DATA", None)
-torch.set_num_threads(2)
+if XDIST_WORKER:  # one worker per core: one thread each, inherited by subprocesses and Ray workers
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(autouse=True)
