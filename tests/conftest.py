@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -73,9 +74,48 @@ else:
     torch.set_num_threads(2)
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Session-wide, so module and session fixtures that run the CLI use it too (one per xdist worker)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
+
+
+# One finished run for every test that needs one (tests/test_hostile*.py): made once per session.
+FINISHED_SUITE = """name: t
+data: synthetic:700:1
+defaults: {epochs: 1, batch_size: 32}
+studies:
+  - name: s
+    split: {kind: official, train_per_class: 10, eval_per_class: 5}
+    experiments:
+      - {model: mlp, label: a}
+      - {model: mlp, label: b}
+"""
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, _private_cache) -> Path:
+    """The results folder of a complete run of FINISHED_SUITE (t/s.a, t/s.b), made once per test session:
+    under xdist by the first worker that asks, in the session's temp folder all workers share. Tests copy
+    it (shutil.copytree) before changing anything in it."""
+    from click.testing import CliRunner
+    from filelock import FileLock
+
+    from ferbench.cli import main
+
+    base = tmp_path_factory.getbasetemp()
+    base = (base.parent if XDIST_WORKER else base) / "finished_run"
+    with FileLock(f"{base}.lock"):
+        if not (base / "done").exists():
+            shutil.rmtree(base, ignore_errors=True)  # what a failed attempt left
+            base.mkdir()
+            (base / "suite.yaml").write_text(FINISHED_SUITE)
+            r = CliRunner().invoke(main, ["run", str(base / "suite.yaml"), "--results-dir", str(base / "res")])
+            assert r.exit_code == 0, r.output
+            (base / "done").touch()
+    return base / "res"
 
 
 def jpeg_bytes(img: np.ndarray) -> bytes:
