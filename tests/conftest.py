@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -33,12 +34,16 @@ def requires_real_data(test):
     return pytest.mark.realdata(_skip_real(test))
 
 _real_kill, _real_killpg = os.kill, os.killpg
+# Under pytest-xdist (addopts: -n auto) tests run in worker processes; their parent is the session that
+# prints the summary, so it is as off-limits as the worker itself.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+_SESSION_PIDS = {os.getpid()} | ({os.getppid()} if XDIST_WORKER else set())
 
 
 def _guarded_kill(pid: int, sig: int) -> None:
     """A test may signal its children, never the pytest process or its process group: that ends the
     session mid-run, with no summary line (pid 0 or -1 means the whole group / every process)."""
-    if sig != 0 and (pid <= 0 or pid == os.getpid()):
+    if sig != 0 and (pid <= 0 or pid == os.getpid() or pid in _SESSION_PIDS):
         raise AssertionError(f"a test sent signal {sig} to pid {pid}: that would kill the test session itself")
     _real_kill(pid, sig)
 
@@ -62,12 +67,70 @@ os.environ.pop("OPENAI_API_KEY", None)
 # set here, so subprocesses and Ray workers inherit it. The bf16 path has its own tests.
 os.environ["FERBENCH_CPU_BF16"] = "0"
 os.environ.pop("FERBENCH_DATA", None)
-torch.set_num_threads(2)
+if XDIST_WORKER:  # one worker per core: one thread each, inherited by subprocesses and Ray workers
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Session-wide, so module and session fixtures that run the CLI use it too (one per xdist worker)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory, monkeypatch):
-    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+def _sigint_left_as_found(request):
+    """Ctrl-C tests need Python's own SIGINT handler: a test (or a library it drives) that leaves SIGINT
+    ignored or defaulted would make every later one in the worker fail for a reason not its own. Put it
+    back, and say which test changed it."""
+    before = signal.getsignal(signal.SIGINT)
+    yield
+    after = signal.getsignal(signal.SIGINT)
+    if after != before:
+        signal.signal(signal.SIGINT, before)
+        import warnings
+
+        warnings.warn(f"{request.node.nodeid} left the SIGINT handler as {after!r}; restored", stacklevel=1)
+
+
+# One finished run for every test that needs one (tests/test_hostile*.py): made once per session.
+FINISHED_SUITE = """name: t
+data: synthetic:700:1
+defaults: {epochs: 1, batch_size: 32}
+studies:
+  - name: s
+    split: {kind: official, train_per_class: 10, eval_per_class: 5}
+    experiments:
+      - {model: mlp, label: a}
+      - {model: mlp, label: b}
+"""
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, _private_cache) -> Path:
+    """The results folder of a complete run of FINISHED_SUITE (t/s.a, t/s.b), made once per test session:
+    under xdist by the first worker that asks, in the session's temp folder all workers share. Tests copy
+    it (shutil.copytree) before changing anything in it."""
+    from click.testing import CliRunner
+    from filelock import FileLock
+
+    from ferbench.cli import main
+
+    base = tmp_path_factory.getbasetemp()
+    base = (base.parent if XDIST_WORKER else base) / "finished_run"
+    with FileLock(f"{base}.lock"):
+        if not (base / "done").exists():
+            shutil.rmtree(base, ignore_errors=True)  # what a failed attempt left
+            base.mkdir()
+            (base / "suite.yaml").write_text(FINISHED_SUITE)
+            r = CliRunner().invoke(main, ["run", str(base / "suite.yaml"), "--results-dir", str(base / "res")])
+            assert r.exit_code == 0, r.output
+            (base / "done").touch()
+    return base / "res"
 
 
 def jpeg_bytes(img: np.ndarray) -> bytes:

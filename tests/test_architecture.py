@@ -125,6 +125,9 @@ def test_a_test_cannot_signal_its_own_session():
         os.kill(os.getpid(), signal.SIGKILL)
     with pytest.raises(AssertionError, match="own process group"):
         os.killpg(os.getpgrp(), signal.SIGTERM)
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the session that prints the summary: this worker's parent
+        with pytest.raises(AssertionError, match="kill the test session"):
+            os.kill(os.getppid(), signal.SIGCONT)  # harmless if the guard ever let it through
     os.kill(os.getpid(), 0)  # signal 0 only checks that the process exists
 
 

@@ -24,21 +24,13 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import FINISHED_SUITE
 
 from ferbench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 
-SUITE = """name: t
-data: synthetic:700:1
-defaults: {epochs: 1, batch_size: 32}
-studies:
-  - name: s
-    split: {kind: official, train_per_class: 10, eval_per_class: 5}
-    experiments:
-      - {model: mlp, label: a}
-      - {model: mlp, label: b}
-"""
+SUITE = FINISHED_SUITE  # the suite of conftest's finished_run
 
 
 def cli(*args: str):
@@ -80,19 +72,10 @@ def time_limit(seconds: int, what: str):
         signal.signal(signal.SIGALRM, old)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A complete run of SUITE (results/t with s.a and s.b); tests copy it before changing it."""
-    base = tmp_path_factory.mktemp("finished")
-    r = cli("run", write_suite(base), "--results-dir", base / "res")
-    assert r.exit_code == 0, r.output
-    return base / "res"
-
-
 @pytest.fixture
-def run_copy(finished, tmp_path) -> tuple[Path, Path]:
-    """(suite file, results dir) holding a private copy of the finished run."""
-    shutil.copytree(finished, tmp_path / "res")
+def run_copy(finished_run, tmp_path) -> tuple[Path, Path]:
+    """(suite file, results dir) holding a private copy of conftest's finished run of SUITE."""
+    shutil.copytree(finished_run, tmp_path / "res")
     return write_suite(tmp_path), tmp_path / "res"
 
 

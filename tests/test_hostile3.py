@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import FINISHED_SUITE
 from test_hostile import SUITE as TWO_MLPS  # the helpers of the first hostile-input tests
 from test_hostile import cli
 from test_hostile import write_suite as _write_suite
@@ -33,19 +34,23 @@ def write_suite(folder: Path, text: str = SUITE, name: str = "suite.yaml") -> Pa
     return _write_suite(folder, text, name)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """A complete run of SUITE (results/t/s.a); tests copy it before changing it."""
-    base = tmp_path_factory.mktemp("finished")
-    r = cli("run", write_suite(base), "--results-dir", base / "res")
-    assert r.exit_code == 0, r.output
-    return base / "res" / "t"
-
-
 @pytest.fixture
-def run_dir(finished, tmp_path) -> Path:
-    shutil.copytree(finished, tmp_path / "t")
+def run_dir(finished_run, tmp_path) -> Path:
+    """A private copy of conftest's finished run (s.a, which the tests edit, and s.b, which stays)."""
+    shutil.copytree(finished_run / "t", tmp_path / "t")
     return tmp_path / "t"
+
+
+def ids(run) -> list[str]:
+    return [r.id for r in run.results]
+
+
+def result_a(run):
+    return next(r for r in run.results if r.id == "s.a")
+
+
+def rows_a(rows) -> list:
+    return [r for r in rows if r["experiment"] == "s.a"]
 
 
 def edit_result(run: Path, change) -> None:
@@ -58,7 +63,8 @@ def edit_result(run: Path, change) -> None:
 # --- 1. reported numbers come from the digested predictions ----------------------------------------------
 
 def test_an_edited_metric_is_left_out_everywhere(run_dir):
-    original = load_run(run_dir).results[0].metrics["test"]
+    original = result_a(load_run(run_dir)).metrics["test"]
+    assert rows_a(collect([run_dir]).rows)  # while valid, s.a has rows
 
     def forge(raw):
         m = raw["metrics"]["test"]
@@ -67,9 +73,9 @@ def test_an_edited_metric_is_left_out_everywhere(run_dir):
 
     edit_result(run_dir, forge)
     run = load_run(run_dir)
-    assert run.results == [] and "metrics.test.accuracy is" in run.left_out[0][1]
+    assert ids(run) == ["s.b"] and "metrics.test.accuracy is" in run.left_out[0][1]
     assert "predictions.csv gives" in run.left_out[0][1]
-    assert collect([run_dir]).rows == []
+    assert rows_a(collect([run_dir]).rows) == []
     r = cli("results", run_dir)
     assert r.exit_code == 0 and f"{100 * original.accuracy + 25:.2f}" not in r.output and "left out" in r.output
     r = cli("report", run_dir)
@@ -89,17 +95,19 @@ def test_an_edited_metric_is_left_out_everywhere(run_dir):
 def test_wrong_types_ranges_and_shapes_leave_one_result_out_with_its_reason(run_dir, field, value, why):
     edit_result(run_dir, lambda raw: raw["metrics"]["test"].__setitem__(field, value))
     run = load_run(run_dir)
-    assert run.results == [] and why in run.left_out[0][1], run.left_out
+    assert ids(run) == ["s.b"] and why in run.left_out[0][1], run.left_out
     r = cli("report", run_dir)  # the whole report still renders; that one result is listed as left out
     assert r.exit_code == 0, r.output
 
 
 def test_a_tampered_result_is_incomplete_in_list_and_rerun(run_dir):
-    suite = write_suite(run_dir.parent / "suite")
+    suite = write_suite(run_dir.parent / "suite", FINISHED_SUITE)
     edit_result(run_dir, lambda raw: raw["metrics"]["test"].__setitem__("macro_f1", 0.999))
     r = cli("list", suite, "--results-dir", run_dir.parent, "--json")
     assert r.exit_code == 0, r.output
-    row = json.loads(r.output)["experiments"][0]
+    rows = {row["id"]: row for row in json.loads(r.output)["experiments"]}
+    assert rows["s.b"]["status"] == "complete", rows["s.b"]
+    row = rows["s.a"]
     assert row["status"] == "incomplete" and "metrics.test.macro_f1" in row["detail"]
 
 
@@ -145,7 +153,7 @@ def test_fuzz_no_edited_value_reaches_a_table(run_dir):
     result is either left out with a reason, or what reaches a table is exactly the untouched numbers."""
     p = run_dir / "s.a" / "result.json"
     pristine = json.loads(p.read_text())
-    truth = load_run(run_dir).results[0]
+    truth = result_a(load_run(run_dir))
     truth_rows = collect([run_dir]).rows
     paths = [q for q in _paths(pristine) if q[0] in ("metrics", "timing", "parameters", "history")]
     leaves = [q for q in paths if isinstance(_get(pristine, q), (int, float)) and not isinstance(_get(pristine, q), bool)]
@@ -164,9 +172,9 @@ def test_fuzz_no_edited_value_reaches_a_table(run_dir):
                 continue
         p.write_text(json.dumps(raw))
         run = load_run(run_dir)
-        if run.results:
+        if "s.a" in ids(run):
             outcomes["kept"] += 1
-            assert run.results[0].metrics == truth.metrics
+            assert result_a(run).metrics == truth.metrics
             assert collect([run_dir]).rows == truth_rows
         else:
             why = run.left_out[0][1]

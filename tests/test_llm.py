@@ -70,8 +70,8 @@ data: {DATA}
 defaults: {{epochs: 1}}
 studies:
   - name: s
-    split: {{kind: official, train_per_class: 40}}
-    experiments: [{{model: basic_cnn}}]
+    split: {{kind: official, train_per_class: 10}}
+    experiments: [{{model: mlp}}]
     llm: {llm_yaml}
 """)
     return p

@@ -32,8 +32,9 @@ def _probs(path: Path) -> dict[str, np.ndarray]:
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trained")
     suite = tmp / "a.yaml"
-    suite.write_text(f"name: a\ndata: {DATA}\ndefaults: {{epochs: 2}}\n"
-                     "studies: [{name: s, split: {kind: official}, experiments: [{model: basic_cnn}]}]\n")
+    suite.write_text(f"name: a\ndata: {DATA}\ndefaults: {{epochs: 1}}\n"  # val and test stay whole
+                     "studies: [{name: s, split: {kind: official, train_per_class: 30},\n"
+                     "            experiments: [{model: basic_cnn}]}]\n")
     assert _run(suite, tmp / "res").exit_code == 0
     return tmp, suite, tmp / "res/a/s.basic_cnn"
 

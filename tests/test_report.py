@@ -26,7 +26,7 @@ SKIP_REASON = "$NOT_SET_KEY_REP is not set"
 INPUT = "{size: 48, channels: 1, mean: [0.0], std: [1.0]}"
 SUITE = """name: rep
 data: {data}
-defaults: {{epochs: 2}}
+defaults: {{epochs: 1}}
 studies:
   - name: llm_vs_nn
     paper: llm_vs_nn

@@ -24,7 +24,7 @@ data: synthetic:1400:2
 defaults: {epochs: 2, batch_size: 64}
 studies:
   - name: s
-    split: {kind: official}
+    split: {kind: official, train_per_class: 20, eval_per_class: 10}
     experiments:
       - model: [basic_cnn, mlp]
       - model: resnet50_transfer

@@ -2,7 +2,7 @@
 Ray tasks on a 2-CPU local Ray instance (two workers, one thread each). Skipped by the default test
 run; run it with
 
-    .venv/bin/python -m pytest tests/benchmarks/test_ray_scaling.py --benchmark-only -s
+    .venv/bin/python -m pytest tests/benchmarks/test_ray_scaling.py --benchmark-only -n 0 -s
 
 The timed call is the Ray run; the sequential runs happen in each round's setup, right before it,
 so both see the same machine load. ``extra_info`` holds every time and the ratio of the medians.

@@ -1,5 +1,6 @@
 """pytest-benchmark benchmarks (skipped by the default test run; run them with
-`.venv/bin/python -m pytest tests/benchmarks --benchmark-only`). They time one training step of the
+`.venv/bin/python -m pytest tests/benchmarks --benchmark-only -n 0`: pytest-benchmark times nothing
+under pytest-xdist). They time one training step of the
 device-resident pipeline and of the conventional DataLoader pipeline for the same model, the
 training step of the slowest quick-profile models exactly as the engine runs it, and a FER2013 load
 from the array cache vs decoding."""
