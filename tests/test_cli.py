@@ -197,7 +197,7 @@ def test_models_pattern_and_counts_without_real_weights(monkeypatch):
     r = CliRunner().invoke(main, ["models", "*RESNET*", "--json"])
     assert r.exit_code == 0, r.output
     rows = {row["name"]: row for row in json.loads(r.stdout)}
-    assert set(rows) == {"resnet34", "resnet50_transfer", "resnet_custom", "simple_resnet_fer"}
+    assert set(rows) == {"resnet34", "resnet50_transfer", "resnet_custom", "simple_resnet_fer", "strong_resnet"}
     builder = _registry._REGISTRY["resnet_custom"][1]
     assert rows["resnet_custom"]["parameters"] == _registry.count_parameters(builder(num_classes=7))
     # a second call reads the counts it remembered: nothing is built

@@ -34,11 +34,11 @@ def test_khaireddin_quick_profile_is_small_and_says_so():
 
 def test_khaireddin_baselines_cite_the_headline_and_every_setting():
     b = load_baselines("khaireddin")
-    assert [(r["model"], r["value"]) for r in b["reported"]] == [("vgg_khaireddin", 0.7328)]
-    settings = {r["setting"] for r in b["protocol"]}
+    assert [(r.model, r.value) for r in b.reported] == [("vgg_khaireddin", 0.7328)]
+    settings = {r.setting for r in b.protocol}
     assert {"data_release", "reported_epoch", "augmentation", "schedule", "optimizer"} <= settings
-    swap = next(r for r in b["protocol"] if r["setting"] == "data_release")
-    assert "PrivateTest" in swap["paper"] and "swaps" in swap["deviation"]
+    swap = next(r for r in b.protocol if r.setting == "data_release")
+    assert "PrivateTest" in swap.paper and "swaps" in swap.deviation
 
 
 def test_strong_suite_profiles_and_llm_block():

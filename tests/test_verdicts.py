@@ -15,6 +15,7 @@ from ferbench.report.baselines import load_baselines
 from ferbench.report.protocol import protocol_table
 from ferbench.report.verdicts import judge, sensitivity_table, verdicts_table
 from ferbench.runner import RunRequest, run_suite
+from ferbench.schema.suite import STUDY_NAMES
 from ferbench.store import load_run
 from ferbench.suite import expand, load_suite
 from ferbench.suite.expansion import Overrides
@@ -61,7 +62,7 @@ def test_sweep_expands_one_setting_at_a_time_only_when_asked(tmp_path):
 
 def test_an_unknown_sweep_setting_or_model_is_refused(tmp_path):
     for bad, msg in (("settings: {lr_rate: [0.1]}", "unknown sweep setting 'lr_rate'"),
-                     ("settings: {augment.crop: [[0.5, 1.0]]}", "unknown sweep setting 'augment.crop'"),
+                     ("settings: {augment.crop_size: [[0.5, 1.0]]}", "unknown sweep setting 'augment.crop_size'"),
                      ("settings: {lr: [0.1]}\n      models: [cnn]", "unknown sensitivity model 'cnn'")):
         (tmp_path / "s.yaml").write_text(SUITE.replace("settings: {lr: [0.001, 0.01], batch_size: [32]}\n"
                                                        "      models: [mlp]", bad))
@@ -97,7 +98,7 @@ def test_every_reported_number_gets_a_verdict_from_the_recipe(swept):
     assert float(mlp["CI half-widths"]) == pytest.approx(abs(acc - 0.4071) / ((hi - lo) / 2), abs=1e-4)
     printed = verdicts_markdown(swept)  # what `ferbench report RUN --verdicts` prints: every paper's numbers
     assert "| llm_vs_nn     | mlp " in printed and "| (cbam)        | kernel_cnn " in printed
-    others = sum(len(load_baselines(p).reported) for p in ("comparative", "cbam", "augmented", "three_class"))
+    others = sum(len(load_baselines(p).reported) for p in STUDY_NAMES if p != "llm_vs_nn")
     assert printed.count("no study of this paper in this run") == others > 20
     assert "(cbam)" not in {r["study"] for r in rows.values()}  # the report's own table: the run's studies only
 

@@ -23,9 +23,21 @@ MODEL_KINDS = ("train", "load", "clip")  # a model scored on the study's test se
 
 # Settings added after results were stored: at their default they leave the hash as it was, so
 # adding an option does not make every stored result run again.
+# (section path, setting, default).
 _HASHED_ONLY_WHEN_SET = (("train", "deterministic", False), ("split", "face_detect", "none"),
                          ("train", "soft_labels", False), ("train", "tta", "none"), ("train", "tta_crop", 40),
-                         ("train", "tta_mean", "probabilities"), ("train", "nesterov", False))
+                         ("train", "tta_mean", "probabilities"), ("train", "nesterov", False),
+                         ("train.augment", "crop", None), ("train.augment", "erase", 0.0),
+                         ("split", "manifest", None), ("split", "manifest_sha256", None))
+
+
+def _drop_defaults(d: dict) -> None:
+    for path, name, default in _HASHED_ONLY_WHEN_SET:
+        section = d
+        for key in path.split("."):
+            section = section.get(key) if isinstance(section, dict) else None
+        if isinstance(section, dict) and name in section and section[name] == default:
+            del section[name]
 
 
 class _ExperimentBase(BaseModel):
@@ -44,9 +56,7 @@ class _ExperimentBase(BaseModel):
         """Hash of everything that determines the result (not the id, the deviation text or the
         Ray resources it was scheduled with)."""
         d = self.model_dump(mode="json", exclude={"deviations", "resources", "variant"})
-        for section, name, default in _HASHED_ONLY_WHEN_SET:
-            if isinstance(d.get(section), dict) and d[section].get(name) == default:
-                del d[section][name]
+        _drop_defaults(d)
         if d["input"] == DEFAULT_INPUT.model_dump(mode="json"):  # results stored before the declaration
             del d["input"]
         if d["split"].get("cross"):  # keyed by the further test sets' content, not their paths (result_key)

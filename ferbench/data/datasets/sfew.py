@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from ...errors import DataError
+from ...schema.study_input import DEFAULT_INPUT, StudyInput
 from ...vocabulary import CLASSES_7, vocab_class
 from ..dataset import FERData
 from ..sources import IMAGE_EXTS
@@ -41,12 +42,12 @@ def is_sfew(path: Path) -> bool:
         any(vocab_class(c) for d in dirs for c in os.listdir(d) if (d / c).is_dir())
 
 
-def read_sfew(path: Path, skip_bad: bool = False, progress=None) -> FERData:
+def read_sfew(path: Path, skip_bad: bool = False, progress=None, input: StudyInput = DEFAULT_INPUT) -> FERData:
     dirs = _split_dirs(path)
     if not set(dirs) & set(_USAGE):
         raise DataError(f"SFEW 2.0 needs Train/<Class>/ and Val/<Class>/ folders in {path}; neither is there. SFEW "
                         "is obtained from the EmotiW organisers (cs.anu.edu.au/few) under a licence")
-    out = Collector("SFEW 2.0", CLASSES_7, str(path), skip_bad, progress)
+    out = Collector("SFEW 2.0", CLASSES_7, str(path), skip_bad, progress, target=input)
     for split, usage in _USAGE.items():
         if split not in dirs:
             continue
