@@ -98,16 +98,17 @@ def _sigint_left_as_found(request):
 
 
 # One finished run for every test that needs one (tests/test_hostile*.py): made once per session.
-FINISHED_SUITE = """name: t
-data: synthetic:700:1
-defaults: {epochs: 1, batch_size: 32}
-studies:
-  - name: s
-    split: {kind: official, train_per_class: 10, eval_per_class: 5}
-    experiments:
-      - {model: mlp, label: a}
-      - {model: mlp, label: b}
-"""
+def one_study_suite(experiments: str, data: str = "synthetic:700:2", defaults: str = "{epochs: 1, batch_size: 64}",
+                    split: str = "{kind: official}", name: str = "t") -> str:
+    """A suite of one study ``s``; ``experiments`` is the YAML after ``experiments:`` (a flow list, or
+    block lines indented by six spaces after a newline)."""
+    return (f"name: {name}\ndata: {data}\ndefaults: {defaults}\nstudies:\n  - name: s\n    split: {split}\n"
+            f"    experiments:{experiments}\n")
+
+
+FINISHED_SUITE = one_study_suite("\n      - {model: mlp, label: a}\n      - {model: mlp, label: b}",
+                                 data="synthetic:700:1", defaults="{epochs: 1, batch_size: 32}",
+                                 split="{kind: official, train_per_class: 10, eval_per_class: 5}")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import sigkill_when
+from conftest import one_study_suite, sigkill_when
 
 from ferbench.cli import main
 
@@ -19,17 +19,11 @@ def _suite(tmp_path, body: str) -> Path:
     return p
 
 
-SMALL = """name: t
-data: synthetic:1400:2
-defaults: {epochs: 2, batch_size: 64}
-studies:
-  - name: s
-    split: {kind: official, train_per_class: 20, eval_per_class: 10}
-    experiments:
+SMALL = one_study_suite("""
       - model: [basic_cnn, mlp]
       - model: resnet50_transfer
-        pretrained: true
-"""
+        pretrained: true""", data="synthetic:1400:2", defaults="{epochs: 2, batch_size: 64}",
+                        split="{kind: official, train_per_class: 20, eval_per_class: 10}")
 
 
 def _results(root: Path) -> dict:

@@ -7,22 +7,16 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import one_study_suite
 
 from ferbench.cli import main
 from ferbench.errors import WeightsUnavailable
 from ferbench.models import count_flops, create_model
 
-SUITE = """name: t
-data: synthetic:700:2
-defaults: {epochs: 1, batch_size: 64}
-studies:
-  - name: s
-    split: {kind: official}
-    experiments:
+SUITE = one_study_suite("""
       - model: {timm: test_resnet}
         model_args: {drop_rate: 0.1}
-        train: {optimizer: sgd, lr: 0.05, tta: flip}
-"""
+        train: {optimizer: sgd, lr: 0.05, tta: flip}""")
 
 
 def _stem(net):

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 from click.testing import CliRunner
+from conftest import one_study_suite
 
 from ferbench.cli import main
 from ferbench.engine import predict_proba
@@ -59,16 +60,9 @@ def test_average_of_probabilities_differs_from_probabilities_of_average_logits()
     assert torch.allclose(logits, torch.softmax(torch.tensor([[2.0, 0.5]]), 1)) and not torch.allclose(probs, logits)
 
 
-SUITE = """name: t
-data: synthetic:700:2
-defaults: {epochs: 1, batch_size: 64}
-studies:
-  - name: s
-    split: {kind: official}
-    experiments:
+SUITE = one_study_suite("""
       - model: mlp
-        train: {tta: tencrop, tta_crop: 40}
-"""
+        train: {tta: tencrop, tta_crop: 40}""")
 
 
 def test_a_suite_scores_one_model_with_and_without_tencrop(tmp_path):

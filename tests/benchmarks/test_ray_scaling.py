@@ -16,21 +16,15 @@ import time
 
 import pytest
 import torch
-from conftest import RAY_STORE_BYTES
+from conftest import RAY_STORE_BYTES, one_study_suite
 from rich.console import Console
 
 from ferbench.runner import RunRequest, run_suite
 
 ROUNDS = 3
-SUITE = """name: scale
-data: synthetic:3500:0
-defaults: {epochs: 2, batch_size: 64}
-studies:
-  - name: s
-    split: {kind: official}
-    experiments: [{model: basic_cnn, label: a}, {model: basic_cnn, label: b},
-                  {model: basic_cnn, label: c}, {model: basic_cnn, label: d}]
-"""
+SUITE = one_study_suite(" [{model: basic_cnn, label: a}, {model: basic_cnn, label: b},\n"
+                        "                  {model: basic_cnn, label: c}, {model: basic_cnn, label: d}]",
+                        data="synthetic:3500:0", defaults="{epochs: 2, batch_size: 64}", name="scale")
 
 
 def _run(suite, results, executor: str) -> float:
