@@ -338,25 +338,30 @@ class RunStore:
         p = self._file(eid, "result.json")
         return parse_result(p) if os.path.lexists(p) else None
 
-    def file_problems(self, result: ExperimentResult) -> list[str]:
-        """Files the result vouches for that are missing or differ from the recorded digest."""
+    def file_problems(self, result: ExperimentResult, weights_optional: bool = False) -> list[str]:
+        """Files the result vouches for that are missing or differ from the recorded digest.
+        ``weights_optional``: an absent model.pt is no problem (reporting reads predictions only, and a
+        shared reference run ships without weights); a model.pt that is there must still match."""
         out = []
         for name, digest in result.files.items():
             if not _FILE_NAME.match(name):
                 out.append(f"it vouches for {name!r}, which is not a file of its folder")
                 continue
             actual = sha256_file(self._file(result.id, name))
+            if actual is None and weights_optional and name == "model.pt":
+                continue
             if actual is None:
                 out.append(f"{name} is missing")
             elif actual != digest:
                 out.append(f"{name} does not belong to this result.json (another configuration's or edited)")
         return out
 
-    def verify(self, result: ExperimentResult) -> tuple[ExperimentResult | None, str | None]:
+    def verify(self, result: ExperimentResult,
+               weights_optional: bool = False) -> tuple[ExperimentResult | None, str | None]:
         """(the result with its metrics recomputed from its digested predictions.csv, None), or (None,
         why it cannot be trusted): files that differ from their digests, metrics that differ from
         their predictions. Numbers from result.json itself never reach a table."""
-        problems = self.file_problems(result)
+        problems = self.file_problems(result, weights_optional)
         if problems:
             return None, "; ".join(problems)
         if not result.metrics:
@@ -563,7 +568,7 @@ def load_run(run_dir: Path | str) -> RunData:
         except (ResultFormatError, StoreError) as exc:
             left_out.append((str(p.relative_to(store.root)), str(exc).split(": ", 1)[-1]))
             continue
-        r, why = store.verify(r)
+        r, why = store.verify(r, weights_optional=True)  # a report needs predictions, not weights
         if r is None:
             left_out.append((str(p.relative_to(store.root)), why))
             continue

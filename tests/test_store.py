@@ -93,3 +93,23 @@ def test_result_of_an_older_format_is_refused_with_one_message(tmp_path):
 def test_experiment_folders_never_leave_the_run_folder(tmp_path, eid):
     with pytest.raises(StoreError, match="cannot name a results folder"):
         RunStore(tmp_path / "run").exp_dir(eid)
+
+
+def test_a_report_needs_predictions_not_weights_but_reuse_needs_both(finished_run, tmp_path):
+    """A reference run ships without model.pt: its numbers still report (from predictions.csv); an
+    edited model.pt is still refused, and a run does not reuse a result whose weights are gone."""
+    import shutil
+
+    from ferbench.store import load_run
+
+    run = tmp_path / "t"
+    shutil.copytree(finished_run / "t", run)
+    (run / "s.a" / "model.pt").unlink()
+    (run / "s.b" / "model.pt").write_bytes(b"edited")
+    data = load_run(run)
+    assert [r.id for r in data.results] == ["s.a"]
+    assert data.left_out == [("s.b/result.json", "model.pt does not belong to this result.json "
+                                                  "(another configuration's or edited)")]
+    store = RunStore(run)
+    a = store.read_result("s.a")
+    assert store.completed("s.a", a.config_hash) == (None, "model.pt is missing")
