@@ -265,7 +265,7 @@ def run_suite(suite_path: str | Path, request: RunRequest = RunRequest(), consol
     threads = _set_threads(req.threads)
     if local and req.threads is None and (hint := busy_cpu_hint(dev.type)):
         console.print(f"[yellow]note:[/] {hint}")
-    splits = SplitCache(fer, suite.dir, lambda inp: load_data(spec, skip_bad=skip_bad, progress=console, input=inp))
+    splits = SplitCache(fer, suite.dir, lambda inp: load_data(spec, skip_bad=req.skip_bad, progress=console, input=inp))
     fp = _data_fingerprint(spec, fer)
     header = _header(suite, suite_path, req, exps, splits, (spec, origin, fer, fp),
                      str(dev) if local else f"{req.executor} ({req.device})", threads)
