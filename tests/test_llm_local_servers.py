@@ -194,3 +194,39 @@ def test_validate_says_where_a_local_endpoint_is_and_what_it_lacks(monkeypatch):
     assert "vLLM at http://localhost:8000/v1 (the server's default" in line and "not sent: detail" in line
     assert "no key ($VLLM_API_KEY unset" in line and "GPU-seconds on H100 80GB" in line
 
+
+@pytest.mark.slow
+def test_the_walkthrough_suite_runs_against_an_emulated_vllm_on_a_rafdb_fixture(tmp_path, monkeypatch):
+    """suites/vlm_local.yaml as shipped (its manifest, input, networks and endpoint), pointed at the emulated
+    vLLM and a 161-image RAF-DB fixture, one epoch: every model on the manifest's items, GPU-s in the report."""
+    from pathlib import Path
+
+    import yaml
+    from click.testing import CliRunner
+    from dataset_layouts import write_rafdb
+
+    from ferbench.cli import main
+
+    root = Path(__file__).resolve().parents[1] / "suites"
+    codes = [1 + k % 7 for k in range(21)]
+    raf = write_rafdb(tmp_path / "raf", [(f"train_{k:05d}.jpg", 1 + k % 7) for k in range(1, 141)]
+                      + [(f"test_{k + 1:04d}.jpg", c) for k, c in enumerate(codes)])
+    suite = yaml.safe_load((root / "vlm_local.yaml").read_text())
+    study = suite["studies"][0]
+    study["split"]["manifest"] = str(root / study["split"]["manifest"])
+    with FakeOpenAI(lambda n, sha, body: Reply("happy"), profile="vllm",
+                    served=[study["llm"]["endpoints"][0]["model"]]) as srv:
+        study["llm"]["endpoints"][0]["base_url"] = srv.base_url
+        (tmp_path / "s.yaml").write_text(yaml.safe_dump(suite))
+        r = CliRunner().invoke(main, ["run", str(tmp_path / "s.yaml"), "--data", str(raf), "--epochs", "1",
+                                      "--results-dir", str(tmp_path / "res"), "--no-cache"], catch_exceptions=False)
+        sent = len(srv.requests)
+    assert r.exit_code == 0, r.output
+    assert sent == 21  # the 21 manifest items the fixture holds, each asked once
+    md = (tmp_path / "res/vlm_local-epochs1/report.md").read_text()  # --epochs gets its own run folder
+    assert "21 of its 3,068 images found in RAF-DB" in md
+    table = md.split("### Vision-language models beside the best network")[1].split("###")[0]
+    row = next(ln for ln in table.splitlines() if ln.startswith("| Qwen2.5-VL-7B (vLLM) (LLM)"))
+    assert "GPU-s on H100 80GB" in row and row.split("|")[3].strip() == "21"
+    nets = [ln for ln in table.splitlines() if ln.startswith("| timm-")]
+    assert len(nets) == 1 and "(best network)" in nets[0]  # the better of the two networks, on the same items
