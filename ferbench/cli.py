@@ -235,6 +235,13 @@ def validate(suite):
     k = len(s.studies)
     click.echo(f"{suite}: ok — {k} stud{'y' if k == 1 else 'ies'}; experiments per profile: "
                + ", ".join(f"{p} {k}" for p, k in n.items()))
+    from .llm.serving import local_endpoint_note
+
+    for study in s.studies:  # what a local VLM server will be asked at, with which key, and what it is not sent
+        for ep in study.llm.endpoints if study.llm is not None else []:
+            note = local_endpoint_note(ep)
+            if note:
+                click.echo(f"  {study.name}: {note}")
 
 
 _STATUS_STYLE = {"complete": "green", "failed": "red", "not run": "dim", "unreadable": "red"}

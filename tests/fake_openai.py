@@ -11,6 +11,13 @@ What it emulates (the real ``openai`` client talks to it):
 - ``profile``: ``openai`` (default), ``azure``, ``anthropic`` (temperature capped at 1, response_format and
   reasoning_effort ignored, as its compatibility layer documents), ``local`` (vLLM / Ollama / LM Studio: only
   ``max_tokens``, unknown fields ignored, vLLM's error shape, optionally no ``usage``).
+- ``profile`` ``vllm``, ``ollama``, ``llamacpp``, ``lmstudio``: each local server as its documentation
+  describes it (see :data:`SERVERS` and docs/vlm-servers.md): ``GET /v1/models`` lists ``served`` (llama.cpp
+  with its ``architecture.input_modalities``; ``vision=False`` serves a text-only model), a model it does not
+  serve is a 404 in the server's error shape (llama.cpp: any name, one model), only the budget fields the
+  server reads bound the answer, vLLM honours ``structured_outputs: {choice: [...]}``, Ollama answers 400 to a
+  reasoning effort it does not know and uses temperature 1.0 when none is sent; ``api_key`` makes the server
+  check the key (401 otherwise). ``seen`` records, per request, what the emulated server read.
 - Files and Batches (``/files``, ``/files/{id}/content``, ``/batches``, ``/batches/{id}``): a batch runs each
   line through the same model rules and script when :meth:`FakeOpenAI.finish_batches` is called (or after
   ``batch_polls`` status checks); lines that do not answer 200 go to the error file.
@@ -48,13 +55,34 @@ REASONING_BY_EFFORT = {"none": 0, "minimal": 16, "low": 120, "medium": 300, "hig
 CURRENT = re.compile(r"^(gpt-5|o\d)")
 
 
+OLLAMA_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "ultra", "max")  # openai/openai.go
+_CHAT = {"model", "messages", "stream", "stop", "temperature", "top_p", "seed", "response_format",
+         "frequency_penalty", "presence_penalty", "tools"}
+# What each local server reads from a chat request, as its documentation says (docs/vlm-servers.md cites them).
+SERVERS = {
+    "vllm": {"owner": "vllm", "budget": ("max_completion_tokens", "max_tokens"), "temperature": None,
+             "reads": _CHAT | {"max_tokens", "max_completion_tokens", "reasoning_effort", "logprobs",
+                               "structured_outputs", "top_k"},
+             "one_model": False, "unknown_model": "The model `{}` does not exist."},
+    "ollama": {"owner": "library", "budget": ("max_tokens",), "temperature": 1.0,
+               "reads": _CHAT | {"max_tokens", "reasoning_effort", "reasoning", "logprobs"},
+               "one_model": False, "unknown_model": 'model "{}" not found, try pulling it first'},
+    "llamacpp": {"owner": "llamacpp", "budget": ("max_tokens",), "temperature": 0.8,
+                 "reads": _CHAT | {"max_tokens", "reasoning_effort", "grammar", "json_schema"},
+                 "one_model": True, "unknown_model": ""},
+    "lmstudio": {"owner": "organization_owner", "budget": ("max_tokens",), "temperature": None,
+                 "reads": _CHAT | {"max_tokens", "top_k", "logit_bias", "repeat_penalty"},
+                 "one_model": False, "unknown_model": "Model '{}' not found"},
+}
+
+
 def openai_error(message, *, param=None, code=None, type_="invalid_request_error"):
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
 class FakeOpenAI:
     def __init__(self, script=None, *, profile="openai", usage=True, trickle_delay=0.05, batch_polls=None,
-                 prompt_tokens=100, answer_tokens=2):
+                 prompt_tokens=100, answer_tokens=2, served=None, vision=True, api_key=None):
         self.script = script or (lambda n, sha, body: Reply("happy"))
         self.profile, self.usage, self.trickle_delay = profile, usage, trickle_delay
         self.prompt_tokens, self.answer_tokens = prompt_tokens, answer_tokens
@@ -64,6 +92,8 @@ class FakeOpenAI:
         self.batches: dict[str, dict] = {}
         self.batch_polls = batch_polls
         self.reasoning = dict(REASONING_BY_EFFORT)
+        self.served, self.vision, self.api_key = served, vision, api_key  # local server profiles (SERVERS)
+        self.seen: list[dict] = []  # local profiles: what the server read from each request
         self.lock = threading.Lock()
         outer = self
 
@@ -134,7 +164,11 @@ class FakeOpenAI:
             return self._send(h, 400 if "api-version" not in query else 401,
                               openai_error("Azure: api-version query and api-key header required"))
         auth = h.headers.get("api-key") if self.profile == "azure" else h.headers.get("Authorization")
+        if self.profile in SERVERS and self.api_key and auth != f"Bearer {self.api_key}":
+            return self._send(h, 401, self._local_error(401, "Unauthorized: invalid api key"))
         try:
+            if method == "GET" and path.endswith("/models") and self.profile in SERVERS:
+                return self._send(h, 200, self._model_list())
             if method == "POST" and path.endswith("/files"):
                 return self._send(h, 200, self._upload(h, raw))
             if method == "GET" and re.search(r"/files/[^/]+/content$", path):
@@ -189,6 +223,11 @@ class FakeOpenAI:
             n = len(self.requests)
             self.requests.append({"body": body, "sha": sha, "auth": auth, "kind": kind, "model": model,
                                   "deployment": deployment})
+        local_budget = None
+        if self.profile in SERVERS:
+            refused, local_budget = self._local_rules(body, model)
+            if refused is not None:
+                return (*refused, {}, None, 0)
         current = bool(CURRENT.match(model)) and self.profile in ("openai", "azure")
         if current and kind == "chat" and "max_tokens" in body:
             return (*self._error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. "
@@ -201,12 +240,17 @@ class FakeOpenAI:
                     {}, None, 0)
         if self.profile == "local" and "max_completion_tokens" in body:
             budget = None  # an older local server ignores the field it does not know
+        if self.profile in SERVERS:
+            budget = local_budget  # only the fields this server reads bound the answer
         r = self.script(n, sha, body)
         if r.status != 200:
             payload = r.error or self._error(r.status, f"scripted {r.status}")[1]
             return r.status, payload, r.headers, None, r.delay
         reasoning = self.reasoning.get(effort or "medium", 300) if current else 0
         text = r.text
+        if self.profile == "vllm" and isinstance(body.get("structured_outputs"), dict):
+            choices = body["structured_outputs"].get("choice") or []
+            text = next((c for c in choices if c in (text or "")), choices[0] if choices else text)
         finish = r.finish_reason
         completion = reasoning + self.answer_tokens
         if budget is not None and completion > budget:
@@ -248,6 +292,48 @@ class FakeOpenAI:
             data = json.dumps(payload).replace(json.dumps(content)[1:-1], "happy \\ud800", 1).encode()
             return 200, data, r.headers, None, r.delay
         return 200, payload, r.headers, r.fault, r.delay
+
+    # --- local servers (profiles in SERVERS) --------------------------------------------------------------
+    def _local_error(self, status, message):
+        if self.profile == "vllm":
+            return {"object": "error", "message": message, "type": "BadRequestError", "param": None, "code": status}
+        err = {"message": message, "type": {400: "invalid_request_error", 404: "not_found_error"}.get(status,
+                                                                                                     "api_error")}
+        return {"error": {**err, "code": status} if self.profile == "llamacpp" else err}
+
+    def _model_list(self):
+        data = []
+        for m in self.served or ["local-model"]:
+            entry = {"id": m, "object": "model", "created": 0, "owned_by": SERVERS[self.profile]["owner"]}
+            if self.profile == "llamacpp":
+                entry["architecture"] = {"input_modalities": ["text", "image"] if self.vision else ["text"],
+                                         "output_modalities": ["text"]}
+            data.append(entry)
+        return {"object": "list", "data": data}
+
+    def _local_rules(self, body, model):
+        """((status, payload) when the emulated server refuses ``body``, else None; the budget it read).
+        Records what it read in ``seen``."""
+        rules = SERVERS[self.profile]
+        read = [f for f in rules["budget"] if f in body]
+        parts = body["messages"][0]["content"]
+        details = [c["image_url"].get("detail") for c in parts if c["type"] == "image_url"]
+        effort = body.get("reasoning_effort")
+        budget = body[read[0]] if read else None
+        with self.lock:
+            self.seen.append({"model": model, "budget": budget,
+                              "temperature": body.get("temperature", rules["temperature"]),
+                              "detail_sent": any(d is not None for d in details), "reasoning_effort": effort,
+                              "ignored": sorted(k for k in body if k not in rules["reads"])})
+        if self.served and rules["one_model"] is False and not any(
+                model == m or f"{model}:latest" == m for m in self.served):
+            return (404, self._local_error(404, rules["unknown_model"].format(model))), budget
+        if self.profile == "ollama" and effort is not None and effort not in OLLAMA_EFFORTS:
+            return (400, self._local_error(400, f"invalid reasoning value: {effort!r}")), budget
+        if self.profile == "llamacpp" and not self.vision:
+            return (500, self._local_error(500, "image input is not supported - hint: if this is unexpected, "
+                                                "you may need to provide the mmproj")), budget
+        return None, budget
 
     # --- files and batches -------------------------------------------------------------------------
     def _upload(self, h, raw):

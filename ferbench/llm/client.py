@@ -308,6 +308,7 @@ class Endpoint:
         self.adapt = adaptations or Adaptations(default_token_param(ep, base_url))
         self.client = client or make_client(ep, api_key, base_url, timeout)
         self.stop = threading.Event()  # set on an endpoint failure or Ctrl-C: queued requests are not sent
+        self.not_sent: dict[str, str] = {}  # request field -> why this server does not get it (Provider.fit)
         self.stop_reason = "the endpoint failed"
 
     def interrupt(self) -> None:
@@ -316,8 +317,11 @@ class Endpoint:
         self.stop.set()
 
     def body(self, png: bytes | None, budget: int) -> dict:
-        return request_body(self.ep, self.adapt, prompt=self.prompt, response_format=self.response_format,
+        body = request_body(self.ep, self.adapt, prompt=self.prompt, response_format=self.response_format,
                             png=png, budget=budget)
+        # a local server's ignored fields are left out (and recorded), so the result claims only what it saw
+        body, self.not_sent = provider(self.ep.provider).fit(body)
+        return body
 
     def _post(self, body: dict) -> bytes:
         """Send ``body``; the raw answer bytes, read within ``timeout`` seconds in all, at most MAX_BODY_BYTES."""

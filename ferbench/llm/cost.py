@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ..errors import FerbenchError
 from ..limits import MAX_COST_USD, check_number
 from ..schema.llm import EndpointConfig
+from .providers import provider
 
 _REASONING = re.compile(r"(^|[/:])(o\d|gpt-5|.*reason|.*think|deepseek-r1|qwq)", re.IGNORECASE)
 # Completion tokens a typical one-word answer uses, reasoning included, when the suite gives no
@@ -72,8 +73,10 @@ def check_max_cost(llm_experiments, max_cost: float | None) -> None:
         check_number(max_cost, "--max-cost", low=0, high=MAX_COST_USD)  # NaN would cap nothing
     except ValueError as exc:
         raise FerbenchError(str(exc)) from None
+    # a local server (vLLM, Ollama ...) spends no money: it is within any cap
     unpriced = sorted({e.llm_endpoint.label or e.llm_endpoint.model for e in llm_experiments
-                       if e.llm_endpoint is not None and not e.llm_endpoint.priced})
+                       if e.llm_endpoint is not None and not e.llm_endpoint.priced
+                       and not provider(e.llm_endpoint.provider).local})
     if unpriced:
         raise FerbenchError(
             f"--max-cost {max_cost} cannot be enforced for LLM endpoint(s) without prices: {', '.join(unpriced)}. "

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +50,8 @@ from .parse import contempt_folded, parse_answer
 from .prompts import get_prompt
 from .providers import provider
 from .sampler import stratified_sample
+from .serving import base_url as resolve_base_url
+from .serving import check_server, endpoint_key, throughput
 
 SPEND_STATE, ADAPT_STATE = "llm_spend", "llm_adaptations"
 
@@ -124,9 +125,7 @@ def sample_partition(split: SplitData, which: str):
 
 
 def _base_url(ep) -> str | None:
-    if ep.base_url:
-        return ep.base_url
-    return os.environ.get(provider(ep.provider).endpoint_env)
+    return resolve_base_url(ep)
 
 
 def _sample(exp, split):
@@ -201,7 +200,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
         check_max_cost([exp], opts.max_cost)
     except FerbenchError as exc:
         return LLMRun(base, "failed", error=str(exc))
-    key = os.environ.get(ep.api_key_env)
+    key = endpoint_key(ep)
     if not key:
         return LLMRun(base, "skipped", reason=f"${ep.api_key_env} is not set: LLM comparison with {ep.model} skipped "
                                               f"(set it, and OPENAI_BASE_URL or base_url for a non-OpenAI server, "
@@ -211,6 +210,11 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
         + f"; estimated cost {_usd(est.estimated_cost_usd)}, at most {_usd(est.max_cost_usd)}"
         + (f" (--max-cost {opts.max_cost:g}, {_usd(opts.spend.remaining)} left)" if opts.max_cost is not None else ""),
         markup=False)
+    if provider(ep.provider).local:  # down, locked, another model, no image input: one line, nothing sent
+        try:
+            base.server = check_server(ep, base_url, key)
+        except EndpointFailure as exc:
+            return LLMRun(base, "failed", error=redact(f"{ep.model}: {exc}", key))
     pngs = {str(part.ids[i]): png_bytes(part.images[i], cfg.image_size) for i in idx}
     # bound to the config and to the very images: other data under the same ids never resumes
     h = exp.config_hash() + "-" + hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in pngs.values())).hexdigest()[:16]
@@ -228,6 +232,8 @@ class _Run:
         self.key, self.base_url, self.pngs, self.h = key, base_url, pngs, h
         self.lock = threading.Lock()
         self.stats = {"attempts": 0, "cache_hits": 0, "truncated_retries": 0}
+        self.sent: list[str] = []  # images this run sends requests for, and how long those took in all
+        self.query_seconds = 0.0
         ep = self.ep
         # request changes this endpoint forced before: in this run, or in an earlier run of this config
         self.cache = ResponseCache(opts.cache_dir, enabled=not opts.no_cache, refresh=opts.refresh)
@@ -351,6 +357,7 @@ class _Run:
             todo.append(iid)
         failure = pending = None
         batch_info = None
+        self.sent, t0 = list(todo), time.monotonic()  # timed: a local model's cost is time
         try:
             batch = BatchRunner(self.endpoint, self.store, self.exp.id, self.h, opts.spend,
                                 prompt_tokens=self.meter.prompt_estimate, wait=self.cfg.batch_wait,
@@ -370,6 +377,7 @@ class _Run:
         except EndpointFailure as exc:
             failure = redact(f"{ep.model}: {exc}", self.key)
         finally:
+            self.query_seconds = time.monotonic() - t0
             self._save_adaptations()
             with self.lock:
                 self._save_spend()
@@ -467,7 +475,17 @@ class _Run:
         fields.request = LLMRequest(**{k_: v for k_, v in self.endpoint.body(None, ep.max_completion_tokens).items()
                                        if k_ not in ("messages", "input")})
         out.deviations = list(self.exp.deviations) + [_deviation(n) for n in adapt.notes]
+        self._local_extras(fields, records, out)
         return out
+
+    def _local_extras(self, fields: LLMFields, records: dict, out: LLMRun) -> None:
+        """What the requests took, and what a local server was not sent (set by the request built above)."""
+        asked = sum(records.get(i, {}).get("status") not in (None, "not_sent") for i in self.sent)
+        fields.throughput = throughput(self.ep, self.query_seconds, asked, self.cfg.concurrency)
+        not_sent = self.endpoint.not_sent
+        if fields.server is not None:
+            fields.server.not_sent = dict(not_sent)
+        out.deviations += [f"{k} not sent: {why}" for k, why in not_sent.items() if k != "detail"]
 
     def _finish(self, base: LLMFields, part, idx, classes, records, batch_info) -> LLMRun:
         k = len(classes)

@@ -115,12 +115,20 @@ def usage_table(study: StudyMeta, run: RunData) -> Table | None:
         cost = u.estimated_cost_usd
         rows.append([r.label, r.status, *(Num(v, str(v)) for v in
                                            (u.requests_sent, u.cache_hits, u.prompt_tokens, u.completion_tokens)),
-                     Num(cost, DASH if cost is None else f"${cost:.4f}"),
+                     Num(cost, _local_cost(r) if cost is None else f"${cost:.4f}"),
                      "; ".join(a.description for a in r.adaptations),
                      "; ".join(filter(None, [r.error or "", *(r.sample.notes if r.sample else [])]))])
     return Table(f"{study.name}_llm_usage", "LLM endpoints: requests, tokens, cost",
                  ["endpoint", "status", "requests", "cache hits", "prompt tok", "completion tok", "est. cost",
                   "adaptations", "note"], rows)
+
+
+def _local_cost(r) -> str:
+    """A local server costs no money; its requests' wall time is the cost that is shown instead."""
+    t = r.throughput
+    if r.server is None:
+        return DASH
+    return "$0 (local" + (f": {t.images:,} images in {t.query_seconds:.1f} s)" if t is not None else ")")
 
 
 def unparsed_table(study: StudyMeta, run: RunData) -> Table | None:

@@ -35,12 +35,27 @@ def _cost(r, n: int) -> str:
     """Dollars (LLM) or seconds on the device (network, CLIP) per 1,000 images; published answers: none."""
     if r.kind == "llm":
         usd = r.usage.estimated_cost_usd
-        return DASH if usd is None or not n else f"${1000 * usd / n:.2f}"
+        if usd is not None and n:
+            return f"${1000 * usd / n:.2f}"
+        return _llm_time(r)
     if r.kind == "clip" and r.clip is not None and r.clip.images_featurized:
         return f"{1000 * r.clip.feature_seconds / r.clip.images_featurized:.2f} s on {r.device}"
     if r.timing and r.timing.inference:
         return f"{r.timing.inference.ms_per_image:.2f} s on {r.device}"
     return DASH
+
+
+def _llm_time(r) -> str:
+    """An unpriced endpoint (a local server): GPU-seconds per 1,000 images where the suite names the GPU, else
+    wall seconds; timed over the requests the run sent (answers from the cache or an earlier run are not)."""
+    t = r.throughput
+    if t is None or not t.images:
+        return DASH
+    if t.gpu_seconds_per_1000 is not None:
+        return f"{t.gpu_seconds_per_1000:.1f} GPU-s on {t.gpu_count} x {t.gpu}" if t.gpu_count > 1 \
+            else f"{t.gpu_seconds_per_1000:.1f} GPU-s on {t.gpu}"
+    local = r.server is not None
+    return f"{1000 * t.query_seconds / t.images:.1f} s wall" + (" (local, GPU not stated)" if local else "")
 
 
 def _uar(true: np.ndarray, pred: np.ndarray, k: int) -> float:
@@ -84,8 +99,9 @@ def vlm_table(study: StudyMeta, run: RunData) -> Table | None:
                  "UAR: unweighted average recall (mean per-class recall). No class: LLM answers naming no class, "
                  "refusals and failed requests, counted wrong. McNemar: exact two-sided test against the best "
                  "network on the images both scored (a published file or an LLM sample may cover fewer). Per 1,000 "
-                 "images: the LLM's estimated price, a network's inference time, a CLIP model's image-feature time "
-                 "(model loading left out), each on the device named.", paper_columns=[0, 1, 3, 5, 7, 9])
+                 "images: the LLM's estimated price (an unpriced or local server: the wall time of its requests, as "
+                 "GPU-seconds where the suite names the GPU), a network's inference time, a CLIP model's image-"
+                 "feature time (model loading left out), each on the device named.", paper_columns=[0, 1, 3, 5, 7, 9])
 
 
 def published_notes(study: StudyMeta, run: RunData) -> list[Paragraph]:

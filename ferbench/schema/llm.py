@@ -21,7 +21,8 @@ class EndpointConfig(_Strict):
     provider: str = Field("openai", description=(
         "A registered provider (ferbench.llm.providers). 'openai': any OpenAI-compatible server, Bearer key. "
         "'azure': Azure OpenAI (deployment in the URL path, api-version query parameter, api-key header); "
-        "needs api_version."))
+        "needs api_version. 'vllm', 'ollama', 'llamacpp', 'lmstudio': an open model on a local server, each "
+        "handled as its documentation says (docs/vlm-servers.md)."))
     api_version: str | None = Field(None, description="Azure OpenAI api-version, e.g. 2025-04-01-preview.")
     api: Literal["chat", "responses"] = Field("chat", description=(
         "'chat': /chat/completions (every compatible server). 'responses': OpenAI's Responses API /responses."))
@@ -51,6 +52,11 @@ class EndpointConfig(_Strict):
         "batch_price_factor times the price). Resumable: the batch id is recorded."))
     batch_price_factor: float = Field(0.5, gt=0, le=1, description="Batch API price relative to the list price.")
     label: str | None = Field(None, description="Row name in tables; default the model name.")
+    gpu: str | None = Field(None, max_length=80, description=(
+        "Local servers: the accelerator the server runs on, as you want it named (e.g. '1x H100 80GB'). With it "
+        "the report shows GPU-seconds per 1,000 images (wall time of the requests x gpu_count); without it, "
+        "wall seconds."))
+    gpu_count: int = Field(1, ge=1, le=64, description="Accelerators the server uses (tensor parallelism).")
 
     @model_validator(mode="before")
     @classmethod
@@ -61,7 +67,7 @@ class EndpointConfig(_Strict):
                 raise ValueError("give max_completion_tokens only (max_tokens is its older name)")
             data = {**data, "max_completion_tokens": data["max_tokens"]}
             del data["max_tokens"]
-        return data
+        return _local_key_env(data)
 
     @field_validator("api_key_env")
     @classmethod
@@ -94,11 +100,41 @@ class EndpointConfig(_Strict):
         if self.batch and not prov.batch:
             raise ValueError("batch: true is implemented for OpenAI's Batch API only (Azure's global-batch "
                              "deployments use another upload flow)")
+        if prov.local:
+            _check_local(self, prov)
+        elif self.gpu is not None:
+            raise ValueError("gpu is for local servers (vllm, ollama, llamacpp, lmstudio): a hosted API is priced "
+                             "per token")
         return self
 
     @property
     def priced(self) -> bool:
         return self.price_input_per_1m is not None and self.price_output_per_1m is not None
+
+
+def _local_key_env(data):
+    """A local server's key comes from the variable the server itself reads (VLLM_API_KEY ...), never from
+    OPENAI_API_KEY by default: a real OpenAI key is not sent to another server unasked."""
+    if isinstance(data, dict) and "api_key_env" not in data and isinstance(data.get("provider"), str):
+        from ..llm.providers import list_providers, provider
+
+        if data["provider"] in list_providers() and provider(data["provider"]).key_env:
+            data = {**data, "api_key_env": provider(data["provider"]).key_env}
+    return data
+
+
+def _check_local(ep: EndpointConfig, prov) -> None:
+    """What a local server cannot do, refused before anything runs (each rule from the server's docs)."""
+    if ep.api not in prov.apis:
+        raise ValueError(f"provider {ep.provider!r}: ferbench asks {prov.title} through /v1/chat/completions "
+                         f"(api: chat); its other endpoints document fewer fields")
+    if ep.token_param not in ("auto", *prov.token_params):
+        raise ValueError(f"provider {ep.provider!r}: {prov.title} reads the budget from "
+                         f"{' or '.join(prov.token_params)} only; {ep.token_param} would be ignored and the answer "
+                         "unbounded (use token_param: auto)")
+    if ep.price_input_per_1m is not None or ep.price_output_per_1m is not None:
+        raise ValueError(f"provider {ep.provider!r}: an open model on your own hardware has no token prices (its cost "
+                         "is 0); ferbench records wall time, and GPU-seconds per 1,000 images with gpu:")
 
 
 class SampleConfig(_Strict):

@@ -363,6 +363,26 @@ class LLMBatch(_Strict):
     failed_lines: Count | None = None  # once settled
 
 
+class LLMServer(_Strict):
+    """The local server an open model was asked through (vLLM, Ollama, llama.cpp, LM Studio)."""
+    provider: str
+    title: str
+    models: list[str] = Field(default_factory=list)  # what its GET /models listed (the first 20)
+    not_sent: dict[str, str] = Field(default_factory=dict)  # request field -> why this server did not get it
+    docs: list[str] = Field(default_factory=list)  # the pages those rules come from
+
+
+class LLMThroughput(_Strict):
+    """How long this run's requests took: the cost of a local model (a hosted one is priced per token)."""
+    query_seconds: NonNegative  # wall time from the first request sent to the last answer, this run
+    images: Count  # images this run sent (answers from the cache or an earlier run are not timed)
+    concurrency: Count
+    images_per_second: NonNegative | None = None
+    gpu: str | None = None  # as the suite names it
+    gpu_count: Count = 1
+    gpu_seconds_per_1000: NonNegative | None = None  # query_seconds x gpu_count per 1,000 images
+
+
 class LLMFields(_Strict):
     """What an LLM experiment adds to the common result fields (built by ferbench.llm.query)."""
     endpoint: EndpointConfig | None = None  # base_url as resolved (suite, else the provider's variable)
@@ -376,6 +396,8 @@ class LLMFields(_Strict):
     request: LLMRequest | None = None
     estimate: LLMEstimate | None = None
     batch: LLMBatch | None = None
+    server: LLMServer | None = None  # local servers only
+    throughput: LLMThroughput | None = None  # None: no request was sent this run (all cached or resumed)
 
 
 class LLMResult(_ResultBase, LLMFields):
