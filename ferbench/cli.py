@@ -128,7 +128,8 @@ def _overrides(no_pretrained, epochs, seed, limit, sensitivity=False):
               help="CPU threads torch trains with: N, or auto (the cores free at the start). Default: torch's "
                    "default for this machine, the same whatever the load (reproducible). Recorded in run.json.")
 @click.option("--sensitivity", is_flag=True, help="Also run the studies' declared sensitivity sweeps (one unstated "
-              "setting changed at a time; same run folder, the recipe's results reused).")
+              "setting changed at a time; same run folder, the recipe's results reused), the LLM sweeps "
+              "(prompts, image variants, repeats) included.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
 def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, limit, device, force, eval_only,
         skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, threads, sensitivity, as_json):
