@@ -226,11 +226,13 @@ def _print_summary(s) -> None:
 @click.argument("suite", type=click.Path(dir_okay=False))
 def validate(suite):
     """Check SUITE and report every problem with its YAML line."""
-    from .suite import expand, load_suite
+    from .suite import Overrides, expand, load_suite
 
     try:
         s = load_suite(suite)
         n = {p: len(expand(s, p)) for p in ("paper", "quick", "smoke")}  # expansion checks ids and bounds too
+        if any(st.sensitivity or (st.llm and st.llm.sensitivity) for st in s.studies):  # the declared sweeps too
+            n["paper --sensitivity"] = len(expand(s, "paper", overrides=Overrides(sensitivity=True)))
     except FerbenchError as exc:
         _fail(exc)
     k = len(s.studies)

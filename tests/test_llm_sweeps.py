@@ -22,7 +22,7 @@ from fake_openai import KEY, FakeOpenAI, Reply, ask, image_of, llm_experiment, l
     synthetic_split, truth_by_sha
 
 DATA = "synthetic:1400:0"  # the images of fake_openai.synthetic_split(): the script knows every true class
-LITERAL = "Which emotion does this face show? Answer with one word."
+LITERAL = "Which emotion does this face show? Answer with <b>one</b> word | =1+1"  # shown escaped
 
 
 def _suite(tmp_path, llm: dict) -> str:
@@ -63,6 +63,8 @@ def test_a_colour_variant_of_a_grayscale_study_is_refused(tmp_path):
     suite = load_suite(_suite(tmp_path, _llm(color=["rgb"])))
     with pytest.raises(SuiteError, match="grayscale .input channels 1.: a colour variant needs a colour dataset"):
         expand(suite, overrides=Overrides(sensitivity=True))
+    r = CliRunner().invoke(main, ["validate", str(suite.path)])  # validate checks the declared sweeps too
+    assert r.exit_code != 0 and "llm sensitivity color=rgb: the study's images are grayscale" in r.output
     with pytest.raises(Exception, match="repeats above 1 need every endpoint's temperature above 0"):
         load_suite(_suite(tmp_path, {**_llm(prompt=["json"]), "repeats": 3}))
 
@@ -194,3 +196,5 @@ def test_a_prompt_sweep_reports_spread_mcnemar_and_holm(tmp_path, monkeypatch):
     assert (f"{adj[0]:.3f}" if adj[0] >= 0.001 else "< 0.001") in rows[1] and f"{adj[1]:.3f}" in rows[2]
     assert "100.00" in rows[2]  # every literal-prompt answer names no class: a parse failure
     assert "m+prompt_json (LLM)" not in md  # variants are the sweep table's, not LLM rows beside the networks
+    html = (run / "report.html").read_text()
+    assert "<b>one</b>" not in html and "&lt;b&gt;one&lt;/b&gt;" in html and "\\<b\\>one\\</b\\> word \\|" in md
