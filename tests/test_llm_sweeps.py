@@ -114,7 +114,8 @@ def _answers(truth, classes):
     return of
 
 
-def test_repeats_are_scored_by_majority_with_agreement_and_each_repeat_is_cached_apart(tmp_path, monkeypatch):
+@pytest.mark.parametrize("batch", [False, True], ids=["sync", "batch_api"])
+def test_repeats_are_scored_by_majority_with_agreement_and_each_repeat_is_cached_apart(tmp_path, monkeypatch, batch):
     monkeypatch.setenv("FAKE_KEY", KEY)
     split = synthetic_split()
     classes = list(split.classes)
@@ -126,14 +127,15 @@ def test_repeats_are_scored_by_majority_with_agreement_and_each_repeat_is_cached
         served[sha] += 1
         return Reply(plan(sha)[served[sha] - 1])
 
-    with FakeOpenAI(script) as srv:
+    with FakeOpenAI(script, batch_polls=1) as srv:
         store = RunStore(tmp_path / "res")
-        exp = llm_experiment(per_class=2, model="m", base_url=srv.base_url, temperature=1.0)
+        exp = llm_experiment(per_class=2, model="m", base_url=srv.base_url, temperature=1.0, batch=batch,
+                             batch_wait=30)
         exp = exp.model_copy(update={"llm": exp.llm.model_copy(update={"repeats": 3})})
         res = ask(exp, split, store, llm_options(tmp_path))
         n = res.sample.n
         assert res.status == "ok" and len(srv.requests) == 3 * n and set(served.values()) == {3}
-        assert res.estimate.requests == 3 * n
+        assert res.estimate.requests == 3 * n and res.usage.via_batch == (3 * n - 1 if batch else 0)
         expected, shares = {}, []
         for sha in served:
             votes = Counter(a if a in classes else None for a in plan(sha))
