@@ -100,7 +100,7 @@ def _table(study: StudyMeta, run: RunData, base: LLMResult, setting: str, member
 
 def llm_sweep_blocks(study: StudyMeta, run: RunData) -> list:
     """One table per (endpoint, setting) of the study's LLM sweep with a base and a scored variant; a line for
-    each variant that did not complete (a refused colour variant, a failed request), with its reason."""
+    each variant not asked (no API key, a Batch API job still running), with its reason."""
     llms = run.llms(study.name, sweeps=True)
     scored = [r for r in llms if r.status == "ok" and "sample" in r.metrics]
     bases = {r.label: r for r in scored if not is_sweep_member(r)}
@@ -110,9 +110,8 @@ def llm_sweep_blocks(study: StudyMeta, run: RunData) -> list:
             groups.setdefault((r.config.variant.of, r.config.variant.setting), []).append(r)
     tables = [_table(study, run, bases[of], setting, members) for (of, setting), members in groups.items()]
     blocks: list = [TableBlock(t) for t in tables if t is not None]
-    for r in llms:
-        if is_sweep_member(r) and r not in scored:
-            why = r.error or r.reason or r.status
-            blocks.append(Paragraph(f"{r.label}: {r.status}: {why}", strong="Sweep variant not scored:",
-                                    style="fail" if r.status == "failed" else "warn"))
+    for r in llms:  # a failed one is among the study's failures already
+        if is_sweep_member(r) and r.status in ("skipped", "pending"):
+            blocks.append(Paragraph(f"{r.label}: {r.reason or r.status}", strong="Sweep variant not asked.",
+                                    style="warn"))
     return blocks
