@@ -198,5 +198,6 @@ def test_a_prompt_sweep_reports_spread_mcnemar_and_holm(tmp_path, monkeypatch):
     assert (f"{adj[0]:.3f}" if adj[0] >= 0.001 else "< 0.001") in rows[1] and f"{adj[1]:.3f}" in rows[2]
     assert "100.00" in rows[2]  # every literal-prompt answer names no class: a parse failure
     assert "m+prompt_json (LLM)" not in md  # variants are the sweep table's, not LLM rows beside the networks
+    assert "json" in (run / "tables" / "s_sweep1_prompt.csv").read_text()  # exported like every table
     html = (run / "report.html").read_text()
     assert "<b>one</b>" not in html and "&lt;b&gt;one&lt;/b&gt;" in html and "\\<b\\>one\\</b\\> word \\|" in md

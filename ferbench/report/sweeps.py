@@ -72,7 +72,8 @@ def _rows(run: RunData, base: LLMResult, setting: str, members: list[LLMResult],
     return rows, accs, pvals
 
 
-def _table(study: StudyMeta, run: RunData, base: LLMResult, setting: str, members: list[LLMResult]) -> Table | None:
+def _table(study: StudyMeta, run: RunData, base: LLMResult, setting: str, members: list[LLMResult],
+           number: int) -> Table | None:
     out = _rows(run, base, setting, members, len(study.classes))
     if out is None:
         return None
@@ -83,7 +84,7 @@ def _table(study: StudyMeta, run: RunData, base: LLMResult, setting: str, member
         adj = next(adjusted) if p is not None else None
         row += [Num.p(adj), DASH if adj is None else ("yes" if adj < ALPHA else "no")]
     spread = max(accs) - min(accs)
-    return Table(f"{study.name}_sweep_{base.id.rpartition('.')[2]}_{setting}",
+    return Table(f"{study.name}_sweep{number}_{setting}",  # a file name: the label's text stays out of it
                  f"Sweep of {setting} for {base.label}: spread {pct(spread, 1)} points",
                   [setting, "images", "acc %", "95% CI (Wilson)", "parse failures %", "95% CI",
                   "agreement (mean / all agree)", "cost (or time)", "McNemar p vs base", "Holm p", f"significant (Holm, α = {ALPHA:g})"], rows,
@@ -108,7 +109,8 @@ def llm_sweep_blocks(study: StudyMeta, run: RunData) -> list:
     for r in scored:
         if is_sweep_member(r) and r.config.variant.of in bases:
             groups.setdefault((r.config.variant.of, r.config.variant.setting), []).append(r)
-    tables = [_table(study, run, bases[of], setting, members) for (of, setting), members in groups.items()]
+    tables = [_table(study, run, bases[of], setting, members, g + 1)
+              for g, ((of, setting), members) in enumerate(groups.items())]
     blocks: list = [TableBlock(t) for t in tables if t is not None]
     for r in llms:  # a failed one is among the study's failures already
         if is_sweep_member(r) and r.status in ("skipped", "pending"):
