@@ -128,7 +128,8 @@ def _overrides(no_pretrained, epochs, seed, limit, sensitivity=False):
               help="CPU threads torch trains with: N, or auto (the cores free at the start). Default: torch's "
                    "default for this machine, the same whatever the load (reproducible). Recorded in run.json.")
 @click.option("--sensitivity", is_flag=True, help="Also run the studies' declared sensitivity sweeps (one unstated "
-              "setting changed at a time; same run folder, the recipe's results reused).")
+              "setting changed at a time; same run folder, the recipe's results reused), the LLM sweeps "
+              "(prompts, image variants, repeats) included.")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
 def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, limit, device, force, eval_only,
         skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, threads, sensitivity, as_json):
@@ -225,11 +226,13 @@ def _print_summary(s) -> None:
 @click.argument("suite", type=click.Path(dir_okay=False))
 def validate(suite):
     """Check SUITE and report every problem with its YAML line."""
-    from .suite import expand, load_suite
+    from .suite import Overrides, expand, load_suite
 
     try:
         s = load_suite(suite)
         n = {p: len(expand(s, p)) for p in ("paper", "quick", "smoke")}  # expansion checks ids and bounds too
+        if any(st.sensitivity or (st.llm and st.llm.sensitivity) for st in s.studies):  # the declared sweeps too
+            n["paper --sensitivity"] = len(expand(s, "paper", overrides=Overrides(sensitivity=True)))
     except FerbenchError as exc:
         _fail(exc)
     k = len(s.studies)

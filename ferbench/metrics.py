@@ -185,6 +185,24 @@ def mcnemar_exact(y_true, pred_a, pred_b) -> dict:
     return {"b": b, "c": c, "p_value": p, "n": len(t)}
 
 
+def holm(p_values) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (family-wise error rate): the i-th smallest p times
+    (m - i), made monotone and capped at 1. Reject where the adjusted p is below alpha.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim != 1 or ((p < 0) | (p > 1) | np.isnan(p)).any():
+        raise ValueError(f"holm: p_values must be a list of probabilities in [0, 1]. Got {p_values!r} instead.")
+    order = np.argsort(p, kind="stable")
+    m = len(p)
+    adj = np.maximum.accumulate(p[order] * (m - np.arange(m))) if m else p
+    out = np.empty(m)
+    out[order] = np.minimum(adj, 1.0)
+    return [round(float(v), 15) for v in out]
+
+
 def min_detectable_difference(n: int, accuracy: float, *, alpha: float = 0.05, power: float = 0.8) -> float | None:
     """Smallest accuracy gap (a fraction) that ``n`` images detect with two-sided ``alpha`` and ``power``.
 

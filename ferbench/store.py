@@ -536,8 +536,9 @@ class RunData:
         """Every model scored in ``study`` with status ok: trained and loaded alike."""
         return [r for r in self.of_study(study) if isinstance(r, ModelResult) and r.ok]
 
-    def llms(self, study: str) -> list[LLMResult]:
-        return [r for r in self.of_study(study) if isinstance(r, LLMResult)]
+    def llms(self, study: str, *, sweeps: bool = False) -> list[LLMResult]:
+        """The LLM results of ``study``; a declared sweep's variants only with ``sweeps`` (they have their table)."""
+        return [r for r in self.of_study(study) if isinstance(r, LLMResult) and (sweeps or r.config.variant is None)]
 
     def predictions(self, eid: str) -> Predictions | None:
         try:

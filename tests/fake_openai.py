@@ -469,3 +469,26 @@ def ask(exp, split, store, options=None, console=None, dry_run=False):
                   options=RunOptions(dry_run=dry_run, llm=options), console=console)
     outcome = run_experiment(exp, ctx)
     return store_outcome(store, base_fields(exp, exp.config_hash(), "test", "cpu", split_info(split)), outcome, 0.0)
+
+
+# --- reading a model request (for scripts whose answers depend on what was asked) -------------------------
+
+def prompt_of(body) -> str:
+    """The prompt text of a chat or Responses request body."""
+    parts = body["messages"][0]["content"] if "messages" in body else body["input"][0]["content"]
+    return next(c["text"] for c in parts if c["type"] in ("text", "input_text"))
+
+
+def image_of(body):
+    """(the request's image as a PIL image, its detail field)."""
+    import io
+
+    from PIL import Image
+
+    if "messages" in body:
+        part = next(c for c in body["messages"][0]["content"] if c["type"] == "image_url")["image_url"]
+        url, detail = part["url"], part.get("detail")
+    else:
+        part = next(c for c in body["input"][0]["content"] if c["type"] == "input_image")
+        url, detail = part["image_url"], part.get("detail")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))), detail

@@ -26,9 +26,12 @@ def default_dir() -> Path:
     return cache_root() / "llm"
 
 
-def cache_key(*, server: dict, request: dict, image: bytes) -> str:
-    """``server``: base_url, provider, api_version, api; ``request``: the request body without the image."""
+def cache_key(*, server: dict, request: dict, image: bytes, repeat: int = 0) -> str:
+    """``server``: base_url, provider, api_version, api; ``request``: the request body without the image;
+    ``repeat``: which of several sampled answers to the same request (0: the first, keyed as a single one)."""
     payload = {"server": server, "request": request, "image_sha256": hashlib.sha256(image).hexdigest()}
+    if repeat:
+        payload["repeat"] = repeat
     return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
 

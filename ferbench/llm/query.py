@@ -52,6 +52,7 @@ from .providers import provider
 from .sampler import stratified_sample
 from .serving import base_url as resolve_base_url
 from .serving import check_server, endpoint_key, throughput
+from .sweeps import collapse_repeats, request_items, shown_images
 
 SPEND_STATE, ADAPT_STATE = "llm_spend", "llm_adaptations"
 
@@ -147,7 +148,7 @@ def estimate_llm_experiment(exp, split: SplitData) -> LLMEstimate:
     ep, cfg = exp.llm_endpoint, exp.llm
     _, idx, _ = _sample(exp, split)
     prompt, _ = get_prompt(cfg.prompt, split.classes)  # the options: the study's classes
-    n = len(idx)
+    n = len(idx) * cfg.repeats  # repeats: one request per answer
     pt = prompt_tokens_estimate(prompt, cfg.image_size, ep.detail)
     ct, why = expected_completion_tokens(ep)
     n_batch = max(n - 1, 0) if ep.batch else 0  # one image goes alone first (see the module docstring)
@@ -189,11 +190,17 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     part, idx, notes = _sample(exp, split)
     prompt, fmt = get_prompt(cfg.prompt, split.classes)  # the options: the study's classes
     base_url = _base_url(ep)
+    try:  # a colour variant on grayscale data is refused, never faked
+        shown, refused = shown_images(part.images[idx], cfg.color), None
+    except FerbenchError as exc:
+        shown, refused = part.images[idx], str(exc)
     sample = LLMSample(split=cfg.sample.split, per_class=cfg.sample.per_class, seed=cfg.sample.seed, n=len(idx),
-                       ids=part.ids[idx].tolist(), notes=notes, image=_image_note(cfg.image_size, part.images))
+                       ids=part.ids[idx].tolist(), notes=notes, image=_image_note(cfg.image_size, shown))
     est = estimate_llm_experiment(exp, split)
     base = LLMFields(endpoint=ep.model_copy(update={"base_url": base_url}), prompt=prompt, response_format=fmt,
                      sample=sample, estimate=est)
+    if refused:
+        return LLMRun(base, "failed", error=refused)
     if dry_run:
         return LLMRun(base, "skipped", reason=_dry_run_reason(ep, est))
     try:
@@ -215,12 +222,16 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
             base.server = check_server(ep, base_url, key)
         except EndpointFailure as exc:
             return LLMRun(base, "failed", error=redact(f"{ep.model}: {exc}", key))
-    pngs = {str(part.ids[i]): png_bytes(part.images[i], cfg.image_size) for i in idx}
+    items = request_items([str(part.ids[i]) for i in idx], cfg.repeats)  # journal key -> (image id, repeat)
+    first = {str(part.ids[i]): png_bytes(im, cfg.image_size) for i, im in zip(idx, shown)}
+    pngs = {k: first[iid] for k, (iid, _) in items.items()}
     # bound to the config and to the very images: other data under the same ids never resumes
     h = exp.config_hash() + "-" + hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in pngs.values())).hexdigest()[:16]
-    out = _Run(exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est).run(base, part, idx, list(split.classes))
-    # The sampled images stay beside the answers so the report can show them.
-    out.images = {"ids": part.ids[idx].astype(str), "images": part.images[idx]}
+    runner = _Run(exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est)
+    runner.items = items
+    out = runner.run(base, part, idx, list(split.classes))
+    # The sampled images stay beside the answers so the report can show them (as sent, before resizing).
+    out.images = {"ids": part.ids[idx].astype(str), "images": shown}
     return out
 
 
@@ -230,6 +241,7 @@ class _Run:
     def __init__(self, exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est):
         self.exp, self.ep, self.cfg, self.store, self.opts, self.log = exp, exp.llm_endpoint, exp.llm, store, opts, log
         self.key, self.base_url, self.pngs, self.h = key, base_url, pngs, h
+        self.items: dict[str, tuple[str, int]] = {}  # journal key -> (image id, repeat index)
         self.lock = threading.Lock()
         self.stats = {"attempts": 0, "cache_hits": 0, "truncated_retries": 0}
         self.sent: list[str] = []  # images this run sends requests for, and how long those took in all
@@ -290,7 +302,7 @@ class _Run:
 
     def _ck(self, iid: str) -> str:
         return cache_key(server=self.server, request=self.endpoint.body(None, self.ep.max_completion_tokens),
-                         image=self.pngs[iid])
+                         image=self.pngs[iid], repeat=self.items.get(iid, (iid, 0))[1])
 
     # --- asking ------------------------------------------------------------------------------------
     def _ask(self, iid: str) -> dict:
@@ -488,7 +500,9 @@ class _Run:
         out.deviations += [f"{k} not sent: {why}" for k, why in not_sent.items() if k != "detail"]
 
     def _finish(self, base: LLMFields, part, idx, classes, records, batch_info) -> LLMRun:
-        k = len(classes)
+        k, all_records = len(classes), records
+        if self.cfg.repeats > 1:  # each image scored by its majority answer
+            records, base.repeats = collapse_repeats(records, self.items, classes, self.ep.temperature)
         rows, y_pred, unparsed = [], [], []
         for i in idx:
             iid = str(part.ids[i])
@@ -531,7 +545,7 @@ class _Run:
             # Not complete: a re-run asks again for exactly these images (received answers are kept).
             out.status, out.error = "failed", (f"{metrics['errors']} of {len(rows)} image(s) got no answer "
                                                "(see predictions.csv); re-run to retry them")
-        return self._extras(records, out)
+        return self._extras(all_records, out)
 
 
 def _resumed(iid: str, old, key: str) -> dict | None:

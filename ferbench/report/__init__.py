@@ -30,6 +30,7 @@ from .llm import llm_blocks
 from .protocol import protocol_baseline, protocol_table
 from .study import accuracy_table, cv_table, export_tables, model_figures, per_class_table, seeds_table
 from .summary import not_run_line, ran, summary_table
+from .sweeps import llm_sweep_blocks
 from .vlm import published_notes, vlm_table
 from .tables import Table
 from .verdicts import sensitivity_table, verdicts_table
@@ -116,6 +117,7 @@ def _study_blocks(study: StudyMeta, run: RunData) -> list:
     blocks += [TableBlock(t) for t in tables if t is not None] + published_notes(study, run)
     llm, llm_figs = llm_blocks(study, run, fig_dir, base)
     blocks += llm
+    blocks += llm_sweep_blocks(study, run)
     if base:
         blocks += [TableBlock(t) for t in (timing_table(study, run, base), other_table(study, run, base))
                    if t is not None]

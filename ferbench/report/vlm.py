@@ -11,6 +11,7 @@ from ..store import RunData
 from .document import Paragraph
 from .format import CI, DASH, Num
 from .study import label_of, n_seeds
+from .sweeps import is_sweep_member
 from .tables import Table
 
 
@@ -64,7 +65,7 @@ def _uar(true: np.ndarray, pred: np.ndarray, k: int) -> float:
 
 def vlm_table(study: StudyMeta, run: RunData) -> Table | None:
     """The best network first, then every CLIP / published / LLM row, compared on the images both scored."""
-    results = [r for r in run.of_study(study.name) if r.ok and r.headline is not None]
+    results = [r for r in run.of_study(study.name) if r.ok and r.headline is not None and not is_sweep_member(r)]
     nets = [r for r in results if _kind(r) == "network"]
     others = [r for r in results if _kind(r) != "network"]
     if not others:

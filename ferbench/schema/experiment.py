@@ -28,7 +28,8 @@ _HASHED_ONLY_WHEN_SET = (("train", "deterministic", False), ("split", "face_dete
                          ("train", "soft_labels", False), ("train", "tta", "none"), ("train", "tta_crop", 40),
                          ("train", "tta_mean", "probabilities"), ("train", "nesterov", False),
                          ("train.augment", "crop", None), ("train.augment", "erase", 0.0),
-                         ("split", "manifest", None), ("split", "manifest_sha256", None))
+                         ("split", "manifest", None), ("split", "manifest_sha256", None),
+                         ("llm", "color", None), ("llm", "repeats", 1), ("llm", "sensitivity", None))
 
 
 def _drop_defaults(d: dict) -> None:
@@ -108,6 +109,18 @@ class LLMExperiment(_ExperimentBase):
     kind: Literal["llm"] = "llm"
     llm_endpoint: EndpointConfig
     llm: LLMConfig  # sample, prompt, image size, request settings (endpoints: just this one)
+    variant: Variant | None = None  # an LLM sweep's member (not hashed: its llm config says it all)
+
+    def sweep_value(self, setting: str):
+        """This experiment's value of an LLM sweep setting (schema/llm_sweep.py), as a sweep names it."""
+        if setting == "color":
+            return self.llm.color or ("gray" if self.input.channels == 1 else "rgb")
+        if setting in ("detail", "temperature"):
+            return getattr(self.llm_endpoint, setting)
+        if setting == "repeats":
+            n, t = self.llm.repeats, self.llm_endpoint.temperature
+            return f"{n} answer{'s' if n > 1 else ''} at temperature {t:g}" if t is not None else f"{n} answers"
+        return getattr(self.llm, setting)
 
 
 Experiment = Annotated[Union[TrainExperiment, LoadExperiment, CLIPExperiment, LLMExperiment], Field(discriminator="kind")]

@@ -7,6 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..limits import MAX_PER_CLASS, MAX_PRICE_PER_1M, MAX_REQUEST_SECONDS, MAX_WAIT_SECONDS, Seed
 from .base import Strict as _Strict
+from .llm_sweep import MAX_REPEATS, LLMSensitivityConfig
 
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
@@ -156,3 +157,18 @@ class LLMConfig(_Strict):
     batch_wait: float = Field(600.0, ge=0, le=MAX_WAIT_SECONDS, description=(
         "Seconds a run waits for a pending Batch API job before leaving it to a later run (which resumes it)."))
     batch_poll_interval: float = Field(15.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds between Batch API status checks.")
+    # Sweeps (issue 33): how the image is sent, repeated answers, and the declared sweep (see schema/llm_sweep.py).
+    color: Literal["gray", "rgb"] | None = Field(None, description=(
+        "None: the images as the study reads them; gray: converted to grayscale; rgb: colour (refused on "
+        "grayscale data, never faked)."))
+    repeats: int = Field(1, ge=1, le=MAX_REPEATS, description=(
+        "Answers per image (each its own request); above 1 the image is scored by the majority answer and the "
+        "agreement rate is reported. Needs a temperature above 0."))
+    sensitivity: LLMSensitivityConfig | None = None  # expanded only with --sensitivity
+
+    @model_validator(mode="after")
+    def _repeats_sample(self):
+        if self.repeats > 1 and any(not ep.temperature for ep in self.endpoints):
+            raise ValueError("repeats above 1 need every endpoint's temperature above 0 (at 0 the answers are "
+                             "meant to be the same)")
+        return self

@@ -304,6 +304,24 @@ class LLMUsage(_Strict):
     via_batch: Count = 0
 
 
+class RepeatedAnswers(_Strict):
+    """One image asked ``repeats`` times: each answer's class ('' for none), the majority and its share."""
+    id: str
+    answers: list[str]
+    majority: str  # '' when no class won: the image counts wrong
+    agreement: Share  # answers naming the majority / repeats
+
+
+class LLMRepeats(_Strict):
+    """Stability of an LLM asked several times per image at a temperature above 0 (llm.repeats)."""
+    n: Annotated[Count, Field(ge=2)]
+    temperature: Number | None = None
+    agreement_mean: Share  # mean over images of the majority answer's share
+    all_agree: Share  # images whose answers all agree / images
+    images: Count
+    per_image: list[RepeatedAnswers] = Field(default_factory=list)
+
+
 class UnparsedAnswer(_Strict):
     id: str
     raw: str  # the model's text (cut to the client's bound), escaped wherever it is shown
@@ -398,6 +416,7 @@ class LLMFields(_Strict):
     batch: LLMBatch | None = None
     server: LLMServer | None = None  # local servers only
     throughput: LLMThroughput | None = None  # None: no request was sent this run (all cached or resumed)
+    repeats: LLMRepeats | None = None  # llm.repeats above 1: majority answers, agreement
 
 
 class LLMResult(_ResultBase, LLMFields):

@@ -21,6 +21,7 @@ from ..schema.experiment import CLIPExperiment, Experiment, LLMExperiment, LoadE
 from ..schema.suite import (BUILTIN_PROFILES, MAX_EXPERIMENTS, ExperimentConfig, ProfileConfig, ResourcesConfig,
                             SplitConfig, StudyConfig, UserModelConfig, safe_id_part)
 from ..schema.train import TrainConfig
+from .llm_sweep import llm_sweep_experiments
 from .loading import LoadedSuite, _deep_merge
 
 
@@ -235,7 +236,7 @@ def _llm_experiments(st: StudyConfig, split: SplitConfig, prof: ProfileConfig, o
         label = ep.label or ep.model
         out.append(LLMExperiment(id=f"{st.name}.llm.{safe_id_part(label)}", study=st.name, label=label, split=split,
                                  input=st.input,
-                                 llm_endpoint=ep, llm=llm.model_copy(update={"endpoints": [ep]}),
+                                 llm_endpoint=ep, llm=llm.model_copy(update={"endpoints": [ep], "sensitivity": None}),
                                  seed=llm.sample.seed, deviations=dev))
     return out
 
@@ -289,7 +290,12 @@ def expand(suite: LoadedSuite, profile: str = "paper", only: str | None = None,
             if len(exps) > MAX_EXPERIMENTS:
                 raise SuiteError(suite.path, [f"the suite expands to more than {MAX_EXPERIMENTS:,} experiments"])
         if st.llm is not None:
-            exps += _llm_experiments(st, split, prof, overrides)
+            mine = _llm_experiments(st, split, prof, overrides)
+            exps += mine
+            if overrides.sensitivity and st.llm.sensitivity is not None:  # the declared LLM sweep
+                exps += llm_sweep_experiments(suite, st, mine)
+    if len(exps) > MAX_EXPERIMENTS:
+        raise SuiteError(suite.path, [f"the suite expands to more than {MAX_EXPERIMENTS:,} experiments"])
     ids = [e.id for e in exps]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
