@@ -8,6 +8,8 @@ from pydantic import Field, field_validator, model_validator
 from ..limits import MAX_PER_CLASS, MAX_PRICE_PER_1M, MAX_REQUEST_SECONDS, MAX_WAIT_SECONDS, Seed
 from .base import Strict as _Strict
 
+MAX_IMAGES_PER_REQUEST = 50
+
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
@@ -51,6 +53,9 @@ class EndpointConfig(_Strict):
         "batch_price_factor times the price). Resumable: the batch id is recorded."))
     batch_price_factor: float = Field(0.5, gt=0, le=1, description="Batch API price relative to the list price.")
     label: str | None = Field(None, description="Row name in tables; default the model name.")
+    images_per_request: int | None = Field(None, ge=1, le=MAX_IMAGES_PER_REQUEST, description=(
+        "Overrides the llm block's images_per_request for this endpoint (e.g. one endpoint asked one image per "
+        "request and one asked 20, on the same sample, compared with McNemar)."))
 
     @model_validator(mode="before")
     @classmethod
@@ -91,6 +96,8 @@ class EndpointConfig(_Strict):
             raise ValueError(f"api_version is only used with provider {' or '.join(map(repr, uses))}")
         if self.api == "responses" and self.token_param == "max_tokens":
             raise ValueError("token_param 'max_tokens' does not exist in the Responses API (it uses max_output_tokens)")
+        if self.batch and (self.images_per_request or 1) > 1:
+            raise ValueError("batch: true sends one image per request; give images_per_request 1 (or no batch)")
         if self.batch and not prov.batch:
             raise ValueError("batch: true is implemented for OpenAI's Batch API only (Azure's global-batch "
                              "deployments use another upload flow)")
@@ -112,6 +119,18 @@ class LLMConfig(_Strict):
     endpoints: list[EndpointConfig] = Field(min_length=1)
     sample: SampleConfig = SampleConfig()
     prompt: str = "paper"  # a named template (see ferbench.llm.prompts) or the literal prompt text
+    strategy: str = Field("label", description=(
+        "Prompt strategy (ferbench.llm.strategies): 'label' (one class, the prompt above), 'rank' (a top_k "
+        "ranking), 'reason_then_answer' (reasoning, then the class in <answer> tags), 'structured' (a JSON "
+        "schema or a constrained choice, see structured_via)."))
+    top_k: int = Field(5, ge=1, le=8, description="Length of the ranking the 'rank' strategy asks for.")
+    structured_via: Literal["json_schema", "vllm", "vllm_guided"] = Field("json_schema", description=(
+        "How 'structured' constrains the answer: 'json_schema' (OpenAI response_format), 'vllm' (vLLM's "
+        "structured_outputs in the request body, vLLM >= 0.10.2), 'vllm_guided' (guided_choice / guided_json, "
+        "vLLM before 0.12)."))
+    images_per_request: int = Field(1, ge=1, le=MAX_IMAGES_PER_REQUEST, description=(
+        "Images sent in one request, each labelled 'Image k (id ...)'; answers are matched by position and id. "
+        "A request answered with the wrong count is asked again once, then split (20 -> 10 -> 5 -> 1)."))
     image_size: int = Field(48, ge=48, le=1024)
     concurrency: int = Field(4, ge=1, le=64)
     max_retries: int = Field(5, ge=0, le=20, description="Retries of 429/5xx/timeouts per image.")
@@ -120,3 +139,14 @@ class LLMConfig(_Strict):
     batch_wait: float = Field(600.0, ge=0, le=MAX_WAIT_SECONDS, description=(
         "Seconds a run waits for a pending Batch API job before leaving it to a later run (which resumes it)."))
     batch_poll_interval: float = Field(15.0, gt=0, le=MAX_WAIT_SECONDS, description="Seconds between Batch API status checks.")
+
+    @model_validator(mode="after")
+    def _strategy_and_batching(self):
+        from ..llm.strategies import strategy
+
+        strategy(self.strategy)  # an unknown name raises with the known ones
+        for ep in self.endpoints:
+            if ep.batch and (ep.images_per_request or self.images_per_request) > 1:
+                raise ValueError(f"endpoint {ep.model!r}: batch: true sends one image per request; give "
+                                 "images_per_request 1 for it")
+        return self
