@@ -1,6 +1,7 @@
 """Prompt strategies end to end against the fake server: each one's request and parse rule, refusals and
 content-filter blocks as counted outcomes, several images per request with Lian et al.'s retry-then-split rule."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from fake_openai import FakeOpenAI, Reply, ask, images_of, lines_for, llm_experi
 from ferbench.llm.multi import next_size
 from ferbench.llm.query import estimate_llm_experiment
 from ferbench.llm.strategies import StrategyOptions, list_strategies, strategy
+from ferbench.metrics import wilson_interval
 from ferbench.schema.llm import LLMConfig
 from ferbench.store import RunStore, read_predictions
 from ferbench.verify import verified_metrics
@@ -248,3 +250,49 @@ def test_strategy_ask_shapes():
     assert strategy("rank").split("Image 1 (id a): sad, fear\nImage 2 (id b): happy", ["a", "b"]) == ["sad, fear", "happy"]
     assert strategy("label").split("Image 1 (id zz): sad\nImage 2 (id b): happy", ["a", "b"]) is None  # unknown id
     assert np.array_equal(strategy("rank").parse("1. Happy 2. not sad 3. Fear", o), ["happy", "fear"])
+
+
+def test_report_shows_outcome_rates_with_cis_and_compares_one_and_several_per_request(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from ferbench.cli import main
+
+    monkeypatch.setenv("FAKE_KEY", "k-0123")
+    why = "<think>It could be fear, or surprise, or sad.</think>"
+
+    def script(n, sha, body):
+        imgs = images_of(body)
+        if len(imgs) == 1:
+            return Reply(refusal="I can't help with that.") if n % 3 == 0 else Reply(f"{why}<answer>happy</answer>")
+        return Reply(why + "<answer>\n" + lines_for(body, lambda s: "sad") + "\n</answer>")
+
+    with FakeOpenAI(script) as srv:
+        eps = [{"model": "m", "label": "one", "base_url": srv.base_url, "api_key_env": "FAKE_KEY"},
+               {"model": "m", "label": "five", "base_url": srv.base_url, "api_key_env": "FAKE_KEY",
+                "images_per_request": 5}]
+        llm = json.dumps({"endpoints": eps, "sample": {"per_class": 2}, "strategy": "reason_then_answer"})
+        suite = tmp_path / "s.yaml"
+        suite.write_text(f"""name: r
+data: synthetic:700:5
+defaults: {{epochs: 1}}
+studies:
+  - name: s
+    split: {{kind: official, train_per_class: 10}}
+    experiments: [{{model: basic_cnn}}]
+    llm: {llm}
+""")
+        r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res")])
+    assert r.exit_code == 0, r.output
+    report = (tmp_path / "res/r/report.md").read_text()
+    assert "What became of each LLM request (rates with 95% CIs)" in report
+    # one image in three refused (the fake's request numbers 0, 3, 6 ... of the one-image endpoint)
+    refused = re.findall(r"^\| one +\| refused +\| +(\d+)/14 \| +([\d.]+) \| +\[([\d.]+), ([\d.]+)\] \|$",
+                         report, re.MULTILINE)
+    assert len(refused) == 1
+    k = int(refused[0][0])
+    lo, hi = wilson_interval(k, 14)
+    assert refused[0][1:] == (f"{100 * k / 14:.2f}", f"{100 * lo:.1f}", f"{100 * hi:.1f}")
+    assert re.search(r"^\| one +\| answered with a class +\| +%d/14 \|" % (14 - k), report, re.MULTILINE)
+    assert "LLM against LLM on the same images (exact McNemar)" in report
+    assert re.search(r"^\| (one|five) \(LLM\) +\| (five|one) \(LLM\) +\| +14 \|", report, re.MULTILINE)
+    assert "LLM prompt strategies and images per request" in report and "reason_then_answer" in report
