@@ -296,3 +296,58 @@ studies:
     assert "LLM against LLM on the same images (exact McNemar)" in report
     assert re.search(r"^\| (one|five) \(LLM\) +\| (five|one) \(LLM\) +\| +14 \|", report, re.MULTILINE)
     assert "LLM prompt strategies and images per request" in report and "reason_then_answer" in report
+
+
+def test_manifest_prompts_and_candidate_labels(tmp_path, env):
+    from dataset_layouts import write_rafdb
+
+    from ferbench.data import load_data
+    from ferbench.data.splits import make_split
+
+    words = {1: "surprise", 2: "fear", 3: "disgust", 4: "happiness", 5: "sadness", 6: "anger", 7: "neutral"}
+    codes = [1 + k % 7 for k in range(14)]
+    root = write_rafdb(tmp_path / "raf", [(f"train_{k:05d}.jpg", 1 + k % 7) for k in range(1, 15)]
+                       + [(f"test_{k + 1:04d}.jpg", c) for k, c in enumerate(codes)])
+    items = [{"image_path": f"/RAF-DB/aligned/test_{k + 1:04d}_aligned.jpg", "true_label": words[c],
+              "prompt": f"Item {k}: which expression? Think in <think></think>, answer in <answer></answer>.",
+              "candidate_labels": [w for w in words.values() if k != 0 or w != words[c]]}  # item 0: truth left out
+             for k, c in enumerate(codes)]
+    (tmp_path / "qa.json").write_text(json.dumps(items))
+    split = make_split(load_data(str(root)), "manifest", manifest=str(tmp_path / "qa.json"), val_fraction=None)
+
+    def script(n, sha, body):  # answers each item's true class, in the dataset's words
+        text = body["messages"][0]["content"][0]["text"]
+        k = int(text.split(":")[0].split()[1])
+        return Reply(f"<think>maybe fear, maybe anger</think><answer>{words[codes[k]].title()}</answer>")
+
+    with FakeOpenAI(script) as srv:
+        exp = llm_experiment(model="m", base_url=srv.base_url, per_class=None, prompt="manifest",
+                             llm={"strategy": "reason_then_answer"})
+        res = ask(exp, split, RunStore(tmp_path / "r"), options=llm_options(tmp_path))
+        sent = sorted(r["body"]["messages"][0]["content"][0]["text"] for r in srv.requests)
+    assert sent == sorted(i["prompt"] for i in items)  # each image asked with its own item's prompt
+    m = res.metrics["sample"]
+    assert m.n == 14 and m.unparsed == 1 and m.accuracy == pytest.approx(13 / 14)  # item 0: not a candidate
+    assert res.prompt.startswith("manifest: each image's own prompt")
+    # a split without item prompts fails loudly, sending nothing
+    with FakeOpenAI(script) as srv:
+        exp = llm_experiment(model="m", base_url=srv.base_url, per_class=1, prompt="manifest")
+        res = ask(exp, env[0], RunStore(tmp_path / "r2"), options=llm_options(tmp_path))
+        assert res.status == "failed" and "needs a split of kind manifest" in res.error and not srv.requests
+
+
+def test_structured_several_images_answer_as_a_json_list(tmp_path, env):
+    split, truth = env
+
+    def script(n, sha, body):
+        imgs = images_of(body)
+        if len(imgs) == 1:
+            return Reply(json.dumps({"emotion": truth[sha]}))
+        ids = [lab.split("(id ")[1].rstrip(")") for lab, _ in imgs]
+        answers = [{"image": k + 1, "id": i, "emotion": truth[s]} for k, (i, (_, s)) in enumerate(zip(ids, imgs))]
+        return Reply(json.dumps({"answers": answers[::-1]}))  # out of order: matched by id
+
+    res, srv = _run(tmp_path, split, script, per_class=1, llm={"strategy": "structured", "images_per_request": 4})
+    fmt = srv.requests[0]["body"]["response_format"]
+    assert fmt["json_schema"]["name"] == "fer_answers" and len(srv.requests) == 2
+    assert res.metrics["sample"].accuracy == 1.0 and res.several.miscounts == 0

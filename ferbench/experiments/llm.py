@@ -36,7 +36,8 @@ def _estimate(exp: LLMExperiment, split: SplitData) -> dict:
 
     strat, sopts = strategy_of(exp, split.classes)
     asked = strat.ask(sopts, ["0"])  # the plan shows what would be asked (one image a request)
-    return {**estimate_llm_experiment(exp, split).model_dump(), "prompt": asked.prompt,
+    prompt = "each image's own prompt from the manifest" if exp.llm.prompt == "manifest" else asked.prompt
+    return {**estimate_llm_experiment(exp, split).model_dump(), "prompt": prompt,
             "response_format": asked.response_format, "strategy": strat.name}
 
 

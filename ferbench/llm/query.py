@@ -47,6 +47,7 @@ from .cost import (
     expected_completion_tokens,
     prompt_tokens_estimate,
 )
+from .items import MANIFEST, item_prompts
 from .multi import Several, budget, request_tokens
 from .outcomes import outcome, outcome_counts, ranking_cell, top_k_accuracy
 from .parse import contempt_folded
@@ -135,8 +136,9 @@ def _base_url(ep) -> str | None:
 def strategy_of(exp, classes) -> tuple[Strategy, StrategyOptions]:
     """The experiment's prompt strategy and the settings it reads (the options: the study's classes)."""
     cfg = exp.llm
+    prompt = "paper" if cfg.prompt == MANIFEST else cfg.prompt  # manifest: each request carries its item's own
     return strategy(cfg.strategy), StrategyOptions(tuple(classes), top_k=min(cfg.top_k, len(classes)),
-                                                   structured_via=cfg.structured_via, prompt=cfg.prompt)
+                                                   structured_via=cfg.structured_via, prompt=prompt)
 
 
 def images_per_request(exp) -> int:
@@ -164,7 +166,8 @@ def estimate_llm_experiment(exp, split: SplitData) -> LLMEstimate:
     strat, sopts = strategy_of(exp, split.classes)
     if images_per_request(exp) > 1:
         return _estimate_several(exp, strat.ask(sopts, ["0"]).prompt, strat, sopts, [str(i) for i in part.ids[idx]])
-    prompt = strat.ask(sopts, ["0"]).prompt
+    items = item_prompts(exp, split, [str(i) for i in part.ids[idx]])
+    prompt = items.longest() if items else strat.ask(sopts, ["0"]).prompt  # manifest: the longest, an upper bound
     n = len(idx)
     pt = prompt_tokens_estimate(prompt, cfg.image_size, ep.detail)
     ct, why = expected_completion_tokens(ep)
@@ -230,6 +233,12 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     strat, sopts = strategy_of(exp, split.classes)
     asked = strat.ask(sopts, ["0"])  # one image a request (several: each request's own, see ferbench.llm.multi)
     prompt, fmt = asked.prompt, asked.response_format
+    try:
+        items = item_prompts(exp, split, [str(i) for i in part.ids[idx]])
+    except FerbenchError as exc:
+        return LLMRun(LLMFields(endpoint=ep, strategy=strat.name), "failed", error=str(exc))
+    if items:
+        prompt = f"{MANIFEST}: each image's own prompt from the manifest ({len(set(items.prompts.values())):,} distinct)"
     base_url = _base_url(ep)
     sample = LLMSample(split=cfg.sample.split, per_class=cfg.sample.per_class, seed=cfg.sample.seed, n=len(idx),
                        ids=part.ids[idx].tolist(), notes=notes, image=_image_note(cfg.image_size, part.images))
@@ -255,7 +264,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     pngs = {str(part.ids[i]): png_bytes(part.images[i], cfg.image_size) for i in idx}
     # bound to the config and to the very images: other data under the same ids never resumes
     h = exp.config_hash() + "-" + hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in pngs.values())).hexdigest()[:16]
-    out = _Run(exp, store, opts, log, key, base_url, asked, pngs, h, est, (strat, sopts)).run(
+    out = _Run(exp, store, opts, log, key, base_url, asked, pngs, h, est, (strat, sopts), items).run(
         base, part, idx, list(split.classes))
     # The sampled images stay beside the answers so the report can show them.
     out.images = {"ids": part.ids[idx].astype(str), "images": part.images[idx]}
@@ -265,7 +274,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
 class _Run:
     """The state of one LLM experiment while it runs."""
 
-    def __init__(self, exp, store, opts, log, key, base_url, asked, pngs, h, est, strat):
+    def __init__(self, exp, store, opts, log, key, base_url, asked, pngs, h, est, strat, items=None):
         self.exp, self.ep, self.cfg, self.store, self.opts, self.log = exp, exp.llm_endpoint, exp.llm, store, opts, log
         self.key, self.base_url, self.pngs, self.h = key, base_url, pngs, h
         self.strategy, self.sopts = strat
@@ -285,6 +294,7 @@ class _Run:
                                  sleep=opts.sleep, extra_body=asked.extra_body, text_limit=self.strategy.text_limit)
         per = images_per_request(exp)
         self.several = Several(self, per) if per > 1 else None
+        self.items = items  # prompt: manifest: each image's own prompt and candidate labels (ferbench.llm.items)
         self.server = {"base_url": base_url or "", "provider": ep.provider, "api_version": ep.api_version, "api": ep.api}
         # money: earlier runs' spend on the answers resumed here counts against --max-cost
         self.journal = store.journal(exp.id, h)
@@ -329,9 +339,12 @@ class _Run:
             self.cache.put(self._ck(iid), rec)  # one image's own request only (never a part of several)
         return rec
 
+    def _item(self, iid: str) -> dict | None:
+        return self.items.request(iid) if self.items else None
+
     def _ck(self, iid: str) -> str:
-        return cache_key(server=self.server, request=self.endpoint.body(None, self.ep.max_completion_tokens),
-                         image=self.pngs[iid])
+        return cache_key(server=self.server, request=self.endpoint.body(None, self.ep.max_completion_tokens,
+                                                                        self._item(iid)), image=self.pngs[iid])
 
     # --- asking ------------------------------------------------------------------------------------
     def _ask(self, iid: str) -> dict:
@@ -345,11 +358,11 @@ class _Run:
 
     def _ask_unguarded(self, iid: str) -> dict:
         e, budget = self.endpoint, self.ep.max_completion_tokens
-        ans = e.ask(self.pngs[iid], budget, self.meter)
+        ans = e.ask(self.pngs[iid], budget, self.meter, self._item(iid))
         retried = False
         if ans.status == "truncated" and self.ep.truncation_retry_factor > 1:
             first = ans
-            ans = e.ask(self.pngs[iid], retry_budget(self.ep, budget), self.meter)
+            ans = e.ask(self.pngs[iid], retry_budget(self.ep, budget), self.meter, self._item(iid))
             if ans.status == "not_sent":
                 ans = first
             else:
@@ -544,7 +557,8 @@ class _Run:
                 # one line of several images' answer, or one image's whole answer
                 ranking = self.strategy.ranking(text, self.sopts) if rec.get("segment") else \
                     self.strategy.parse(text, self.sopts)
-            ranked = [classes.index(c) for c in ranking if c in classes]
+            ranked = [classes.index(c) for c in ranking if c in classes and (
+                self.items is None or self.items.allows(iid, c))]  # manifest: only the item's candidates count
             status = outcome(rec, ranked)
             pred = ranked[0] if status == "ok" else -1
             where = str(part.usage[i]) if "+" in self.cfg.sample.split else self.cfg.sample.split
