@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from .metrics import min_detectable_difference, summarize
+from .llm.outcomes import outcome_counts, top_k_accuracy
+from .metrics import summarize
 from .predictions import SINGLE_VIEW, Predictions
 from .schema.results import EvalMetrics, ExperimentResult
 
@@ -45,13 +46,6 @@ def _mismatch(stored, fresh, where: str) -> str | None:
     return None
 
 
-def _llm_counts(status: np.ndarray, n: int, accuracy: float) -> dict:
-    c = {s: int((status == s).sum()) for s in ("ok", "unparsed", "truncated", "error", "not_sent")}
-    return {"unparsed": c["unparsed"], "truncated": c["truncated"], "errors": c["error"] + c["not_sent"],
-            "not_sent": c["not_sent"], "answered": c["ok"] + c["unparsed"] + c["truncated"],
-            "min_detectable_difference": min_detectable_difference(n, accuracy)}
-
-
 def _recompute(result: ExperimentResult, part: str, preds: Predictions, k: int) -> EvalMetrics:
     llm = result.kind == "llm"
     rows = np.arange(len(preds.ids)) if llm else preds.rows(part)
@@ -67,7 +61,10 @@ def _recompute(result: ExperimentResult, part: str, preds: Predictions, k: int) 
             raise ValueError("predictions.csv has probabilities of the wrong shape or not finite")
     fresh = summarize(t, p, proba, num_classes=k, no_answer_column=llm)
     if llm:
-        fresh.update(_llm_counts(preds["status"][rows], len(rows), fresh["accuracy"]))
+        fresh.update(outcome_counts(preds["status"][rows], len(rows), fresh["accuracy"]))
+        if "ranking" in preds.extra:  # a ranking strategy: top-k from the rankings, k from the config
+            k_top = min(result.config.llm.top_k, k)
+            fresh.update(top_k=k_top, top_k_accuracy=top_k_accuracy(t, preds["ranking"][rows], k_top, k))
     return EvalMetrics.model_validate(fresh)
 
 

@@ -21,6 +21,10 @@ What it emulates (the real ``openai`` client talks to it):
 - Files and Batches (``/files``, ``/files/{id}/content``, ``/batches``, ``/batches/{id}``): a batch runs each
   line through the same model rules and script when :meth:`FakeOpenAI.finish_batches` is called (or after
   ``batch_polls`` status checks); lines that do not answer 200 go to the error file.
+- Several images in one request (each after a text label ``Image k (id ...)``): :func:`images_of` lists a
+  request's (label, sha256) pairs for a script; :func:`lines_for` writes the line answer, with a wrong count on
+  demand. ``Reply(refusal=...)`` answers with OpenAI's refusal field (no content); ``Reply(finish_reason=
+  "content_filter", text="")`` is a content-filter block.
 - Faults (``Reply(fault=...)``): ``trickle``, ``cut`` (hangs up mid-body), ``bad_gzip``, ``malformed``,
   ``html``, ``no_choices``, ``non_utf8``, ``surrogate``, ``huge``; ``Reply(content=[...])`` sends a
   non-string content.
@@ -46,9 +50,30 @@ _MISSING = object()
 
 class Reply:
     def __init__(self, text=None, status=200, headers=None, delay=0.0, fault=None, content=_MISSING,
-                 error=None, usage=True, finish_reason="stop"):
+                 error=None, usage=True, finish_reason="stop", refusal=None):
         self.text, self.status, self.headers, self.delay = text, status, headers or {}, delay
         self.fault, self.content, self.error, self.usage, self.finish_reason = fault, content, error, usage, finish_reason
+        self.refusal = refusal
+
+
+def images_of(body) -> list[tuple[str | None, str]]:
+    """(label, sha256 of the image) for every image of a request, in order (label: the text part before it)."""
+    parts = body["messages"][0]["content"] if "messages" in body else body["input"][0]["content"]
+    out, label = [], None
+    for n, c in enumerate(parts):
+        if c["type"] in ("text", "input_text"):
+            label = c["text"] if n else None
+        elif c["type"] in ("image_url", "input_image"):
+            url = c["image_url"]["url"] if c["type"] == "image_url" else c["image_url"]
+            out.append((label, hashlib.sha256(base64.b64decode(url.split(",", 1)[1])).hexdigest()))
+            label = None
+    return out
+
+
+def lines_for(body, answer, drop=0) -> str:
+    """The line answer to a several-image request: ``answer(sha)`` for each image, the last ``drop`` left out."""
+    imgs = images_of(body)
+    return "\n".join(f"{label}: {answer(sha)}" for label, sha in imgs[: len(imgs) - drop])
 
 
 REASONING_BY_EFFORT = {"none": 0, "minimal": 16, "low": 120, "medium": 300, "high": 1200, "xhigh": 2400}
@@ -208,17 +233,13 @@ class FakeOpenAI:
         """(status, payload, headers, fault, delay) for one model request; also used for batch lines."""
         model = deployment or body.get("model", "")
         if kind == "chat":
-            parts = body["messages"][0]["content"]
-            url = next(c for c in parts if c["type"] == "image_url")["image_url"]["url"]
             budget_field = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
             budget = body.get(budget_field)
             effort = body.get("reasoning_effort")
         else:
-            parts = body["input"][0]["content"]
-            url = next(c for c in parts if c["type"] == "input_image")["image_url"]
             budget_field, budget = "max_output_tokens", body.get("max_output_tokens")
             effort = (body.get("reasoning") or {}).get("effort")
-        sha = hashlib.sha256(base64.b64decode(url.split(",", 1)[1])).hexdigest()
+        sha = images_of(body)[0][1]  # the first image's (several: see images_of)
         with self.lock:
             n = len(self.requests)
             self.requests.append({"body": body, "sha": sha, "auth": auth, "kind": kind, "model": model,
@@ -258,12 +279,12 @@ class FakeOpenAI:
             reasoning = min(reasoning, budget)
         if r.fault == "huge":
             text = "happy " * ((2 << 20) // 6)
-        content = r.content if r.content is not _MISSING else text
+        content = r.content if r.content is not _MISSING else (None if r.refusal else text)
         usage_on = r.usage and self.usage
         if kind == "chat":
+            message = {"role": "assistant", "content": content, **({"refusal": r.refusal} if r.refusal else {})}
             payload = {"id": f"chatcmpl-{n}", "object": "chat.completion", "created": 0, "model": model,
-                       "choices": [{"index": 0, "finish_reason": finish,
-                                    "message": {"role": "assistant", "content": content}}]}
+                       "choices": [{"index": 0, "finish_reason": finish, "message": message}]}
             if usage_on:
                 payload["usage"] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
                                     "total_tokens": self.prompt_tokens + completion,
@@ -272,7 +293,8 @@ class FakeOpenAI:
             out = [{"type": "reasoning", "id": f"rs_{n}", "summary": []}] if reasoning else []
             if finish != "length":
                 out.append({"type": "message", "id": f"msg_{n}", "role": "assistant", "status": "completed",
-                            "content": [{"type": "output_text", "text": content, "annotations": []}]})
+                            "content": [{"type": "refusal", "refusal": r.refusal} if r.refusal else
+                                        {"type": "output_text", "text": content, "annotations": []}]})
             payload = {"id": f"resp_{n}", "object": "response", "created_at": 0, "model": model,
                        "status": "incomplete" if finish == "length" else "completed",
                        "incomplete_details": {"reason": "max_output_tokens"} if finish == "length" else None,
@@ -418,7 +440,8 @@ def synthetic_split(n: int = 1400):
 
 
 def llm_experiment(eid="s.llm.m", *, per_class=3, prompt="paper", image_size=48, concurrency=4, max_retries=1,
-                   timeout=10.0, batch_wait=0.0, batch_poll_interval=0.01, deviations=(), **endpoint):
+                   timeout=10.0, batch_wait=0.0, batch_poll_interval=0.01, deviations=(), llm=None, **endpoint):
+    """One LLM experiment; ``llm``: more settings of the llm block (strategy, top_k, images_per_request ...)."""
     from ferbench.schema.experiment import LLMExperiment as Experiment
     from ferbench.schema.llm import EndpointConfig, LLMConfig
     from ferbench.schema.suite import SplitConfig
@@ -427,7 +450,7 @@ def llm_experiment(eid="s.llm.m", *, per_class=3, prompt="paper", image_size=48,
     ep = EndpointConfig(**endpoint)
     llm = LLMConfig(endpoints=[ep], sample={"per_class": per_class}, prompt=prompt, image_size=image_size,
                     concurrency=concurrency, max_retries=max_retries, timeout=timeout, batch_wait=batch_wait,
-                    batch_poll_interval=batch_poll_interval)
+                    batch_poll_interval=batch_poll_interval, **(llm or {}))
     return Experiment(id=eid, study="s", kind="llm", label=ep.label or ep.model, split=SplitConfig(),
                       llm_endpoint=ep, llm=llm, deviations=list(deviations))
 

@@ -11,7 +11,8 @@ extension, any case). The matched images are the test set; names matching no ima
 (ambiguous) are counted and named in the split's notes, and a ``true_label`` that disagrees with the
 dataset's label is reported, never used. Every other image (groups kept whole) is the pool for train and
 a stratified ``val_fraction`` of it for val. Each test image's prompt and candidate labels are kept on the
-split (:attr:`SplitData.test_items`) for an LLM experiment to use; the LLM runner does not read them yet.
+split (:attr:`SplitData.test_items`); an LLM experiment with ``prompt: manifest`` sends each image with its
+own prompt and parses its answer against its candidate labels (:mod:`ferbench.llm.items`).
 """
 from __future__ import annotations
 

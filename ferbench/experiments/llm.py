@@ -32,11 +32,13 @@ def _prepare(store: RunStore, exps: list[LLMExperiment], options: RunOptions) ->
 
 
 def _estimate(exp: LLMExperiment, split: SplitData) -> dict:
-    from ..llm.prompts import get_prompt
-    from ..llm.query import estimate_llm_experiment
+    from ..llm.query import estimate_llm_experiment, strategy_of
 
-    prompt, fmt = get_prompt(exp.llm.prompt)  # the plan shows what would be asked
-    return {**estimate_llm_experiment(exp, split).model_dump(), "prompt": prompt, "response_format": fmt}
+    strat, sopts = strategy_of(exp, split.classes)
+    asked = strat.ask(sopts, ["0"])  # the plan shows what would be asked (one image a request)
+    prompt = "each image's own prompt from the manifest" if exp.llm.prompt == "manifest" else asked.prompt
+    return {**estimate_llm_experiment(exp, split).model_dump(), "prompt": prompt,
+            "response_format": asked.response_format, "strategy": strat.name}
 
 
 LLM = ExperimentKind("llm", run_llm, preflight=_preflight, prepare=_prepare,

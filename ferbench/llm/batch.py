@@ -94,7 +94,7 @@ class BatchRunner:
             return {}, skipped
         url = "/v1/responses" if self.e.ep.api == "responses" else "/v1/chat/completions"
         ids = [iid for iid, _ in sent]
-        lines = [json.dumps({"custom_id": f"r{n}", "method": "POST", "url": url, "body": self.e.body(png, budget)})
+        lines = [json.dumps({"custom_id": f"r{n}", "method": "POST", "url": url, "body": _flat(self.e.body(png, budget))})
                  for n, (_, png) in enumerate(sent)]
         data = ("\n".join(lines) + "\n").encode()
         st = {"open": True, "ids": ids, "budget": budget, "reserved_usd": reserved, "endpoint": url,
@@ -187,4 +187,10 @@ class BatchRunner:
         except BadAnswer as exc:
             return Answer(None, "error", attempts=1, error=str(exc))
         ans.attempts = 1
-        return finish_text(ans, self.e.key)
+        return finish_text(ans, self.e.key, self.e.text_limit)
+
+
+def _flat(body: dict) -> dict:
+    """A batch line carries the JSON body itself: fields beyond OpenAI's (``extra_body``) merged in."""
+    extra = body.pop("extra_body", None)
+    return {**body, **extra} if extra else body

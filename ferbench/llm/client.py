@@ -75,6 +75,7 @@ class Answer:
     attempts: int = 0
     error: str | None = None
     capped: bool = False  # text longer than MAX_TEXT_CHARS, cut
+    refusal: str | None = None  # the server's refusal field (OpenAI structured outputs), when it sent one
 
 
 @dataclass
@@ -157,16 +158,28 @@ def image_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
+def _content(ep: EndpointConfig, prompt: str, png) -> list[dict]:
+    """The user message: the prompt, then the image, or each labelled image of a list of (label, png)."""
+    images = png if isinstance(png, list) else [(None, png)]
+    text, image = ("input_text", "input_image") if ep.api == "responses" else ("text", "image_url")
+    out = [{"type": text, "text": prompt}]
+    for label, data in images:
+        url = image_url(data) if data is not None else None
+        if label is not None:
+            out.append({"type": text, "text": label})
+        out.append({"type": image, "image_url": url, "detail": ep.detail} if ep.api == "responses"
+                   else {"type": image, "image_url": {"url": url, "detail": ep.detail}})
+    return out
+
+
 def request_body(ep: EndpointConfig, adapt: Adaptations, *, prompt: str, response_format: dict | None,
-                 png: bytes | None, budget: int) -> dict:
-    """The JSON body of one request (``png=None`` gives a body without the image, e.g. for cache keys)."""
-    url = image_url(png) if png is not None else None
+                 png: bytes | list | None, budget: int, extra_body: dict | None = None) -> dict:
+    """The JSON body of one request (``png=None`` gives a body without the image, e.g. for cache keys; a list
+    of (label, png or None) sends several labelled images). ``extra_body``: fields beyond OpenAI's (vLLM)."""
     drop = adapt.dropped
     if ep.api == "responses":
         body: dict = {"model": ep.model, "max_output_tokens": budget,
-                      "input": [{"role": "user", "content": [
-                          {"type": "input_text", "text": prompt},
-                          {"type": "input_image", "image_url": url, "detail": ep.detail}]}]}
+                      "input": [{"role": "user", "content": _content(ep, prompt, png)}]}
         if ep.temperature is not None and "temperature" not in drop:
             body["temperature"] = ep.temperature
         if ep.reasoning_effort is not None and not drop & {"reasoning", "reasoning_effort"}:
@@ -175,15 +188,19 @@ def request_body(ep: EndpointConfig, adapt: Adaptations, *, prompt: str, respons
             js = response_format["json_schema"]
             body["text"] = {"format": {"type": "json_schema", "name": js["name"], "schema": js["schema"],
                                        "strict": js.get("strict", True)}}
+        if extra_body:
+            body["extra_body"] = extra_body
         return body
-    body = {"model": ep.model, adapt.token_param: budget, "messages": [{"role": "user", "content": [
-        {"type": "text", "text": prompt}, {"type": "image_url", "image_url": {"url": url, "detail": ep.detail}}]}]}
+    body = {"model": ep.model, adapt.token_param: budget,
+            "messages": [{"role": "user", "content": _content(ep, prompt, png)}]}
     if ep.temperature is not None and "temperature" not in drop:
         body["temperature"] = ep.temperature
     if ep.reasoning_effort is not None and "reasoning_effort" not in drop:
         body["reasoning_effort"] = ep.reasoning_effort
     if response_format and "response_format" not in drop:
         body["response_format"] = response_format
+    if extra_body:
+        body["extra_body"] = extra_body  # the openai client merges it into the JSON body
     return body
 
 
@@ -218,6 +235,7 @@ def answer_from_json(obj: object, api: str) -> Answer:
     if not isinstance(obj, dict):
         raise BadAnswer(f"answer body is a JSON {type(obj).__name__}, not an object")
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
+    refusal = None
     if api == "responses":
         out = obj.get("output")
         if not isinstance(out, list):
@@ -226,6 +244,8 @@ def answer_from_json(obj: object, api: str) -> Answer:
         for item in out:
             if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("content"), list):
                 for c in item["content"]:
+                    if isinstance(c, dict) and c.get("type") == "refusal" and isinstance(c.get("refusal"), str):
+                        refusal = c["refusal"]
                     if isinstance(c, dict) and c.get("type") == "output_text":
                         if not isinstance(c.get("text"), str):
                             raise BadAnswer("answer output_text is not a string")
@@ -247,20 +267,25 @@ def answer_from_json(obj: object, api: str) -> Answer:
         if text is not None and not isinstance(text, str):
             raise BadAnswer(f"answer content is a JSON {type(text).__name__}, not a string")
         finish = choices[0].get("finish_reason") if isinstance(choices[0].get("finish_reason"), str) else None
+        refusal = msg.get("refusal") if isinstance(msg.get("refusal"), str) and msg.get("refusal") else None
         pt, ct = (_int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))) if usage else (0, 0)
         det = usage.get("completion_tokens_details") if usage else None
     rt = _int(det.get("reasoning_tokens")) if isinstance(det, dict) else 0
     status = "truncated" if finish == "length" and not (text or "").strip() else "ok"
-    return Answer(text, status, finish[:40] if finish else None, pt, ct, rt, usage is not None)
+    return Answer(text, status, finish[:40] if finish else None, pt, ct, rt, usage is not None,
+                  refusal=refusal[:MAX_TEXT_CHARS] if refusal else None)
 
 
-def finish_text(ans: Answer, secret: str | None) -> Answer:
-    """Cap, clean and redact the answer text; invalid Unicode makes the image's answer an error."""
+def finish_text(ans: Answer, secret: str | None, limit: int = MAX_TEXT_CHARS) -> Answer:
+    """Cap (at ``limit`` characters), clean and redact the answer text (and a refusal's); invalid Unicode makes
+    the image's answer an error."""
+    if ans.refusal is not None:
+        ans.refusal = redact(clean_text(ans.refusal)[0], secret)
     if ans.text is None:
         return ans
     text = ans.text
-    if len(text) > MAX_TEXT_CHARS:
-        text, ans.capped = text[:MAX_TEXT_CHARS] + f" [... {len(ans.text) - MAX_TEXT_CHARS} more characters]", True
+    if len(text) > limit:
+        text, ans.capped = text[:limit] + f" [... {len(ans.text) - limit} more characters]", True
     text, bad = clean_text(text)
     ans.text = redact(text, secret)
     if bad:
@@ -301,8 +326,10 @@ class Endpoint:
     def __init__(self, ep: EndpointConfig, *, api_key: str, base_url: str | None, prompt: str,
                  response_format: dict | None, timeout: float, max_retries: int,
                  adaptations: Adaptations | None = None, base_delay: float = 1.0, max_delay: float = 60.0,
-                 sleep=time.sleep, client: openai.OpenAI | None = None):
+                 sleep=time.sleep, client: openai.OpenAI | None = None, extra_body: dict | None = None,
+                 text_limit: int = MAX_TEXT_CHARS):
         self.ep, self.key, self.prompt, self.response_format = ep, api_key, prompt, response_format
+        self.extra_body, self.text_limit = extra_body, text_limit
         self.timeout, self.max_retries = timeout, max_retries
         self.base_delay, self.max_delay, self.sleep = base_delay, max_delay, sleep
         self.adapt = adaptations or Adaptations(default_token_param(ep, base_url))
@@ -316,9 +343,13 @@ class Endpoint:
         self.stop_reason = "the run was interrupted"
         self.stop.set()
 
-    def body(self, png: bytes | None, budget: int) -> dict:
-        body = request_body(self.ep, self.adapt, prompt=self.prompt, response_format=self.response_format,
-                            png=png, budget=budget)
+    def body(self, png: bytes | list | None, budget: int, request: dict | None = None) -> dict:
+        """``request``: this request's own prompt / response_format / extra_body (several images), else the
+        endpoint's."""
+        r = request or {}
+        body = request_body(self.ep, self.adapt, prompt=r.get("prompt", self.prompt),
+                            response_format=r.get("response_format", self.response_format),
+                            png=png, budget=budget, extra_body=r.get("extra_body", self.extra_body))
         # a local server's ignored fields are left out (and recorded), so the result claims only what it saw
         body, self.not_sent = provider(self.ep.provider).fit(body)
         return body
@@ -343,8 +374,9 @@ class Endpoint:
                 raise _Dropped(type(exc).__name__) from None
             return b"".join(chunks)
 
-    def ask(self, png: bytes, budget: int, meter=None) -> Answer:
-        """One image at ``budget`` completion tokens. ``meter`` (optional) gates and accounts every attempt:
+    def ask(self, png: bytes | list, budget: int, meter=None, request: dict | None = None) -> Answer:
+        """One image (or a list of labelled ones, with their ``request``, see :meth:`body`) at ``budget``
+        completion tokens. ``meter`` (optional) gates and accounts every attempt:
         ``meter.reserve(budget) -> hold | None`` (None: over the cost cap, nothing is sent) and
         ``meter.settle(hold, answer_or_None, charged)``."""
         attempt, adapted = 0, 0
@@ -357,14 +389,14 @@ class Endpoint:
             attempt += 1
             charged, ans = False, None
             try:
-                raw = self._post(self.body(png, budget))
+                raw = self._post(self.body(png, budget, request))
                 charged = True
                 try:
                     ans = answer_from_json(decode_json(raw), self.ep.api)
                 except BadAnswer as exc:
                     ans = Answer(None, "error", error=str(exc))
                 ans.attempts = attempt
-                return finish_text(ans, self.key)
+                return finish_text(ans, self.key, self.text_limit)
             except _TooBig:
                 charged = True
                 ans = Answer(None, "error", attempts=attempt, error=f"answer body over {MAX_BODY_BYTES} bytes: not read")

@@ -22,9 +22,9 @@ from PIL import Image
 from ..data.dataset import FERData
 from ..data.splits import SplitData
 from ..errors import FerbenchError
-from ..metrics import min_detectable_difference, summarize
+from ..metrics import summarize
 from ..schema.results import (EvalMetrics, LLMAdaptation, LLMBatch, LLMEstimate, LLMFields, LLMRequest, LLMSample,
-                              LLMUsage, UnparsedAnswer)
+                              LLMSeveral, LLMUsage, UnparsedAnswer)
 from ..store import RunStore
 from .batch import BatchRunner
 from .cache import ResponseCache, cache_key
@@ -46,15 +46,19 @@ from .cost import (
     expected_completion_tokens,
     prompt_tokens_estimate,
 )
-from .parse import contempt_folded, parse_answer
-from .prompts import get_prompt
+from .items import MANIFEST, item_prompts
+from .multi import Several, budget, request_tokens
+from .outcomes import outcome, outcome_counts, ranking_cell, top_k_accuracy
+from .parse import contempt_folded
 from .providers import provider
 from .sampler import stratified_sample
 from .serving import base_url as resolve_base_url
 from .serving import check_server, endpoint_key, throughput
 from .sweeps import collapse_repeats, request_items, shown_images
+from .strategies import Strategy, StrategyOptions, strategy
 
 SPEND_STATE, ADAPT_STATE = "llm_spend", "llm_adaptations"
+MAX_JOURNAL_TEXT = 16000  # the longest answer text a strategy keeps (reasoning)
 
 
 @dataclass
@@ -129,6 +133,18 @@ def _base_url(ep) -> str | None:
     return resolve_base_url(ep)
 
 
+def strategy_of(exp, classes) -> tuple[Strategy, StrategyOptions]:
+    """The experiment's prompt strategy and the settings it reads (the options: the study's classes)."""
+    cfg = exp.llm
+    prompt = "paper" if cfg.prompt == MANIFEST else cfg.prompt  # manifest: each request carries its item's own
+    return strategy(cfg.strategy), StrategyOptions(tuple(classes), top_k=min(cfg.top_k, len(classes)),
+                                                   structured_via=cfg.structured_via, prompt=prompt)
+
+
+def images_per_request(exp) -> int:
+    return exp.llm_endpoint.images_per_request or exp.llm.images_per_request
+
+
 def _sample(exp, split):
     cfg = exp.llm
     part = sample_partition(split, cfg.sample.split)
@@ -146,8 +162,12 @@ def _image_note(size: int, images: np.ndarray) -> str:
 def estimate_llm_experiment(exp, split: SplitData) -> LLMEstimate:
     """What an LLM experiment would send and cost; sends nothing (for dry runs and cost checks)."""
     ep, cfg = exp.llm_endpoint, exp.llm
-    _, idx, _ = _sample(exp, split)
-    prompt, _ = get_prompt(cfg.prompt, split.classes)  # the options: the study's classes
+    part, idx, _ = _sample(exp, split)
+    strat, sopts = strategy_of(exp, split.classes)
+    if images_per_request(exp) > 1:
+        return _estimate_several(exp, strat.ask(sopts, ["0"]).prompt, strat, sopts, [str(i) for i in part.ids[idx]])
+    items = item_prompts(exp, split, [str(i) for i in part.ids[idx]])
+    prompt = items.longest() if items else strat.ask(sopts, ["0"]).prompt  # manifest: the longest, an upper bound
     n = len(idx) * cfg.repeats  # repeats: one request per answer
     pt = prompt_tokens_estimate(prompt, cfg.image_size, ep.detail)
     ct, why = expected_completion_tokens(ep)
@@ -164,6 +184,28 @@ def estimate_llm_experiment(exp, split: SplitData) -> LLMEstimate:
                        estimated_cost_usd=total(ct), max_cost_usd=total(ep.max_completion_tokens),
                        prices_per_1m=None if not ep.priced else [ep.price_input_per_1m, ep.price_output_per_1m],
                        batch_price_factor=ep.batch_price_factor if ep.batch else None)
+
+
+def _estimate_several(exp, prompt1: str, strat: Strategy, sopts: StrategyOptions, ids: list[str]) -> LLMEstimate:
+    """Requests of ``images_per_request`` labelled images: fewer requests, each with every image's tokens, and
+    a completion budget of max_completion_tokens per image (what the --max-cost reservation holds)."""
+    ep, cfg, per = exp.llm_endpoint, exp.llm, images_per_request(exp)
+    groups = [ids[i:i + per] for i in range(0, len(ids), per)] or [[]]
+    pts = [request_tokens(strat.ask(sopts, g).prompt if len(g) > 1 else prompt1, g, cfg.image_size, ep.detail)
+           for g in groups if g]
+    ct, why = expected_completion_tokens(ep)
+    cts = [ct * len(g) for g in groups if g]
+    worst = [budget(ep.max_completion_tokens, len(g)) for g in groups if g]
+
+    def total(c):
+        return sum(cost_usd(ep, p, x) or 0.0 for p, x in zip(pts, c)) if ep.priced else None
+
+    return LLMEstimate(requests=len(pts), prompt_tokens_per_request=max(pts, default=0),
+                       completion_tokens_per_request=max(cts, default=0),
+                       completion_assumption=f"{why}, per image; {per} images per request",
+                       estimated_prompt_tokens=sum(pts), estimated_completion_tokens=sum(cts),
+                       estimated_cost_usd=total(cts), max_cost_usd=total(worst),
+                       prices_per_1m=None if not ep.priced else [ep.price_input_per_1m, ep.price_output_per_1m])
 
 
 def _usd(v: float | None) -> str:
@@ -188,7 +230,15 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
     log = console.print if console is not None else (lambda *a, **k: None)  # a rich Console
     ep, cfg = exp.llm_endpoint, exp.llm
     part, idx, notes = _sample(exp, split)
-    prompt, fmt = get_prompt(cfg.prompt, split.classes)  # the options: the study's classes
+    strat, sopts = strategy_of(exp, split.classes)
+    asked = strat.ask(sopts, ["0"])  # one image a request (several: each request's own, see ferbench.llm.multi)
+    prompt, fmt = asked.prompt, asked.response_format
+    try:
+        items = item_prompts(exp, split, [str(i) for i in part.ids[idx]])
+    except FerbenchError as exc:
+        return LLMRun(LLMFields(endpoint=ep, strategy=strat.name), "failed", error=str(exc))
+    if items:
+        prompt = f"{MANIFEST}: each image's own prompt from the manifest ({len(set(items.prompts.values())):,} distinct)"
     base_url = _base_url(ep)
     try:  # a colour variant on grayscale data is refused, never faked
         shown, refused = shown_images(part.images[idx], cfg.color), None
@@ -198,7 +248,7 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
                        ids=part.ids[idx].tolist(), notes=notes, image=_image_note(cfg.image_size, shown))
     est = estimate_llm_experiment(exp, split)
     base = LLMFields(endpoint=ep.model_copy(update={"base_url": base_url}), prompt=prompt, response_format=fmt,
-                     sample=sample, estimate=est)
+                     sample=sample, estimate=est, strategy=strat.name, parse_rule=strat.parse_rule)
     if refused:
         return LLMRun(base, "failed", error=refused)
     if dry_run:
@@ -222,13 +272,13 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
             base.server = check_server(ep, base_url, key)
         except EndpointFailure as exc:
             return LLMRun(base, "failed", error=redact(f"{ep.model}: {exc}", key))
-    items = request_items([str(part.ids[i]) for i in idx], cfg.repeats)  # journal key -> (image id, repeat)
+    repeat_of = request_items([str(part.ids[i]) for i in idx], cfg.repeats)  # journal key -> (image id, repeat)
     first = {str(part.ids[i]): png_bytes(im, cfg.image_size) for i, im in zip(idx, shown)}
-    pngs = {k: first[iid] for k, (iid, _) in items.items()}
+    pngs = {k: first[iid] for k, (iid, _) in repeat_of.items()}
     # bound to the config and to the very images: other data under the same ids never resumes
     h = exp.config_hash() + "-" + hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in pngs.values())).hexdigest()[:16]
-    runner = _Run(exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est)
-    runner.items = items
+    runner = _Run(exp, store, opts, log, key, base_url, asked, pngs, h, est, (strat, sopts), items)
+    runner.repeat_of = repeat_of
     out = runner.run(base, part, idx, list(split.classes))
     # The sampled images stay beside the answers so the report can show them (as sent, before resizing).
     out.images = {"ids": part.ids[idx].astype(str), "images": shown}
@@ -238,10 +288,11 @@ def run_llm_experiment(exp, split: SplitData, store: RunStore, console=None,
 class _Run:
     """The state of one LLM experiment while it runs."""
 
-    def __init__(self, exp, store, opts, log, key, base_url, prompt, fmt, pngs, h, est):
+    def __init__(self, exp, store, opts, log, key, base_url, asked, pngs, h, est, strat, items=None):
         self.exp, self.ep, self.cfg, self.store, self.opts, self.log = exp, exp.llm_endpoint, exp.llm, store, opts, log
         self.key, self.base_url, self.pngs, self.h = key, base_url, pngs, h
-        self.items: dict[str, tuple[str, int]] = {}  # journal key -> (image id, repeat index)
+        self.repeat_of: dict[str, tuple[str, int]] = {}  # journal key -> (image id, repeat index)
+        self.strategy, self.sopts = strat
         self.lock = threading.Lock()
         self.stats = {"attempts": 0, "cache_hits": 0, "truncated_retries": 0}
         self.sent: list[str] = []  # images this run sends requests for, and how long those took in all
@@ -254,9 +305,13 @@ class _Run:
             st = store.read_state(exp.id, ADAPT_STATE)
             known = st.get("adaptations") if st and st.get("config_hash") == h else self.cache.get_meta(self.ident)
             opts.adaptations[self.ident] = Adaptations.from_state(known, default_token_param(ep, base_url))
-        self.endpoint = Endpoint(ep, api_key=key, base_url=base_url, prompt=prompt, response_format=fmt,
-                                 timeout=self.cfg.timeout, max_retries=self.cfg.max_retries,
-                                 adaptations=opts.adaptations[self.ident], sleep=opts.sleep)
+        self.endpoint = Endpoint(ep, api_key=key, base_url=base_url, prompt=asked.prompt,
+                                 response_format=asked.response_format, timeout=self.cfg.timeout,
+                                 max_retries=self.cfg.max_retries, adaptations=opts.adaptations[self.ident],
+                                 sleep=opts.sleep, extra_body=asked.extra_body, text_limit=self.strategy.text_limit)
+        per = images_per_request(exp)
+        self.several = Several(self, per) if per > 1 else None
+        self.items = items  # prompt: manifest: each image's own prompt and candidate labels (ferbench.llm.items)
         self.server = {"base_url": base_url or "", "provider": ep.provider, "api_version": ep.api_version, "api": ep.api}
         # money: earlier runs' spend on the answers resumed here counts against --max-cost
         self.journal = store.journal(exp.id, h)
@@ -288,21 +343,27 @@ class _Run:
         if state["notes"]:
             self.cache.put_meta(self.ident, state)  # remembered for this endpoint, in every suite
 
-    def _record(self, iid: str, ans: Answer, via: str, retried: bool = False) -> dict:
+    def _record(self, iid: str, ans: Answer, via: str, retried: bool = False, extra: dict | None = None) -> dict:
         rec = {"id": iid, "text": ans.text, "status": ans.status, "finish_reason": ans.finish_reason,
+               "refusal": ans.refusal, **(extra or {}),
                "prompt_tokens": ans.prompt_tokens, "completion_tokens": ans.completion_tokens,
                "reasoning_tokens": ans.reasoning_tokens, "usage_known": ans.usage_known, "attempts": ans.attempts,
                "error": ans.error and redact(ans.error, self.key), "via": via, "truncated_retry": retried,
                "capped": ans.capped}
         if ans.status in ("ok", "truncated"):
             self.journal.append(rec)  # a final answer: a resumed run never pays for it again
-        if ans.status == "ok" and via != "cache":
-            self.cache.put(self._ck(iid), rec)
+        if ans.status == "ok" and via != "cache" and not ans.refusal and not extra:
+            self.cache.put(self._ck(iid), rec)  # one image's own request only (never a part of several)
         return rec
 
+    def _item(self, key: str) -> dict | None:
+        """A manifest item's own request fields (``key``: a journal key, one image or one repeat of it)."""
+        return self.items.request(self.repeat_of.get(key, (key, 0))[0]) if self.items else None
+
     def _ck(self, iid: str) -> str:
-        return cache_key(server=self.server, request=self.endpoint.body(None, self.ep.max_completion_tokens),
-                         image=self.pngs[iid], repeat=self.items.get(iid, (iid, 0))[1])
+        return cache_key(server=self.server, request=self.endpoint.body(None, self.ep.max_completion_tokens,
+                                                                        self._item(iid)),
+                         image=self.pngs[iid], repeat=self.repeat_of.get(iid, (iid, 0))[1])
 
     # --- asking ------------------------------------------------------------------------------------
     def _ask(self, iid: str) -> dict:
@@ -316,11 +377,11 @@ class _Run:
 
     def _ask_unguarded(self, iid: str) -> dict:
         e, budget = self.endpoint, self.ep.max_completion_tokens
-        ans = e.ask(self.pngs[iid], budget, self.meter)
+        ans = e.ask(self.pngs[iid], budget, self.meter, self._item(iid))
         retried = False
         if ans.status == "truncated" and self.ep.truncation_retry_factor > 1:
             first = ans
-            ans = e.ask(self.pngs[iid], retry_budget(self.ep, budget), self.meter)
+            ans = e.ask(self.pngs[iid], retry_budget(self.ep, budget), self.meter, self._item(iid))
             if ans.status == "not_sent":
                 ans = first
             else:
@@ -333,15 +394,27 @@ class _Run:
                     self.stats["truncated_retries"] += 1
         return self._record(iid, ans, "sync", retried)
 
-    def _fan_out(self, todo: list[str], records: dict) -> None:
-        """Ask for ``todo`` with ``concurrency`` requests in flight. Ctrl-C stops sending at once: queued
-        requests are cancelled, the ones on the wire are waited for and journaled (they are paid for)."""
+    def _ask_unit(self, unit: list[str]) -> list[dict]:
+        """The records of one request's images (several: see ferbench.llm.multi)."""
+        if self.several is None or len(unit) == 1:
+            return [self._ask(unit[0])]
+        try:
+            return self.several.ask(unit)
+        except EndpointFailure:
+            raise
+        except Exception as exc:  # noqa: BLE001 - as in _ask: one request's images, not the experiment
+            msg = redact(f"unexpected {type(exc).__name__}: {exc}", self.key)[:500]
+            return [self._record(i, Answer(None, "error", attempts=1, error=msg), "sync") for i in unit]
+
+    def _fan_out(self, units: list[list[str]], records: dict) -> None:
+        """Ask for ``units`` (each one request) with ``concurrency`` requests in flight. Ctrl-C stops sending at
+        once: queued requests are cancelled, the ones on the wire are waited for and journaled (they are paid for)."""
         pool = ThreadPoolExecutor(max_workers=self.cfg.concurrency)
         try:
-            futures = [pool.submit(self._ask, iid) for iid in todo]
+            futures = [pool.submit(self._ask_unit, u) for u in units]
             for f in as_completed(futures):
-                rec = f.result()
-                records[rec["id"]] = rec
+                for rec in f.result():
+                    records[rec["id"]] = rec
         except KeyboardInterrupt:
             self.endpoint.interrupt()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -359,7 +432,7 @@ class _Run:
             if old is not None:
                 records[iid] = old
                 continue
-            hit = self.cache.get(self._ck(iid))
+            hit = self.cache.get(self._ck(iid)) if self.several is None else None  # several: cached per request
             if hit is not None:
                 ans = finish_text(Answer(hit["text"], "ok", hit["finish_reason"], hit["prompt_tokens"],
                                          hit["completion_tokens"], hit["reasoning_tokens"], True, 0), self.key)
@@ -379,13 +452,14 @@ class _Run:
             if open_batch and opts.refresh:  # --refresh-llm: the pending job's answers are not wanted
                 batch.abandon(open_batch)
                 open_batch = None
-            if todo and not open_batch:
-                first = todo.pop(0)  # alone: adapt to the server and measure the prompt before fanning out
-                records[first] = self._ask(first)
+            units = self.several.units(todo) if self.several else [[i] for i in todo]
+            if units and not open_batch:
+                # alone: adapt to the server and measure the prompt before fanning out
+                records.update((r["id"], r) for r in self._ask_unit(units.pop(0)))
             if batch is not None:
-                pending, batch_info = self._batch(batch, open_batch, todo, records)
-            elif todo:
-                self._fan_out(todo, records)
+                pending, batch_info = self._batch(batch, open_batch, [u[0] for u in units], records)
+            elif units:
+                self._fan_out(units, records)
         except EndpointFailure as exc:
             failure = redact(f"{ep.model}: {exc}", self.key)
         finally:
@@ -468,13 +542,16 @@ class _Run:
         """``out`` with the usage, adaptations, request and deviations of this run filled in."""
         ep, fields = self.ep, out.fields
         recs = list(records.values())
-        pt = sum(int(r.get("prompt_tokens") or 0) for r in recs)
-        ct = sum(int(r.get("completion_tokens") or 0) for r in recs)
-        rt = sum(int(r.get("reasoning_tokens") or 0) for r in recs)
+        xp, xc, xr = self.several.extra_tokens if self.several else (0, 0, 0)  # miscounted requests, paid too
+        pt = xp + sum(int(r.get("prompt_tokens") or 0) for r in recs)
+        ct = xc + sum(int(r.get("completion_tokens") or 0) for r in recs)
+        rt = xr + sum(int(r.get("reasoning_tokens") or 0) for r in recs)
         cost = None
         if ep.priced:
-            cost = sum(cost_usd(ep, int(r.get("prompt_tokens") or 0), int(r.get("completion_tokens") or 0),
-                                batch=r.get("via") == "batch") for r in recs)
+            cost = cost_usd(ep, xp, xc) + sum(cost_usd(ep, int(r.get("prompt_tokens") or 0), int(r.get(
+                "completion_tokens") or 0), batch=r.get("via") == "batch") for r in recs)
+        if self.several:
+            fields.several = LLMSeveral(images_per_request=self.several.per, **self.several.stats)
         adapt = self.endpoint.adapt
         fields.usage = LLMUsage(
             requests_sent=self.stats["attempts"], cache_hits=self.stats["cache_hits"],
@@ -499,48 +576,58 @@ class _Run:
             fields.server.not_sent = dict(not_sent)
         out.deviations += [f"{k} not sent: {why}" for k, why in not_sent.items() if k != "detail"]
 
-    def _finish(self, base: LLMFields, part, idx, classes, records, batch_info) -> LLMRun:
-        k, all_records = len(classes), records
-        if self.cfg.repeats > 1:  # each image scored by its majority answer
-            records, base.repeats = collapse_repeats(records, self.items, classes, self.ep.temperature)
-        rows, y_pred, unparsed = [], [], []
+    def _rows(self, part, idx, classes, records) -> tuple[list[list], list[list[int]]]:
+        """predictions.csv rows (status: the image's outcome, see ferbench.llm.outcomes) and each image's ranking."""
+        rows, rankings = [], []
         for i in idx:
             iid = str(part.ids[i])
             rec = records.get(iid) or {"status": "not_sent", "error": "not sent"}
-            cls = parse_answer(rec.get("text"), classes) if rec.get("status") in ("ok", "truncated") else None
-            pred = classes.index(cls) if cls in classes else -1
-            status = rec.get("status") or "error"
-            if status == "ok" and pred < 0:
-                status = "unparsed"
-                unparsed.append({"id": iid, "raw": rec.get("text") or ""})
-            if status == "truncated" and pred >= 0:
-                status = "ok"  # cut off, yet it named a class
+            text = rec.get("text")
+            ranking: list[str] = []
+            if rec.get("status") in ("ok", "truncated") and text:
+                # one line of several images' answer, or one image's whole answer
+                ranking = self.strategy.ranking(text, self.sopts) if rec.get("segment") else \
+                    self.strategy.parse(text, self.sopts)
+            ranked = [classes.index(c) for c in ranking if c in classes and (
+                self.items is None or self.items.allows(iid, c))]  # manifest: only the item's candidates count
+            status = outcome(rec, ranked)
+            pred = ranked[0] if status == "ok" else -1
             where = str(part.usage[i]) if "+" in self.cfg.sample.split else self.cfg.sample.split
-            rows.append([iid, where, int(part.labels[i]), pred, rec.get("text") or "", status,
+            rows.append([iid, where, int(part.labels[i]), pred, text or rec.get("refusal") or "", status,
                          rec.get("error") or "", rec.get("finish_reason") or ""])
-            y_pred.append(pred)
+            rankings.append(ranked if status == "ok" else [])
+        return rows, rankings
+
+    def _finish(self, base: LLMFields, part, idx, classes, records, batch_info) -> LLMRun:
+        k, all_records = len(classes), records
+        if self.cfg.repeats > 1:  # each image scored by its majority answer, read by the experiment's strategy
+            records, base.repeats = collapse_repeats(records, self.repeat_of, classes, self.ep.temperature,
+                                                     parse=lambda t: next(iter(self.strategy.parse(t, self.sopts)), None))
+        rows, rankings = self._rows(part, idx, classes, records)
         y_true = part.labels[idx]
-        y_pred_a = np.array(y_pred, dtype=np.int64)
+        y_pred_a = np.array([r[3] for r in rows], dtype=np.int64)
         metrics = summarize(y_true, y_pred_a, num_classes=k, no_answer_column=True)
-        counts = {s: sum(r[5] == s for r in rows) for s in ("ok", "unparsed", "truncated", "error", "not_sent")}
-        metrics.update(unparsed=counts["unparsed"], truncated=counts["truncated"],
-                       errors=counts["error"] + counts["not_sent"], not_sent=counts["not_sent"],
-                       answered=counts["ok"] + counts["unparsed"] + counts["truncated"],
-                       min_detectable_difference=min_detectable_difference(len(rows), metrics["accuracy"]))
+        metrics.update(outcome_counts([r[5] for r in rows], len(rows), metrics["accuracy"]))
+        header = ["id", "split", "true", "predicted", "raw", "status", "error", "finish_reason"]
+        if self.strategy.ranks:
+            cells = [ranking_cell(r) for r in rankings]
+            metrics.update(top_k=self.sopts.top_k, top_k_accuracy=top_k_accuracy(y_true, cells, self.sopts.top_k, k))
+            header.append("ranking")
+            rows = [r + [c] for r, c in zip(rows, cells)]
         base.metrics = {"sample": EvalMetrics.model_validate(metrics)}
-        base.unparsed = [UnparsedAnswer(**u) for u in unparsed]
+        base.unparsed = [UnparsedAnswer(id=r[0], raw=r[4], outcome=r[5]) for r in rows
+                         if r[5] in ("unparsed", "refusal", "filtered")]
         folded = sum(r[3] >= 0 and contempt_folded(r[4], classes) for r in rows)
         if folded:  # a 7-class study: recorded, never silent
             base.sample.notes.append(f"{folded} answer(s) naming contempt scored as disgust: the study has no "
                                      "contempt class")
         if batch_info:
             base.batch = LLMBatch(**batch_info)
-        out = LLMRun(base, predictions=(["id", "split", "true", "predicted", "raw", "status", "error",
-                                         "finish_reason"], rows))
-        if counts["not_sent"] and self.opts.max_cost is not None and any(
-                "max-cost" in (r[6] or "") for r in rows):
+        out = LLMRun(base, predictions=(header, rows))
+        not_sent = metrics["not_sent"]
+        if not_sent and self.opts.max_cost is not None and any("max-cost" in (r[6] or "") for r in rows):
             out.status, out.error = "failed", (f"stopped at --max-cost {self.opts.max_cost}: "
-                                               f"{counts['not_sent']} image(s) were not sent")
+                                               f"{not_sent} image(s) were not sent")
         elif metrics["errors"]:
             # Not complete: a re-run asks again for exactly these images (received answers are kept).
             out.status, out.error = "failed", (f"{metrics['errors']} of {len(rows)} image(s) got no answer "
@@ -558,9 +645,11 @@ def _resumed(iid: str, old, key: str) -> dict | None:
         v = old.get(k)
         return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10**9 else 0
 
-    fr = old.get("finish_reason")
-    return {"id": iid, "text": finish_text(Answer(old["text"]), key).text, "status": old["status"],
+    fr, refusal = old.get("finish_reason"), old.get("refusal")
+    return {"id": iid, "text": finish_text(Answer(old["text"]), key, MAX_JOURNAL_TEXT).text, "status": old["status"],
             "finish_reason": fr[:40] if isinstance(fr, str) else None, "error": None,
+            "refusal": finish_text(Answer(refusal[:MAX_JOURNAL_TEXT]), key).text if isinstance(refusal, str) else None,
+            "segment": old.get("segment") is True,
             **{k: count(k) for k in ("prompt_tokens", "completion_tokens", "reasoning_tokens", "attempts")},
             "via": old.get("via") if old.get("via") in ("sync", "batch", "batch+sync", "cache") else "sync",
             "resumed": True}

@@ -69,8 +69,9 @@ def majority(answers: list[str | None]) -> tuple[str | None, float]:
 
 
 def collapse_repeats(records: dict, items: dict[str, tuple[str, int]], classes: list[str],
-                     temperature: float | None) -> tuple[dict, LLMRepeats | None]:
+                     temperature: float | None, parse=None) -> tuple[dict, LLMRepeats | None]:
     """Per image, the record scored (the first repeat naming the majority), and the agreement figures.
+    ``parse``: text -> the class it names (the experiment's prompt strategy; default the label rule).
     An image with a repeat that got no answer keeps that failure as its record: the experiment is then
     incomplete and a re-run asks for exactly the missing repeats."""
     by_image: dict[str, list] = {}
@@ -85,7 +86,7 @@ def collapse_repeats(records: dict, items: dict[str, tuple[str, int]], classes: 
             if failed[0] is not None:
                 scored[iid] = {**failed[0], "id": iid}
             continue
-        answers = [parse_answer(rec.get("text"), classes) for _, rec in reps]
+        answers = [(parse or (lambda t: parse_answer(t, classes)))(rec.get("text")) for _, rec in reps]
         answers = [a if a in classes else None for a in answers]
         win, share = majority(answers)
         scored[iid] = {**reps[answers.index(win)][1], "id": iid}

@@ -16,6 +16,7 @@ from ..schema.results import StudyMeta
 from ..store import RunData
 from .document import Figure, Grid, Paragraph, TableBlock, Tile
 from .format import CI, DASH, Num
+from .llm_outcomes import outcome_table, strategy_table
 from .study import label_of, n_seeds, top_confusion
 from .tables import Table
 
@@ -132,11 +133,11 @@ def _local_cost(r) -> str:
 
 
 def unparsed_table(study: StudyMeta, run: RunData) -> Table | None:
-    rows = [[r.label, u.id, u.raw[:200]] for r in run.llms(study.name) for u in r.unparsed]
+    rows = [[r.label, u.id, u.outcome, u.raw[:200]] for r in run.llms(study.name) for u in r.unparsed]
     if not rows:
         return None
-    return Table(f"{study.name}_llm_unparsed", "Unparsed LLM answers (counted as wrong)",
-                 ["model", "image", "raw answer"], rows)
+    return Table(f"{study.name}_llm_unparsed", "LLM answers naming no class: unparsed, refused, blocked (counted as wrong)",
+                 ["model", "image", "outcome", "raw answer"], rows)
 
 
 def _grid(study: StudyMeta, run: RunData, rows: list[_Row], ids: np.ndarray, fig_dir: Path) -> Grid | None:
@@ -231,7 +232,8 @@ def llm_blocks(study: StudyMeta, run: RunData, fig_dir: Path, base: Baselines | 
                                        f"Reported on the paper's own 35 images ({st.source}, % per class)",
                                        ["model", *study.classes, "overall %"], rep,
                                        "The paper's images are not published; its sample differs from ours.")))
-    for t in (usage_table(study, run), unparsed_table(study, run)):
+    for t in (outcome_table(study, run), strategy_table(study, run), usage_table(study, run),
+              unparsed_table(study, run)):
         if t is not None:
             blocks.append(TableBlock(t))
     for r in llms:

@@ -29,16 +29,31 @@ _HASHED_ONLY_WHEN_SET = (("train", "deterministic", False), ("split", "face_dete
                          ("train", "tta_mean", "probabilities"), ("train", "nesterov", False),
                          ("train.augment", "crop", None), ("train.augment", "erase", 0.0),
                          ("split", "manifest", None), ("split", "manifest_sha256", None),
-                         ("llm", "color", None), ("llm", "repeats", 1), ("llm", "sensitivity", None))
+                         ("llm", "color", None), ("llm", "repeats", 1), ("llm", "sensitivity", None),
+                         ("llm", "strategy", "label"), ("llm", "top_k", 5), ("llm", "structured_via", "json_schema"),
+                         ("llm", "images_per_request", 1), ("llm_endpoint", "images_per_request", None),
+                         ("llm.endpoints.*", "images_per_request", None))
+
+
+def _sections(d, path: str) -> list:
+    """The dicts at ``path`` ('*' steps into every item of a list)."""
+    found = [d]
+    for key in path.split("."):
+        nxt = []
+        for sec in found:
+            if key == "*" and isinstance(sec, list):
+                nxt += sec
+            elif isinstance(sec, dict) and key != "*":
+                nxt.append(sec.get(key))
+        found = nxt
+    return [s for s in found if isinstance(s, dict)]
 
 
 def _drop_defaults(d: dict) -> None:
     for path, name, default in _HASHED_ONLY_WHEN_SET:
-        section = d
-        for key in path.split("."):
-            section = section.get(key) if isinstance(section, dict) else None
-        if isinstance(section, dict) and name in section and section[name] == default:
-            del section[name]
+        for section in _sections(d, path):
+            if name in section and section[name] == default:
+                del section[name]
 
 
 class _ExperimentBase(BaseModel):

@@ -9,6 +9,8 @@ from ..limits import MAX_PER_CLASS, MAX_PRICE_PER_1M, MAX_REQUEST_SECONDS, MAX_W
 from .base import Strict as _Strict
 from .llm_sweep import MAX_REPEATS, LLMSensitivityConfig
 
+MAX_IMAGES_PER_REQUEST = 50
+
 ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
@@ -58,6 +60,9 @@ class EndpointConfig(_Strict):
         "the report shows GPU-seconds per 1,000 images (wall time of the requests x gpu_count); without it, "
         "wall seconds."))
     gpu_count: int = Field(1, ge=1, le=64, description="Accelerators the server uses (tensor parallelism).")
+    images_per_request: int | None = Field(None, ge=1, le=MAX_IMAGES_PER_REQUEST, description=(
+        "Overrides the llm block's images_per_request for this endpoint (e.g. one endpoint asked one image per "
+        "request and one asked 20, on the same sample, compared with McNemar)."))
 
     @model_validator(mode="before")
     @classmethod
@@ -98,6 +103,8 @@ class EndpointConfig(_Strict):
             raise ValueError(f"api_version is only used with provider {' or '.join(map(repr, uses))}")
         if self.api == "responses" and self.token_param == "max_tokens":
             raise ValueError("token_param 'max_tokens' does not exist in the Responses API (it uses max_output_tokens)")
+        if self.batch and (self.images_per_request or 1) > 1:
+            raise ValueError("batch: true sends one image per request; give images_per_request 1 (or no batch)")
         if self.batch and not prov.batch:
             raise ValueError("batch: true is implemented for OpenAI's Batch API only (Azure's global-batch "
                              "deployments use another upload flow)")
@@ -149,6 +156,18 @@ class LLMConfig(_Strict):
     endpoints: list[EndpointConfig] = Field(min_length=1)
     sample: SampleConfig = SampleConfig()
     prompt: str = "paper"  # a named template (see ferbench.llm.prompts) or the literal prompt text
+    strategy: str = Field("label", description=(
+        "Prompt strategy (ferbench.llm.strategies): 'label' (one class, the prompt above), 'rank' (a top_k "
+        "ranking), 'reason_then_answer' (reasoning, then the class in <answer> tags), 'structured' (a JSON "
+        "schema or a constrained choice, see structured_via)."))
+    top_k: int = Field(5, ge=1, le=8, description="Length of the ranking the 'rank' strategy asks for.")
+    structured_via: Literal["json_schema", "vllm", "vllm_guided"] = Field("json_schema", description=(
+        "How 'structured' constrains the answer: 'json_schema' (OpenAI response_format), 'vllm' (vLLM's "
+        "structured_outputs in the request body, vLLM >= 0.10.2), 'vllm_guided' (guided_choice / guided_json, "
+        "vLLM before 0.12)."))
+    images_per_request: int = Field(1, ge=1, le=MAX_IMAGES_PER_REQUEST, description=(
+        "Images sent in one request, each labelled 'Image k (id ...)'; answers are matched by position and id. "
+        "A request answered with the wrong count is asked again once, then split (20 -> 10 -> 5 -> 1)."))
     image_size: int = Field(48, ge=48, le=1024)
     concurrency: int = Field(4, ge=1, le=64)
     max_retries: int = Field(5, ge=0, le=20, description="Retries of 429/5xx/timeouts per image.")
@@ -171,4 +190,18 @@ class LLMConfig(_Strict):
         if self.repeats > 1 and any(not ep.temperature for ep in self.endpoints):
             raise ValueError("repeats above 1 need every endpoint's temperature above 0 (at 0 the answers are "
                              "meant to be the same)")
+        if self.repeats > 1 and any((ep.images_per_request or self.images_per_request) > 1 for ep in self.endpoints):
+            raise ValueError("repeats above 1 ask one image per request: give images_per_request 1 (several images "
+                             "per request are not repeated)")
+        return self
+
+    @model_validator(mode="after")
+    def _strategy_and_batching(self):
+        from ..llm.strategies import strategy
+
+        strategy(self.strategy)  # an unknown name raises with the known ones
+        for ep in self.endpoints:
+            if ep.batch and (ep.images_per_request or self.images_per_request) > 1:
+                raise ValueError(f"endpoint {ep.model!r}: batch: true sends one image per request; give "
+                                 "images_per_request 1 for it")
         return self

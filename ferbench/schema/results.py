@@ -95,6 +95,10 @@ class EvalMetrics(_Strict):
     confusion_no_answer: bool = False  # True: a last column counts answers naming no class (LLMs)
     top2_accuracy: Share | None = None
     unparsed: Count | None = None  # LLM answers naming no class
+    refused: Count | None = None  # LLM refusals (a refusal field, or a refusal in words naming no class)
+    filtered: Count | None = None  # LLM answers blocked by a content filter (finish_reason content_filter)
+    top_k: Count | None = None  # length of the rankings scored (a 'rank' strategy)
+    top_k_accuracy: Share | None = None  # true class among the first top_k of the ranking
     errors: Count | None = None  # LLM requests that got no answer (failed or not sent)
     truncated: Count | None = None  # LLM answers cut by the completion budget
     not_sent: Count | None = None  # LLM requests held back (the --max-cost cap)
@@ -325,6 +329,17 @@ class LLMRepeats(_Strict):
 class UnparsedAnswer(_Strict):
     id: str
     raw: str  # the model's text (cut to the client's bound), escaped wherever it is shown
+    outcome: Literal["unparsed", "refusal", "filtered"] = "unparsed"
+
+
+class LLMSeveral(_Strict):
+    """Several images per request: the requests sent, batches answered with the wrong count (asked again,
+    then split), and the answers that came from a split batch."""
+    images_per_request: Count
+    requests: Count = 0
+    miscounts: Count = 0
+    splits: Count = 0
+    split_images: Count = 0
 
 
 class LLMAdaptation(_Strict):
@@ -350,6 +365,7 @@ class LLMRequest(_Strict):
     reasoning: dict[str, str] | None = None  # Responses API: {effort}
     response_format: dict[str, Any] | None = None  # a JSON schema, passed on as sent
     text: dict[str, Any] | None = None  # Responses API: the JSON schema
+    extra_body: dict[str, Any] | None = None  # fields beyond OpenAI's (vLLM's structured outputs), as sent
 
     @model_serializer(mode="wrap")
     def _sent_only(self, handler):
@@ -410,6 +426,9 @@ class LLMFields(_Strict):
     metrics: dict[Literal["sample"], EvalMetrics] = Field(default_factory=dict)
     usage: LLMUsage = Field(default_factory=LLMUsage)
     unparsed: list[UnparsedAnswer] = Field(default_factory=list)
+    strategy: str | None = None  # the prompt strategy (ferbench.llm.strategies); None: results before them
+    parse_rule: str | None = None  # the strategy's parse rule, as the run applied it
+    several: LLMSeveral | None = None  # images_per_request > 1
     adaptations: list[LLMAdaptation] = Field(default_factory=list)  # request changes the endpoint forced
     request: LLMRequest | None = None
     estimate: LLMEstimate | None = None
