@@ -201,3 +201,16 @@ def test_a_prompt_sweep_reports_spread_mcnemar_and_holm(tmp_path, monkeypatch):
     assert "json" in (run / "tables" / "s_sweep1_prompt.csv").read_text()  # exported like every table
     html = (run / "report.html").read_text()
     assert "<b>one</b>" not in html and "&lt;b&gt;one&lt;/b&gt;" in html and "\\<b\\>one\\</b\\> word \\|" in md
+
+
+def test_repeats_with_several_images_per_request_are_refused():
+    from pydantic import ValidationError
+
+    from ferbench.schema.llm import LLMConfig
+
+    ep = {"model": "m", "temperature": 0.7, "api_key_env": "K"}
+    LLMConfig(endpoints=[ep], repeats=3)  # one image a request: fine
+    with pytest.raises(ValidationError, match="repeats above 1 ask one image per request"):
+        LLMConfig(endpoints=[ep], repeats=3, images_per_request=5)
+    with pytest.raises(ValidationError, match="repeats above 1 ask one image per request"):
+        LLMConfig(endpoints=[{**ep, "images_per_request": 4}], repeats=2)
