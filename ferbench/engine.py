@@ -584,12 +584,19 @@ def apply_freeze(model: FERModel, cfg: TrainConfig, epoch: int) -> None:
         model.unfreeze_top(cfg.unfreeze_top)
 
 
+# result.json's inference speed: warm-up and timed batches (read at call time: the test suite times fewer)
+INFERENCE_WARMUP, INFERENCE_ITERS = 3, 10
+
+
 @torch.inference_mode()
-def measure_inference(model: FERModel, device: torch.device, batch_size: int = 64, iters: int = 10,
-                      warmup: int = 3, amp: torch.dtype | None = None,
+def measure_inference(model: FERModel, device: torch.device, batch_size: int = 64, iters: int | None = None,
+                      warmup: int | None = None, amp: torch.dtype | None = None,
                       image_shape: tuple[int, ...] = (48, 48)) -> dict:
     """Inference speed on random inputs of ``image_shape`` (one image's: (H, W) gray or (H, W, 3) RGB, the
-    study's) at ``batch_size`` (under ``amp`` autocast, as evaluated): ms per image and images/s."""
+    study's) at ``batch_size`` (under ``amp`` autocast, as evaluated): ms per image and images/s, over
+    ``iters`` batches after ``warmup`` (default :data:`INFERENCE_ITERS`, :data:`INFERENCE_WARMUP`)."""
+    iters = INFERENCE_ITERS if iters is None else iters
+    warmup = INFERENCE_WARMUP if warmup is None else warmup
     model.eval().to(device)
     h, w, *c = image_shape
     x = torch.rand(batch_size, c[0] if c else 1, h, w, device=device)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from .engine import (
+    INFERENCE_ITERS,
+    INFERENCE_WARMUP,
     FullBatchCompiled,
     TrainConfig,
     _forward_batches,
@@ -33,13 +35,16 @@ from .models import FERModel
 # Per experiment, besides training and evaluation: Grad-CAM on 7 images, metrics with bootstrap CIs,
 # figures, writing model.pt (measured 1-2 s on the 2-core CPU; inference timing is counted apart).
 FIXED_SECONDS = 1.5
-MEASURE_INFERENCE_IMAGES = 13 * 64  # engine.measure_inference: 3 warm-up + 10 timed batches of 64
+MEASURE_INFERENCE_IMAGES = (INFERENCE_WARMUP + INFERENCE_ITERS) * 64  # engine.measure_inference's batches of 64
 
 CALIBRATION_MAX_AGE_S = 7 * 86400  # drivers, torch builds and clocks change: a week-old timing is taken again
 UNTRUSTED_MAX_AGE_S = 3600  # a busy or unsteady timing: long enough for a dry run and the run after it to agree
 CALIBRATION_BUDGET_S = 60.0  # a dry run or a run header never waits longer than this for its estimates
 STEADY_RATIO = 1.5  # two timed blocks further apart than this: the machine's speed moved under the timing
 CPU_EVAL_BATCH_CAP = 64  # bounds a CPU's calibration time; GPUs are timed at the real evaluation batch size
+# What a run times per (model, settings) for its estimates: warm-up steps, then two blocks of STEPS / 2
+# (read at call time: the test suite, which checks estimates apart, times the fewest).
+CALIBRATION_WARMUP, CALIBRATION_STEPS = 2, 4
 
 
 @dataclass(frozen=True)
@@ -293,7 +298,8 @@ def estimate_experiments(items, device: torch.device, *, cache: Path | None = No
             except FerbenchError:
                 out[exp.id] = None
                 continue
-            cal = session[key] = calibrate(m, exp.train, device, deadline=deadline)
+            cal = session[key] = calibrate(m, exp.train, device, steps=CALIBRATION_STEPS,
+                                          warmup=CALIBRATION_WARMUP, deadline=deadline)
             counts["timed"].add(key)
             known[key], fresh = cal.as_dict(), True
             if not cal.trusted:

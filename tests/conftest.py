@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ferbench import CLASSES
+from ferbench import CLASSES, engine, estimates
 
 REPO = Path(__file__).resolve().parents[1]
 # Real FER2013 for the realdata tests: $FERBENCH_TEST_DATA (any form --data takes), else the
@@ -67,6 +67,12 @@ os.environ.pop("OPENAI_API_KEY", None)
 # set here, so subprocesses and Ray workers inherit it. The bf16 path has its own tests.
 os.environ["FERBENCH_CPU_BF16"] = "0"
 os.environ.pop("FERBENCH_DATA", None)
+# Every `ferbench run` times each model: run-time estimates (6 training steps per model and settings) and
+# result.json's inference speed (13 batches of 64 per evaluated model), which took more CPU than the tiny
+# trainings themselves. In this process they time the fewest steps and batches that still measure (3 and
+# 3); tests/test_bench.py checks calibration at its defaults, subprocesses and Ray workers keep them too.
+estimates.CALIBRATION_WARMUP, estimates.CALIBRATION_STEPS = 1, 2
+engine.INFERENCE_WARMUP, engine.INFERENCE_ITERS = 1, 2
 if XDIST_WORKER:  # one worker per core: one thread each, inherited by subprocesses and Ray workers
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
@@ -80,6 +86,20 @@ def _private_cache(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("FERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         yield
+
+
+def cache_with_catalogue(path: Path) -> Path:
+    """``path`` as a fresh $FERBENCH_CACHE holding a copy of this session's model catalogue, for a test
+    that needs a private cache but does not test the catalogue: building it counts every model's
+    parameters (about 1.5 s of CPU each time). The file is named by the model code's version, as
+    ferbench names it, so a copy is never read for other code (tests/test_paper_cli.py tests the build)."""
+    from ferbench.models import catalog
+
+    catalog.catalog()  # the session's own, under the session's $FERBENCH_CACHE
+    built = catalog._path()
+    (path / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(built, path / "models" / built.name)
+    return path
 
 
 @pytest.fixture(autouse=True)

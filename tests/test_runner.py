@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import one_study_suite, sigkill_when
+from conftest import cache_with_catalogue, one_study_suite, sigkill_when
 
 from ferbench.cli import main
 
@@ -78,7 +78,7 @@ def test_dry_run_estimates_each_training_from_a_short_calibration(tmp_path, monk
     monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # an idle machine: calibrations are cached
     monkeypatch.setattr(bench, "STEADY_RATIO", float("inf"))  # however much this shared machine's speed moves
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FERBENCH_CACHE", str(cache_with_catalogue(tmp_path / "cache")))
     r = CliRunner().invoke(main, ["run", str(_suite(tmp_path, SMALL)), "--results-dir", str(tmp_path / "res"),
                                   "--dry-run", "--json"])
     assert r.exit_code == 0, r.output
@@ -94,7 +94,7 @@ def test_dry_run_estimates_each_training_from_a_short_calibration(tmp_path, monk
 def test_a_busy_small_cpu_gets_the_one_thread_hint(tmp_path, monkeypatch, load, cores, hinted):
     import torch
 
-    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FERBENCH_CACHE", str(cache_with_catalogue(tmp_path / "cache")))
     monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
     monkeypatch.setattr(os, "cpu_count", lambda: cores)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
@@ -231,7 +231,7 @@ def test_a_cpu_driver_plans_a_ray_gpu_run_without_checking_its_own_device(tmp_pa
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    monkeypatch.setenv("FERBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FERBENCH_CACHE", str(cache_with_catalogue(tmp_path / "cache")))
     monkeypatch.setattr(bench, "calibrate", lambda *a, **k: pytest.fail("the driver calibrated on its own device"))
     suite = _suite(tmp_path, SMALL.replace("[basic_cnn, mlp]", "mlp").replace(
         "      - model: resnet50_transfer\n        pretrained: true\n", ""))
