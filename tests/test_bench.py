@@ -201,7 +201,7 @@ def _items(models, sizes=(100, 20, 20)):
 def test_calibrating_stops_when_its_time_budget_is_spent(monkeypatch, tmp_path):
     import time as _t
 
-    def slow(model, cfg, device, deadline=None):
+    def slow(model, cfg, device, deadline=None, **_):
         _t.sleep(0.3)
         return estimates.Calibration(0.1, None, 0.001, False, created=_t.time(), trusted=True)
 
