@@ -123,8 +123,8 @@ def _results(root: Path) -> dict:
 
 
 def _stable(r: dict) -> dict:
-    """A result without what differs between any two runs (times, timings)."""
-    out = {k: v for k, v in r.items() if k not in ("wall_seconds", "finished", "timing")}
+    """A result without what differs between any two runs (times, timings, an LLM's request wall time)."""
+    out = {k: v for k, v in r.items() if k not in ("wall_seconds", "finished", "timing", "throughput")}
     out["history"] = [{k: v for k, v in h.items() if k != "seconds"} for h in r.get("history") or []]
     return out
 
