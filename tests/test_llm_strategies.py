@@ -5,6 +5,7 @@ import re
 
 import numpy as np
 import pytest
+from conftest import one_study_suite
 from fake_openai import FakeOpenAI, Reply, ask, images_of, lines_for, llm_experiment, llm_options
 
 from ferbench.llm.multi import next_size
@@ -272,15 +273,8 @@ def test_report_shows_outcome_rates_with_cis_and_compares_one_and_several_per_re
                 "images_per_request": 5}]
         llm = json.dumps({"endpoints": eps, "sample": {"per_class": 2}, "strategy": "reason_then_answer"})
         suite = tmp_path / "s.yaml"
-        suite.write_text(f"""name: r
-data: synthetic:700:5
-defaults: {{epochs: 1}}
-studies:
-  - name: s
-    split: {{kind: official, train_per_class: 10}}
-    experiments: [{{model: basic_cnn}}]
-    llm: {llm}
-""")
+        suite.write_text(one_study_suite(" [{model: basic_cnn}]", data="synthetic:700:5", defaults="{epochs: 1}",
+                                         split="{kind: official, train_per_class: 10}", name="r") + f"    llm: {llm}\n")
         r = CliRunner().invoke(main, ["run", str(suite), "--results-dir", str(tmp_path / "res")])
     assert r.exit_code == 0, r.output
     report = (tmp_path / "res/r/report.md").read_text()
