@@ -548,5 +548,22 @@ def report(run_dir, verdicts):
     console.print(f"report: {p} and {p.with_suffix('.html')}")
 
 
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False, exists=True))
+def pack(run_dir):
+    """Gzip the per-image CSV files of RUN_DIR's trustworthy results (predictions.csv -> predictions.csv.gz),
+    to share a finished run in a repository. Reports, `results` and resumed runs read packed files as they are."""
+    from .pack import pack_run
+
+    try:
+        summary = pack_run(Path(run_dir))
+    except (FerbenchError, OSError) as exc:
+        _fail(exc)
+    before, after = sum(b for _, b, _ in summary.packed), sum(a for _, _, a in summary.packed)
+    console.print(f"packed {len(summary.packed)} file(s): {before:,} -> {after:,} bytes")
+    for path, why in summary.left_out:
+        console.print(f"[yellow]not packed {escape(path)}: {escape(why)}[/]", soft_wrap=True)
+
+
 if __name__ == "__main__":
     main()

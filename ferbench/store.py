@@ -5,7 +5,7 @@ at paths under the run folder they are given; nothing reads them back as results
 
 results/<run>/run.json                          run header (:class:`RunHeader`)
 results/<run>/<experiment>/result.json          the typed result (:data:`ExperimentResult`), written last
-results/<run>/<experiment>/predictions.csv      one row per evaluated image
+results/<run>/<experiment>/predictions.csv      one row per evaluated image (or predictions.csv.gz)
 results/<run>/<experiment>/model.pt             best weights + model name + input spec + class order
 results/<run>/<experiment>/checkpoint-<hash>.pt resume point while training (removed when complete)
 results/<run>/<experiment>/error.log            traceback of a failed experiment
@@ -14,7 +14,9 @@ results/<run>/<experiment>/*.npz, *.json, *.png sample images, small state (batc
 
 Every write is atomic. A result is complete only when its status is ``ok``, its config hash
 matches, and every file it vouches for (``files``: name -> sha256) is present with that digest,
-so a result.json never pairs with another configuration's predictions. Experiment folders are
+so a result.json never pairs with another configuration's predictions. A vouched-for file may be
+stored gzip-packed as ``<name>.gz`` (``ferbench pack``, for runs shared in a repository): its digest is
+the unpacked content's, so packing changes nothing a result vouches for. Experiment folders are
 named by validated ids and checked to resolve inside the run folder; so are the names a result
 vouches for. A results folder may come from someone else, so it is read defensively: only regular
 files, never through a symbolic link, and never more than a bound (no /dev/zero or FIFO planted as
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import gzip
 import hashlib
 import io
 import json
@@ -33,6 +36,7 @@ import socket
 import stat
 import sys
 import threading
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -97,14 +101,48 @@ def _read_bounded(path: Path, limit: int) -> bytes:
     return data
 
 
+class _Capped(io.RawIOBase):
+    """A decompressing stream read no further than ``limit`` unpacked bytes: a gzip bomb raises
+    ResultFormatError instead of filling memory or disk."""
+
+    def __init__(self, packed: gzip.GzipFile, limit: int, path: Path):
+        super().__init__()
+        self._packed, self._left, self._path = packed, limit, path
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = self._packed.readinto(b)
+        self._left -= n
+        if self._left < 0:
+            raise ResultFormatError(f"{self._path} unpacks to more than any ferbench file of its kind")
+        return n
+
+    def close(self) -> None:
+        self._packed.close()
+        super().close()
+
+
+def open_unpacked(path: Path, limit: int | None = None):
+    """``path`` opened like :func:`open_regular`; where it is absent but ``<path>.gz`` is there (a packed
+    run), that file's unpacked content, read no further than ``limit``. Damaged packing surfaces as
+    OSError/EOFError (gzip's own errors) on read."""
+    if os.path.lexists(path) or not os.path.lexists(f"{path}.gz"):
+        return open_regular(path, limit)
+    packed = gzip.GzipFile(fileobj=open_regular(Path(f"{path}.gz"), limit), mode="rb")
+    return io.BufferedReader(_Capped(packed, MAX_CSV_BYTES if limit is None else limit, path))
+
+
 def sha256_file(path: Path) -> str | None:
-    """The file's sha256, or None if it is missing or not a regular file (a link, a device, a FIFO)."""
+    """The file's sha256 (a packed ``<path>.gz``'s unpacked content's), or None if it is missing,
+    not a regular file (a link, a device, a FIFO) or damaged packing."""
     h = hashlib.sha256()
     try:
-        with open_regular(path) as fh:
+        with open_unpacked(path) as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    except (OSError, ResultFormatError):
+    except (OSError, EOFError, zlib.error, ResultFormatError):
         return None
     return h.hexdigest()
 
@@ -136,12 +174,13 @@ def parse_result(path: Path) -> ExperimentResult:
 
 
 def read_predictions(path: Path) -> Predictions:
-    """Parse predictions.csv; raises ResultFormatError on a torn or malformed file."""
+    """Parse predictions.csv (or its packed predictions.csv.gz); raises ResultFormatError on a torn or
+    malformed file."""
     csv.field_size_limit(MAX_CSV_FIELD)
     try:
-        with open_regular(path, MAX_CSV_BYTES) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
+        with open_unpacked(path, MAX_CSV_BYTES) as raw, io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
             rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
         raise ResultFormatError(f"{path}: unreadable predictions ({type(exc).__name__}: {exc})") from None
     if not rows or rows[0][:4] != ["id", "split", "true", "predicted"]:
         raise ResultFormatError(f"{path}: not a ferbench predictions file (header {rows[0][:4] if rows else []})")

@@ -113,3 +113,66 @@ def test_a_report_needs_predictions_not_weights_but_reuse_needs_both(finished_ru
     store = RunStore(run)
     a = store.read_result("s.a")
     assert store.completed("s.a", a.config_hash) == (None, "model.pt is missing")
+
+
+def test_a_packed_run_reports_and_resumes_as_before_and_an_edited_pack_is_refused(finished_run, tmp_path):
+    """`ferbench pack` gzips predictions.csv; the report recomputes the same metrics from the packed file,
+    a run reuses the packed result, and a pack whose content was edited is left out like an edited CSV."""
+    import gzip
+    import shutil
+
+    from click.testing import CliRunner
+
+    from ferbench.cli import main
+    from ferbench.store import load_run
+
+    run = tmp_path / "t"
+    shutil.copytree(finished_run / "t", run)
+    before = {r.id: r.metrics for r in load_run(run).results}
+    out = CliRunner().invoke(main, ["pack", str(run)])
+    assert out.exit_code == 0, out.output
+    assert "packed 2 file(s)" in out.output
+    assert not (run / "s.a" / "predictions.csv").exists() and (run / "s.a" / "predictions.csv.gz").exists()
+    assert {r.id: r.metrics for r in load_run(run).results} == before
+    store = RunStore(run)
+    a = store.read_result("s.a")
+    assert store.completed("s.a", a.config_hash)[1] is None
+    text = gzip.decompress((run / "s.b" / "predictions.csv.gz").read_bytes()).decode()
+    rows = text.splitlines()
+    cells = rows[1].split(",")
+    cells[3] = str((int(cells[3]) + 1) % 7)  # one prediction edited
+    rows[1] = ",".join(cells)
+    (run / "s.b" / "predictions.csv.gz").write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
+    data = load_run(run)
+    assert [r.id for r in data.results] == ["s.a"]
+    assert data.left_out[0][1].startswith("predictions.csv does not belong")
+
+
+def test_a_gzip_bomb_or_torn_pack_is_refused_not_unpacked(tmp_path, monkeypatch):
+    """A planted predictions.csv.gz that unpacks past the bound, or a torn one, is refused with a message."""
+    import gzip
+
+    import ferbench.store as st
+
+    bomb = tmp_path / "predictions.csv"
+    (tmp_path / "predictions.csv.gz").write_bytes(gzip.compress(b"id,split,true,predicted\n" + b"0" * 5_000_000))
+    monkeypatch.setattr(st, "MAX_CSV_BYTES", 1_000_000)
+    with pytest.raises(ResultFormatError, match="unpacks to more than"):
+        st.read_predictions(bomb)
+    assert st.sha256_file(bomb) is None
+    (tmp_path / "predictions.csv.gz").write_bytes(gzip.compress(b"id,split,true,predicted\n0,test,1,1\n")[:-9])
+    with pytest.raises(ResultFormatError, match="unreadable predictions"):
+        st.read_predictions(bomb)
+
+
+def test_the_committed_reference_run_is_intact_and_small():
+    """results/reference/papers: every result's packed predictions match the digest it vouches for, and no
+    committed file exceeds the repository's 1 MB bound (what `ferbench pack` is for)."""
+    run = REPO / "results" / "reference" / "papers"
+    if not run.is_dir():
+        pytest.skip("no reference run in this checkout")
+    store = RunStore(run)
+    results = [parse_result(p) for p in sorted(run.glob("*/result.json"))]
+    assert len(results) >= 12
+    assert {r.id: store.file_problems(r, weights_optional=True) for r in results} == {r.id: [] for r in results}
+    assert [p for p in run.rglob("*") if p.is_file() and p.stat().st_size > 1_000_000] == []
