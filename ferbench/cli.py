@@ -100,6 +100,12 @@ def _run_folder_options(f):
     return f
 
 
+_sensitivity_option = click.option(
+    "--sensitivity", is_flag=True, help="Also the studies' declared sensitivity sweeps (one unstated setting changed "
+    "at a time; same run folder, the recipe's results reused), the LLM sweeps (prompts, image variants, repeats) "
+    "included.")
+
+
 def _overrides(no_pretrained, epochs, seed, limit, sensitivity=False):
     from .suite import Overrides
 
@@ -127,9 +133,7 @@ def _overrides(no_pretrained, epochs, seed, limit, sensitivity=False):
 @click.option("--threads", type=_Threads(), metavar="N|auto",
               help="CPU threads torch trains with: N, or auto (the cores free at the start). Default: torch's "
                    "default for this machine, the same whatever the load (reproducible). Recorded in run.json.")
-@click.option("--sensitivity", is_flag=True, help="Also run the studies' declared sensitivity sweeps (one unstated "
-              "setting changed at a time; same run folder, the recipe's results reused), the LLM sweeps "
-              "(prompts, image variants, repeats) included.")
+@_sensitivity_option
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary instead of tables.")
 def run(suite, data, profile, results_dir, only, no_pretrained, epochs, seed, limit, device, force, eval_only,
         skip_bad, no_cache, refresh_llm, dry_run, max_cost, executor, address, threads, sensitivity, as_json):
@@ -253,8 +257,9 @@ _STATUS_STYLE = {"complete": "green", "failed": "red", "not run": "dim", "unread
 @main.command("list")
 @click.argument("suite", type=click.Path(dir_okay=False))
 @_run_folder_options
+@_sensitivity_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def list_(suite, profile, results_dir, only, no_pretrained, epochs, seed, limit, as_json):
+def list_(suite, profile, results_dir, only, no_pretrained, epochs, seed, limit, sensitivity, as_json):
     """The experiments of SUITE and what their run folder holds for each: complete, failed, skipped,
     pending, interrupted (resumable), incomplete, config changed, not run. Nothing is decoded or run.
 
@@ -264,7 +269,7 @@ def list_(suite, profile, results_dir, only, no_pretrained, epochs, seed, limit,
 
     try:
         st = suite_status(suite, profile=profile, results_dir=results_dir, only=only,
-                          overrides=_overrides(no_pretrained, epochs, seed, limit))
+                          overrides=_overrides(no_pretrained, epochs, seed, limit, sensitivity))
     except FerbenchError as exc:
         _fail(exc)
     if as_json:

@@ -1,6 +1,8 @@
 """Shared fixtures. Tests never touch the network: pretrained lookups run offline, caches are private."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import io
 import os
 import shutil
@@ -15,6 +17,7 @@ import torch
 from PIL import Image
 
 from ferbench import CLASSES, engine, estimates
+from ferbench.data import synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 # Real FER2013 for the realdata tests: $FERBENCH_TEST_DATA (any form --data takes), else the
@@ -73,6 +76,20 @@ os.environ.pop("FERBENCH_DATA", None)
 # 3); tests/test_bench.py checks calibration at its defaults, subprocesses and Ray workers keep them too.
 estimates.CALIBRATION_WARMUP, estimates.CALIBRATION_STEPS = 1, 2
 engine.INFERENCE_WARMUP, engine.INFERENCE_ITERS = 1, 2
+# Drawing synthetic faces took about a seventh of the suite's CPU: ~160 draws, most of them the same few
+# (n, seed) again in another test. They are deterministic, so each process draws each set once and hands
+# out copies (a test may change the arrays it gets); tests/test_synthetic.py checks the drawing itself.
+_draw_synthetic = functools.lru_cache(maxsize=8)(synthetic.make_synthetic)
+
+
+def _make_synthetic(n: int = 3500, seed: int = 0):
+    d = _draw_synthetic(n, seed)
+    ids = d.ids.copy()
+    return dataclasses.replace(d, images=d.images.copy(), labels=d.labels.copy(), ids=ids, usage=d.usage.copy(),
+                               groups=ids, skipped=[], excluded={}, conversions={})
+
+
+synthetic.make_synthetic = _make_synthetic
 if XDIST_WORKER:  # one worker per core: one thread each, inherited by subprocesses and Ray workers
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)

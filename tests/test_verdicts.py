@@ -58,6 +58,13 @@ def test_sweep_expands_one_setting_at_a_time_only_when_asked(tmp_path):
     assert v.deviations == ["sensitivity sweep: lr=0.01 instead of the recipe's 0.001"]
     # the recipe's hash does not depend on whether the sweep runs beside it
     assert exps["llm_vs_nn.mlp"].config_hash() == expand(s, "paper")[0].config_hash()
+    # `list --sensitivity` shows the members beside the recipe, in the recipe's run folder
+    out = CliRunner().invoke(main, ["list", str(tmp_path / "s.yaml"), "--sensitivity", "--json",
+                                    "--results-dir", str(tmp_path / "res")])
+    assert out.exit_code == 0, out.output
+    listed = json.loads(out.output)
+    assert listed["run_dir"] == str(tmp_path / "res" / "verd")
+    assert sorted(e["id"] for e in listed["experiments"]) == sorted(exps)
 
 
 def test_an_unknown_sweep_setting_or_model_is_refused(tmp_path):
