@@ -147,3 +147,11 @@ def test_bad_combinations_are_clear_errors(synth):
         make_split(synth, "holdout", val_fraction=None)
     with pytest.raises(DataError, match="test"):
         make_split(synth, "holdout", test="none")
+
+
+def test_a_stratified_cut_too_small_for_its_classes_says_so(synth):
+    """A validation cut with fewer images than classes (a tiny manifest or --limit): a DataError naming the
+    class counts, not sklearn's traceback."""
+    tiny = synth.subset(np.concatenate([np.flatnonzero(synth.labels == c)[:3] for c in range(7)]))
+    with pytest.raises(DataError, match=r"cannot cut a stratified 0.1 of 21 images \(angry 3, .*at least one image per class"):
+        make_split(tiny, "holdout", val_fraction=0.1)

@@ -168,8 +168,13 @@ def _stratified_cut(data: FERData, fraction: float, seed: int, by_group: bool = 
 
     groups, first = np.unique(data.groups if by_group else np.arange(len(data)).astype(str), return_index=True)
     g_labels = data.labels[first]
-    g_rest, g_cut = train_test_split(np.arange(len(groups)), test_size=fraction, random_state=seed,
-                                     stratify=g_labels)
+    try:
+        g_rest, g_cut = train_test_split(np.arange(len(groups)), test_size=fraction, random_state=seed,
+                                         stratify=g_labels)
+    except ValueError as exc:  # too few images of a class, or a cut smaller than the number of classes
+        counts = ", ".join(f"{data.classes[c]} {n}" for c, n in zip(*np.unique(g_labels, return_counts=True)))
+        raise DataError(f"cannot cut a stratified {fraction:g} of {len(groups):,} images ({counts}): {exc} "
+                        "Each class needs at least 2 images, and the cut at least one image per class.") from None
     in_cut = np.isin(data.groups if by_group else np.arange(len(data)).astype(str), groups[g_cut])
     return np.flatnonzero(~in_cut), np.flatnonzero(in_cut)
 
