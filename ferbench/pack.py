@@ -4,13 +4,10 @@
 vouches for is the unpacked content's, so a packed run verifies exactly as the unpacked one did."""
 from __future__ import annotations
 
-import gzip
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import atomic_write_bytes
-from .store import MAX_CSV_BYTES, RunStore, _read_bounded, load_run
+from .store import RunStore, load_run
 
 
 @dataclass
@@ -29,17 +26,6 @@ def pack_run(run_dir: Path | str) -> PackSummary:
         out.left_out.extend(run.left_out)
         for r in run.results:
             for name, digest in r.files.items():
-                path = store.exp_dir(r.id) / name
-                if name.endswith(".csv") and path.exists():
-                    out.packed.append(_pack_file(path, digest))
+                if name.endswith(".csv") and (store.exp_dir(r.id) / name).exists():
+                    out.packed.append((f"{r.id}/{name}", *store.pack_file(r.id, name, digest)))
     return out
-
-
-def _pack_file(path: Path, digest: str) -> tuple[str, int, int]:
-    data = _read_bounded(path, MAX_CSV_BYTES)
-    if hashlib.sha256(data).hexdigest() != digest:  # changed since load_run verified it
-        raise OSError(f"{path} changed while it was being packed; nothing was removed")
-    packed = gzip.compress(data, compresslevel=9, mtime=0)  # mtime 0: the same run packs to the same bytes
-    atomic_write_bytes(f"{path}.gz", packed)
-    path.unlink()
-    return f"{path.parent.name}/{path.name}", len(data), len(packed)
